@@ -1,0 +1,57 @@
+//! `GET /_cat` and `GET /_cat/routes[/{ids}]`.
+
+use crate::cat::{self, CatParams, Cell, Column, Rendered};
+use crate::params::Query;
+use crate::ApiError;
+
+pub(crate) fn index() -> Rendered {
+    let mut body = String::from("=^.^=\n");
+    for endpoint in super::CAT_ENDPOINTS {
+        body.push_str(endpoint);
+        body.push('\n');
+    }
+    Rendered::text(body)
+}
+
+/// The columns of `_cat/routes`, in `h=*` order.
+pub(crate) const ROUTE_COLUMNS: &[Column] = &[
+    Column { name: "id", aliases: &["i"], description: "route id", default: true, numeric: false },
+    Column { name: "method", aliases: &["m", "methods"], description: "HTTP methods, comma-separated", default: true, numeric: false },
+    Column { name: "path", aliases: &["p", "pattern"], description: "path pattern (full once mounted and requested)", default: true, numeric: false },
+    Column { name: "stats.req.active", aliases: &["active"], description: "requests in flight", default: true, numeric: true },
+    Column { name: "stats.req.total", aliases: &["total"], description: "requests received", default: true, numeric: true },
+    Column { name: "handler", aliases: &["hd"], description: "handler fn (module path and name)", default: false, numeric: false },
+    Column { name: "name", aliases: &["n"], description: "declared id or actix resource name", default: false, numeric: false },
+    Column { name: "kind", aliases: &["k"], description: "annotated or actix (registered with plain actix-web)", default: false, numeric: false },
+    Column { name: "mounted", aliases: &["mo"], description: "whether an actix worker has mounted the route", default: false, numeric: false },
+    Column { name: "source", aliases: &["src", "file"], description: "file:line of the handler", default: false, numeric: false },
+    Column { name: "doc", aliases: &["d", "description"], description: "first line of the handler's doc comment", default: false, numeric: false },
+];
+
+pub(crate) fn routes(mut query: Query, path: &str, ids: Option<&str>) -> Result<Rendered, ApiError> {
+    let params = CatParams::take(&mut query)?;
+    query.finish(path)?;
+    let rows = super::routes::selected(ids)?
+        .into_iter()
+        .map(|r| {
+            let opt = |s: Option<&str>| s.map_or(Cell::Null, |s| Cell::Str(s.to_owned()));
+            vec![
+                Cell::Str(r.id.clone()),
+                Cell::Str(r.methods.join(",")),
+                Cell::Str(r.path()),
+                r.active.map_or(Cell::Null, |n| Cell::Int(n as i64)),
+                Cell::Int(r.total as i64),
+                opt(r.handler),
+                opt(r.name.as_deref()),
+                Cell::Str(if r.annotated { "annotated" } else { "actix" }.to_owned()),
+                Cell::Bool(r.mounted),
+                match (r.file, r.line) {
+                    (Some(file), Some(line)) => Cell::Str(format!("{file}:{line}")),
+                    _ => Cell::Null,
+                },
+                opt(r.doc),
+            ]
+        })
+        .collect();
+    cat::render(ROUTE_COLUMNS, rows, &params)
+}

@@ -1,0 +1,203 @@
+//! The admin APIs as one framework-independent function: [`handle`] takes a request and gives
+//! the response. The actix glue only converts to and from it, so both serving modes (UNIX socket
+//! and in-app) answer exactly the same.
+
+mod cat;
+mod routes;
+
+use crate::ApiError;
+
+/// The largest request body the admin APIs read.
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// One admin-API request.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    /// The HTTP method, upper case.
+    pub method: &'a str,
+    /// The path relative to where the admin APIs are mounted, starting with `/_`.
+    pub path: &'a str,
+    /// The raw query string, without `?`.
+    pub query: &'a str,
+    /// The request body.
+    pub body: &'a [u8],
+}
+
+impl<'a> Request<'a> {
+    /// A request without a body.
+    pub fn new(method: &'a str, path: &'a str, query: &'a str) -> Self {
+        Self {
+            method,
+            path,
+            query,
+            body: &[],
+        }
+    }
+
+    /// The same request with `body`.
+    #[must_use]
+    pub fn with_body(self, body: &'a [u8]) -> Self {
+        Self { body, ..self }
+    }
+}
+
+/// One admin-API response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    /// The HTTP status code.
+    pub status: u16,
+    /// The `Content-Type` header.
+    pub content_type: &'static str,
+    /// The `Allow` header, for a 405.
+    pub allow: Option<&'static str>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    fn ok(rendered: crate::cat::Rendered) -> Self {
+        Self {
+            status: 200,
+            content_type: rendered.content_type,
+            allow: None,
+            body: rendered.body,
+        }
+    }
+}
+
+impl From<ApiError> for Response {
+    fn from(err: ApiError) -> Self {
+        Self {
+            status: err.status,
+            content_type: "application/json",
+            allow: err.allow,
+            body: err.to_json().to_string().into_bytes(),
+        }
+    }
+}
+
+/// The endpoints, for `GET /_cat` and for documentation.
+pub const CAT_ENDPOINTS: &[&str] = &["/_cat/routes", "/_cat/routes/{ids}"];
+
+const GET: &str = "GET, HEAD";
+
+/// Answers one admin-API request.
+pub fn handle(req: &Request<'_>) -> Response {
+    dispatch(req).unwrap_or_else(Response::from)
+}
+
+fn dispatch(req: &Request<'_>) -> Result<Response, ApiError> {
+    let path = match req.path.strip_suffix('/') {
+        Some(p) if !p.is_empty() => p,
+        _ => req.path,
+    };
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let allow = |allowed: &'static str| -> Result<(), ApiError> {
+        let ok = allowed.split(", ").any(|m| m == req.method);
+        if ok {
+            Ok(())
+        } else {
+            Err(ApiError::method_not_allowed(path, req.method, allowed))
+        }
+    };
+    let query = crate::params::Query::parse(req.query)?;
+    match segments.as_slice() {
+        ["_cat"] => {
+            allow(GET)?;
+            query.finish(path)?;
+            Ok(Response::ok(cat::index()))
+        }
+        ["_cat", "routes"] => {
+            allow(GET)?;
+            cat::routes(query, path, None).map(Response::ok)
+        }
+        ["_cat", "routes", ids] => {
+            allow(GET)?;
+            cat::routes(query, path, Some(ids)).map(Response::ok)
+        }
+        ["_routes"] => {
+            allow(GET)?;
+            routes::get(query, path, None).map(Response::ok)
+        }
+        ["_routes", ids] => {
+            allow(GET)?;
+            routes::get(query, path, Some(ids)).map(Response::ok)
+        }
+        _ => Err(ApiError::not_found(format!(
+            "no handler found for uri [{path}] and method [{}]",
+            req.method
+        ))),
+    }
+}
+
+/// Resolves an `{ids}` expression (comma list, `*` wildcards, `_all`) against `ids`.
+///
+/// Returns indexes into `ids`, in `ids` order, each once.
+///
+/// # Errors
+///
+/// A 400 for an empty item; a 404 naming the first item that matches no id.
+pub fn select_ids(expr: &str, ids: &[&str]) -> Result<Vec<usize>, ApiError> {
+    let mut selected = vec![false; ids.len()];
+    for item in crate::params::split_list("ids", expr)? {
+        let mut any = false;
+        for (i, id) in ids.iter().enumerate() {
+            let hit = if item == "_all" {
+                true
+            } else if crate::glob::is_pattern(item) {
+                crate::glob::matches(item, id)
+            } else {
+                item == *id
+            };
+            if hit {
+                selected[i] = true;
+                any = true;
+            }
+        }
+        if !any && !(item == "_all" || item == "*") {
+            return Err(ApiError::not_found(format!("no such route [{item}]")));
+        }
+    }
+    Ok((0..ids.len()).filter(|&i| selected[i]).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn id_expressions() {
+        let ids = ["echo", "hello", "index", "slow"];
+        assert_eq!(select_ids("hello", &ids).unwrap(), [1]);
+        assert_eq!(select_ids("slow,echo", &ids).unwrap(), [0, 3]);
+        assert_eq!(select_ids("*l*", &ids).unwrap(), [1, 3]);
+        assert_eq!(select_ids("_all", &ids).unwrap(), [0, 1, 2, 3]);
+        assert_eq!(select_ids("*,echo", &ids).unwrap(), [0, 1, 2, 3]);
+        assert_eq!(select_ids("_all", &[]).unwrap(), Vec::<usize>::new());
+        let err = select_ids("hello,nope", &ids).unwrap_err();
+        assert_eq!((err.status, err.reason.as_str()), (404, "no such route [nope]"));
+        assert_eq!(select_ids("x*", &ids).unwrap_err().status, 404);
+        assert_eq!(select_ids("a,,b", &ids).unwrap_err().status, 400);
+    }
+
+    #[test]
+    fn unknown_paths_and_methods() {
+        let res = handle(&Request::new("GET", "/_nope", ""));
+        assert_eq!(res.status, 404);
+        let res = handle(&Request::new("POST", "/_cat", ""));
+        assert_eq!((res.status, res.allow), (405, Some("GET, HEAD")));
+        let res = handle(&Request::new("DELETE", "/_routes", ""));
+        assert_eq!(res.status, 405);
+    }
+
+    #[test]
+    fn cat_index_lists_endpoints() {
+        let res = handle(&Request::new("GET", "/_cat", ""));
+        assert_eq!(res.status, 200);
+        assert_eq!(res.content_type, "text/plain; charset=utf-8");
+        let body = String::from_utf8(res.body).unwrap();
+        assert!(body.starts_with("=^.^=\n/_cat/routes\n"), "{body}");
+        assert_eq!(handle(&Request::new("GET", "/_cat/", "")).status, 200);
+        assert_eq!(handle(&Request::new("GET", "/_cat", "v")).status, 400);
+    }
+}

@@ -1,0 +1,299 @@
+//! The route registry: annotated routes from the inventory, plus routes registered with plain
+//! actix-web, discovered from the requests they serve.
+//!
+//! # Route ids
+//!
+//! - An annotated handler's id is its fn name, or its `name = "..."`. When several handlers
+//!   declare the same id, each of them gets its handler path instead, with `::` written as `.`
+//!   (`app::v1::index` becomes `app.v1.index`), so no two routes are ever merged.
+//! - A route registered with plain actix-web gets its actix resource name when it has one that is
+//!   a valid id, else an id derived from its pattern: the leading `/` dropped, `/` written as `.`,
+//!   `{param}` (with or without a regex) written as `param`, any other character outside
+//!   `[A-Za-z0-9_.-]` written as `_`; the root `/` is `_root`. If that id is already taken, `~2`,
+//!   `~3`, ... is appended in the order the routes are first seen.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::{Arc, LazyLock, Mutex, RwLock};
+
+use crate::route::{RequestCounters, RouteMeta, RouteRef, METHODS};
+
+/// Every route the admin APIs know about. There is one per process: see [`registry`].
+#[derive(Debug)]
+pub struct Registry {
+    annotated: Vec<(String, &'static RouteMeta)>,
+    dynamic: RwLock<Vec<Arc<DynamicRoute>>>,
+}
+
+/// The process-wide registry, built from the inventory on first use.
+pub fn registry() -> &'static Registry {
+    static REGISTRY: LazyLock<Registry> =
+        LazyLock::new(|| Registry::from_routes(inventory::iter::<RouteRef>.into_iter().map(|r| r.0)));
+    &REGISTRY
+}
+
+/// Whether `id` can be typed in a URL path without percent-encoding, and is no list or pattern.
+pub fn is_valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id != "_all"
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-' | b'~'))
+}
+
+impl Registry {
+    /// A registry of the given annotated routes (the process-wide one uses the inventory).
+    pub fn from_routes(routes: impl IntoIterator<Item = &'static RouteMeta>) -> Self {
+        let mut routes: Vec<&'static RouteMeta> = routes.into_iter().collect();
+        routes.sort_by_key(|m| (m.name, m.handler));
+        let mut counts: HashMap<&str, usize> = HashMap::new();
+        for meta in &routes {
+            *counts.entry(meta.name).or_default() += 1;
+        }
+        let mut annotated: Vec<(String, &'static RouteMeta)> = Vec::with_capacity(routes.len());
+        let mut taken: HashMap<String, usize> = HashMap::new();
+        for meta in routes {
+            let base = if counts[meta.name] > 1 {
+                meta.handler.replace("::", ".")
+            } else {
+                meta.name.to_owned()
+            };
+            let id = unique(&mut taken, base);
+            annotated.push((id, meta));
+        }
+        annotated.sort_by(|a, b| a.0.cmp(&b.0));
+        Self {
+            annotated,
+            dynamic: RwLock::new(Vec::new()),
+        }
+    }
+
+    /// The annotated routes with their ids, sorted by id.
+    pub fn annotated(&self) -> &[(String, &'static RouteMeta)] {
+        &self.annotated
+    }
+
+    /// The routes registered with plain actix-web seen so far, in the order they were seen.
+    pub fn dynamic(&self) -> Vec<Arc<DynamicRoute>> {
+        self.dynamic.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The route of a plain actix-web resource with this `pattern`, created on first sight.
+    ///
+    /// Takes the registry's lock: callers cache the result (the middleware keeps a per-worker
+    /// map), so this runs once per worker and route, not per request.
+    pub fn dynamic_route(&self, pattern: &str, name: Option<&str>) -> Arc<DynamicRoute> {
+        if let Some(route) = self
+            .dynamic
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .find(|r| r.pattern == pattern)
+        {
+            return route.clone();
+        }
+        let mut dynamic = self.dynamic.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(route) = dynamic.iter().find(|r| r.pattern == pattern) {
+            return route.clone();
+        }
+        let mut taken: HashMap<String, usize> = self
+            .annotated
+            .iter()
+            .map(|(id, _)| (id.clone(), 1))
+            .chain(dynamic.iter().map(|r| (r.id.clone(), 1)))
+            .collect();
+        let base = match name {
+            Some(name) if is_valid_id(name) => name.to_owned(),
+            _ => id_from_pattern(pattern),
+        };
+        let route = Arc::new(DynamicRoute {
+            id: unique(&mut taken, base),
+            pattern: pattern.to_owned(),
+            name: name.map(str::to_owned),
+            methods: MethodSet::default(),
+            counters: RequestCounters::new(),
+        });
+        dynamic.push(route.clone());
+        route
+    }
+}
+
+/// `base`, or `base~2`, `base~3`, ... if taken; marks the result as taken.
+fn unique(taken: &mut HashMap<String, usize>, base: String) -> String {
+    let mut id = base.clone();
+    let mut n = 1;
+    while taken.contains_key(&id) {
+        n += 1;
+        id = format!("{base}~{n}");
+    }
+    taken.insert(id.clone(), 1);
+    id
+}
+
+/// The id of a plain actix-web route without a usable resource name (see the module docs).
+pub fn id_from_pattern(pattern: &str) -> String {
+    let trimmed = pattern.trim_start_matches('/');
+    if trimmed.is_empty() {
+        return "_root".to_owned();
+    }
+    let mut out = String::with_capacity(trimmed.len());
+    let mut chars = trimmed.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '{' => {
+                // `{name}` or `{name:regex}`: keep the name, skip to the matching brace.
+                let mut depth = 1;
+                let mut in_name = true;
+                for c in chars.by_ref() {
+                    match c {
+                        '{' => depth += 1,
+                        '}' => {
+                            depth -= 1;
+                            if depth == 0 {
+                                break;
+                            }
+                        }
+                        ':' => in_name = false,
+                        c if in_name => out.push(if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }),
+                        _ => {}
+                    }
+                }
+                // A tail segment `{tail}*`: the star adds nothing to the id.
+                if chars.peek() == Some(&'*') {
+                    chars.next();
+                }
+            }
+            '/' => out.push('.'),
+            c if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') => out.push(c),
+            _ => out.push('_'),
+        }
+    }
+    if out.is_empty() {
+        "_root".to_owned()
+    } else {
+        out
+    }
+}
+
+/// A route registered with plain actix-web, discovered from the requests it served.
+#[derive(Debug)]
+pub struct DynamicRoute {
+    /// The id (see the module docs).
+    pub id: String,
+    /// The full pattern, as actix matched it.
+    pub pattern: String,
+    /// The actix resource name, if it has one.
+    pub name: Option<String>,
+    /// The methods seen on this route.
+    pub methods: MethodSet,
+    /// Request counters.
+    pub counters: RequestCounters,
+}
+
+/// A set of HTTP methods, updated without a lock for the standard ones.
+#[derive(Debug, Default)]
+pub struct MethodSet {
+    standard: AtomicU16,
+    extension: Mutex<Vec<String>>,
+}
+
+impl MethodSet {
+    /// Adds `method` (upper case).
+    #[inline]
+    pub fn insert(&self, method: &str) {
+        match METHODS.iter().position(|m| *m == method) {
+            Some(bit) => {
+                let bit = 1 << bit;
+                // Relaxed: a set for display; the load first avoids a write on the common path.
+                if self.standard.load(Ordering::Relaxed) & bit == 0 {
+                    self.standard.fetch_or(bit, Ordering::Relaxed);
+                }
+            }
+            None => {
+                let mut ext = self.extension.lock().unwrap_or_else(|e| e.into_inner());
+                if !ext.iter().any(|m| m == method) {
+                    ext.push(method.to_owned());
+                }
+            }
+        }
+    }
+
+    /// The methods, standard ones first in a fixed order.
+    pub fn to_vec(&self) -> Vec<String> {
+        let bits = self.standard.load(Ordering::Relaxed);
+        METHODS
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| bits & (1 << i) != 0)
+            .map(|(_, m)| (*m).to_owned())
+            .chain(self.extension.lock().unwrap_or_else(|e| e.into_inner()).iter().cloned())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::route::RouteState;
+
+    macro_rules! meta {
+        ($name:literal, $handler:literal) => {{
+            static M: RouteMeta = RouteMeta {
+                name: $name,
+                handler: $handler,
+                methods: &["GET"],
+                paths: &["/"],
+                file: "f.rs",
+                line: 1,
+                doc: "",
+                state: RouteState::new(),
+            };
+            &M
+        }};
+    }
+
+    #[test]
+    fn colliding_ids_are_qualified_by_handler_path() {
+        let reg = Registry::from_routes([
+            meta!("index", "app::v2::index"),
+            meta!("hello", "app::hello"),
+            meta!("index", "app::v1::index"),
+        ]);
+        let ids: Vec<&str> = reg.annotated().iter().map(|(id, _)| id.as_str()).collect();
+        assert_eq!(ids, ["app.v1.index", "app.v2.index", "hello"]);
+    }
+
+    #[test]
+    fn pattern_ids() {
+        assert_eq!(id_from_pattern("/"), "_root");
+        assert_eq!(id_from_pattern("/plain"), "plain");
+        assert_eq!(id_from_pattern("/api/users/{id}"), "api.users.id");
+        assert_eq!(id_from_pattern("/files/{id:\\d{2,}}/{tail}*"), "files.id.tail");
+        assert_eq!(id_from_pattern("/a b/ü"), "a_b._");
+        for p in ["/", "/x/{y}", "/{a:[0-9]+}", "/%20"] {
+            assert!(is_valid_id(&id_from_pattern(p)), "{p}");
+        }
+    }
+
+    #[test]
+    fn dynamic_routes_never_take_an_existing_id() {
+        let reg = Registry::from_routes([meta!("plain", "app::plain")]);
+        let a = reg.dynamic_route("/plain", None);
+        let b = reg.dynamic_route("/plain/", Some("plain"));
+        let c = reg.dynamic_route("/named", Some("my-route"));
+        let d = reg.dynamic_route("/bad", Some("has space"));
+        assert_eq!((a.id.as_str(), b.id.as_str(), c.id.as_str(), d.id.as_str()), ("plain~2", "plain~3", "my-route", "bad"));
+        assert!(Arc::ptr_eq(&a, &reg.dynamic_route("/plain", None)));
+        assert_eq!(reg.dynamic().len(), 4);
+    }
+
+    #[test]
+    fn method_sets() {
+        let set = MethodSet::default();
+        set.insert("POST");
+        set.insert("GET");
+        set.insert("PURGE");
+        set.insert("GET");
+        assert_eq!(set.to_vec(), ["GET", "POST", "PURGE"]);
+    }
+}

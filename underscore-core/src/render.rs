@@ -1,0 +1,46 @@
+//! JSON and YAML documents, with `pretty` and `filter_path` applied.
+
+use serde_json::Value;
+
+use crate::cat::Rendered;
+use crate::params::Format;
+use crate::{filter_path, yaml, ApiError};
+
+/// Renders `value` as JSON (compact, or indented with `pretty`) or YAML, after `filter_path`.
+///
+/// # Errors
+///
+/// A 400 for a malformed `filter_path`, or for `format=text` (this document has no text form).
+pub fn document(
+    value: Value,
+    format: Format,
+    pretty: bool,
+    filter: Option<&str>,
+) -> Result<Rendered, ApiError> {
+    let value = match filter {
+        Some(filter) => filter_path::apply(value, filter)?,
+        None => value,
+    };
+    match format {
+        Format::Json => {
+            let body = if pretty {
+                let mut body = serde_json::to_vec_pretty(&value).expect("a Value always serializes");
+                body.push(b'\n');
+                body
+            } else {
+                serde_json::to_vec(&value).expect("a Value always serializes")
+            };
+            Ok(Rendered {
+                content_type: "application/json",
+                body,
+            })
+        }
+        Format::Yaml => Ok(Rendered {
+            content_type: "application/yaml",
+            body: yaml::to_string(&value).into_bytes(),
+        }),
+        Format::Text => Err(ApiError::illegal_argument(
+            "this API has no text format, use [format=json] or [format=yaml]",
+        )),
+    }
+}

@@ -1,0 +1,126 @@
+//! A small YAML emitter for JSON values, in the style of Elasticsearch's `format=yaml`: a `---`
+//! line, block collections, and strings always double-quoted (JSON escapes are valid YAML, so
+//! no value can change type or break the document).
+
+use serde_json::Value;
+
+/// Writes `value` as a YAML document.
+pub fn to_string(value: &Value) -> String {
+    let mut out = String::from("---\n");
+    match value {
+        Value::Array(items) if !items.is_empty() => seq(&mut out, items, 0),
+        Value::Object(map) if !map.is_empty() => mapping(&mut out, map, 0, false),
+        scalar_or_empty => {
+            out.push_str(&scalar(scalar_or_empty));
+            out.push('\n');
+        }
+    }
+    out
+}
+
+fn scalar(value: &Value) -> String {
+    match value {
+        Value::Array(_) => "[]".to_owned(),
+        Value::Object(_) => "{}".to_owned(),
+        // JSON's quoting and escapes are a subset of YAML's double-quoted style.
+        other => other.to_string(),
+    }
+}
+
+fn is_block(value: &Value) -> bool {
+    match value {
+        Value::Array(a) => !a.is_empty(),
+        Value::Object(o) => !o.is_empty(),
+        _ => false,
+    }
+}
+
+fn key(k: &str) -> String {
+    let plain = !k.is_empty()
+        && k.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+        && !k.starts_with('-')
+        && !matches!(
+            k.to_ascii_lowercase().as_str(),
+            "true" | "false" | "null" | "yes" | "no" | "on" | "off" | "y" | "n" | "~"
+        )
+        && k.parse::<f64>().is_err();
+    if plain {
+        k.to_owned()
+    } else {
+        Value::String(k.to_owned()).to_string()
+    }
+}
+
+/// `inline_first`: the first key follows a sequence item's `- ` on the same line.
+fn mapping(out: &mut String, map: &serde_json::Map<String, Value>, indent: usize, inline_first: bool) {
+    for (i, (k, v)) in map.iter().enumerate() {
+        // The first key of a mapping inside a sequence item follows the "- " directly.
+        if i > 0 || !inline_first {
+            out.push_str(&" ".repeat(indent));
+        }
+        out.push_str(&key(k));
+        out.push(':');
+        match v {
+            Value::Object(m) if is_block(v) => {
+                out.push('\n');
+                mapping(out, m, indent + 2, false);
+            }
+            Value::Array(a) if is_block(v) => {
+                out.push('\n');
+                seq(out, a, indent);
+            }
+            _ => {
+                out.push(' ');
+                out.push_str(&scalar(v));
+                out.push('\n');
+            }
+        }
+    }
+}
+
+fn seq(out: &mut String, items: &[Value], indent: usize) {
+    for item in items {
+        out.push_str(&" ".repeat(indent));
+        match item {
+            Value::Object(m) if is_block(item) => {
+                out.push_str("- ");
+                mapping(out, m, indent + 2, true);
+            }
+            Value::Array(a) if is_block(item) => {
+                out.push_str("-\n");
+                seq(out, a, indent + 2);
+            }
+            _ => {
+                out.push_str("- ");
+                out.push_str(&scalar(item));
+                out.push('\n');
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::to_string;
+    use serde_json::json;
+
+    #[test]
+    fn nested_document() {
+        let doc = json!({
+            "index": {"methods": ["GET", "HEAD"], "line": 12, "doc": null, "x": {}},
+            "true": [[1, 2], {"a": "b: c\n"}],
+        });
+        assert_eq!(
+            to_string(&doc),
+            "---\nindex:\n  methods:\n  - \"GET\"\n  - \"HEAD\"\n  line: 12\n  doc: null\n  x: {}\n\
+             \"true\":\n-\n  - 1\n  - 2\n- a: \"b: c\\n\"\n"
+        );
+    }
+
+    #[test]
+    fn empty_and_scalar_documents() {
+        assert_eq!(to_string(&json!([])), "---\n[]\n");
+        assert_eq!(to_string(&json!({})), "---\n{}\n");
+        assert_eq!(to_string(&json!("x")), "---\n\"x\"\n");
+    }
+}
