@@ -177,7 +177,12 @@ pub fn render(
         });
     }
     match params.format {
-        Format::Text => Ok(Rendered::text(text_table(columns, &display, &rows, params.verbose))),
+        Format::Text => Ok(Rendered::text(text_table(
+            columns,
+            &display,
+            &rows,
+            params.verbose,
+        ))),
         Format::Json | Format::Yaml => {
             let array: Vec<Value> = rows
                 .iter()
@@ -223,7 +228,9 @@ fn select_columns(columns: &[Column], h: Option<&str>) -> Result<Vec<(usize, Str
         if glob::is_pattern(item) {
             let mut any = false;
             for (idx, col) in columns.iter().enumerate() {
-                if glob::matches(item, col.name) || col.aliases.iter().any(|a| glob::matches(item, a)) {
+                if glob::matches(item, col.name)
+                    || col.aliases.iter().any(|a| glob::matches(item, a))
+                {
                     push(idx, col.name);
                     any = true;
                 }
@@ -274,7 +281,8 @@ fn sort_keys(columns: &[Column], s: Option<&str>) -> Result<Vec<(usize, bool)>, 
                 }
                 None => (item, false),
             };
-            let idx = find_column(columns, name).ok_or_else(|| unknown_column(columns, "s", name))?;
+            let idx =
+                find_column(columns, name).ok_or_else(|| unknown_column(columns, "s", name))?;
             Ok((idx, desc))
         })
         .collect()
@@ -284,7 +292,13 @@ fn sort_keys(columns: &[Column], s: Option<&str>) -> Result<Vec<(usize, bool)>, 
 fn help(columns: &[Column]) -> String {
     let rows: Vec<[String; 3]> = columns
         .iter()
-        .map(|c| [c.name.to_owned(), c.aliases.join(","), c.description.to_owned()])
+        .map(|c| {
+            [
+                c.name.to_owned(),
+                c.aliases.join(","),
+                c.description.to_owned(),
+            ]
+        })
         .collect();
     let width = |i: usize| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0);
     let (w0, w1) = (width(0), width(1));
@@ -338,17 +352,56 @@ mod tests {
     use super::*;
 
     const COLUMNS: &[Column] = &[
-        Column { name: "id", aliases: &["i"], description: "route id", default: true, numeric: false },
-        Column { name: "path", aliases: &["p"], description: "path pattern", default: true, numeric: false },
-        Column { name: "stats.req.total", aliases: &["rt"], description: "requests", default: true, numeric: true },
-        Column { name: "handler", aliases: &[], description: "handler fn", default: false, numeric: false },
+        Column {
+            name: "id",
+            aliases: &["i"],
+            description: "route id",
+            default: true,
+            numeric: false,
+        },
+        Column {
+            name: "path",
+            aliases: &["p"],
+            description: "path pattern",
+            default: true,
+            numeric: false,
+        },
+        Column {
+            name: "stats.req.total",
+            aliases: &["rt"],
+            description: "requests",
+            default: true,
+            numeric: true,
+        },
+        Column {
+            name: "handler",
+            aliases: &[],
+            description: "handler fn",
+            default: false,
+            numeric: false,
+        },
     ];
 
     fn rows() -> Vec<Vec<Cell>> {
         vec![
-            vec![Cell::Str("index".into()), Cell::Str("/".into()), Cell::Int(7), Cell::Str("a::index".into())],
-            vec![Cell::Str("hello".into()), Cell::Str("/hello/{name}".into()), Cell::Int(12), Cell::Null],
-            vec![Cell::Str("slow".into()), Cell::Str("/slow".into()), Cell::Int(100), Cell::Str("a::slow".into())],
+            vec![
+                Cell::Str("index".into()),
+                Cell::Str("/".into()),
+                Cell::Int(7),
+                Cell::Str("a::index".into()),
+            ],
+            vec![
+                Cell::Str("hello".into()),
+                Cell::Str("/hello/{name}".into()),
+                Cell::Int(12),
+                Cell::Null,
+            ],
+            vec![
+                Cell::Str("slow".into()),
+                Cell::Str("/slow".into()),
+                Cell::Int(100),
+                Cell::Str("a::slow".into()),
+            ],
         ]
     }
 
@@ -396,7 +449,10 @@ mod tests {
     #[test]
     fn headers_by_name_alias_and_wildcard() {
         assert_eq!(text("h=i,p"), "index /\nhello /hello/{name}\nslow  /slow\n");
-        assert_eq!(text("h=stats.*&v"), "stats.req.total\n              7\n             12\n            100\n");
+        assert_eq!(
+            text("h=stats.*&v"),
+            "stats.req.total\n              7\n             12\n            100\n"
+        );
         // A column matched twice is shown once.
         assert_eq!(text("h=id,i,*d"), "index\nhello\nslow\n");
         // `h=*` is every column, in declaration order.
@@ -409,9 +465,23 @@ mod tests {
     fn unknown_header_lists_valid_columns() {
         let err = render(COLUMNS, rows(), &params("h=id,nope")).unwrap_err();
         assert_eq!(err.status, 400);
-        assert!(err.reason.contains("[nope]") && err.reason.contains("stats.req.total"), "{}", err.reason);
-        assert_eq!(render(COLUMNS, rows(), &params("h=zz*")).unwrap_err().status, 400);
-        assert_eq!(render(COLUMNS, rows(), &params("h=id,,path")).unwrap_err().status, 400);
+        assert!(
+            err.reason.contains("[nope]") && err.reason.contains("stats.req.total"),
+            "{}",
+            err.reason
+        );
+        assert_eq!(
+            render(COLUMNS, rows(), &params("h=zz*"))
+                .unwrap_err()
+                .status,
+            400
+        );
+        assert_eq!(
+            render(COLUMNS, rows(), &params("h=id,,path"))
+                .unwrap_err()
+                .status,
+            400
+        );
     }
 
     #[test]
@@ -435,7 +505,12 @@ mod tests {
 
     #[test]
     fn json_is_typed_and_keyed_by_display_name() {
-        let out = render(COLUMNS, rows(), &params("format=json&h=i,rt,handler&s=rt:desc")).unwrap();
+        let out = render(
+            COLUMNS,
+            rows(),
+            &params("format=json&h=i,rt,handler&s=rt:desc"),
+        )
+        .unwrap();
         assert_eq!(out.content_type, "application/json");
         assert_eq!(
             String::from_utf8(out.body).unwrap(),

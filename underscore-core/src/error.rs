@@ -44,7 +44,9 @@ impl ApiError {
         let mut err = Self::new(
             405,
             "method_not_allowed_exception",
-            format!("Incorrect HTTP method for uri [{path}] and method [{method}], allowed: [{allow}]"),
+            format!(
+                "Incorrect HTTP method for uri [{path}] and method [{method}], allowed: [{allow}]"
+            ),
         );
         err.allow = Some(allow);
         err

@@ -92,7 +92,9 @@ impl Ctx<'_> {
                 Segment::AnyDepth => {
                     push((f, pos), &mut next);
                 }
-                Segment::Glob(pattern) if glob::matches(pattern, key) => push((f, pos + 1), &mut next),
+                Segment::Glob(pattern) if glob::matches(pattern, key) => {
+                    push((f, pos + 1), &mut next)
+                }
                 Segment::Glob(_) => {}
             }
         }
@@ -170,16 +172,28 @@ mod tests {
 
     #[test]
     fn include_paths_with_wildcards() {
-        assert_eq!(f("*.path"), json!({"index": {"path": "/"}, "hello": {"path": "/hello/{name}"}}));
+        assert_eq!(
+            f("*.path"),
+            json!({"index": {"path": "/"}, "hello": {"path": "/hello/{name}"}})
+        );
         assert_eq!(f("hello"), json!({"hello": doc()["hello"].clone()}));
-        assert_eq!(f("h*.line,index.path"), json!({"index": {"path": "/"}, "hello": {"line": 9}}));
-        assert_eq!(f("**.methods"), json!({"index": {"methods": ["GET"]}, "hello": {"methods": ["GET"]}}));
+        assert_eq!(
+            f("h*.line,index.path"),
+            json!({"index": {"path": "/"}, "hello": {"line": 9}})
+        );
+        assert_eq!(
+            f("**.methods"),
+            json!({"index": {"methods": ["GET"]}, "hello": {"methods": ["GET"]}})
+        );
         assert_eq!(f("nothing"), json!({}));
     }
 
     #[test]
     fn excludes_apply_first() {
-        assert_eq!(f("-**.handler,-**.methods,-**.line"), json!({"index": {"path": "/"}, "hello": {"path": "/hello/{name}"}}));
+        assert_eq!(
+            f("-**.handler,-**.methods,-**.line"),
+            json!({"index": {"path": "/"}, "hello": {"path": "/hello/{name}"}})
+        );
         assert_eq!(f("*.path,-hello"), json!({"index": {"path": "/"}}));
         assert_eq!(f("*,-*"), json!({}));
         assert_eq!(f("-index"), json!({"hello": doc()["hello"].clone()}));
@@ -188,7 +202,10 @@ mod tests {
     #[test]
     fn arrays_share_their_path() {
         let v = json!([{"id": "a", "x": 1}, {"id": "b", "x": 2}]);
-        assert_eq!(apply(v.clone(), "id").unwrap(), json!([{"id": "a"}, {"id": "b"}]));
+        assert_eq!(
+            apply(v.clone(), "id").unwrap(),
+            json!([{"id": "a"}, {"id": "b"}])
+        );
         assert_eq!(apply(v, "nope").unwrap(), json!([]));
     }
 

@@ -180,7 +180,10 @@ mod tests {
         assert_eq!(Query::parse("h=%zz").unwrap_err().status, 400);
         assert_eq!(Query::parse("h=%4").unwrap_err().status, 400);
         assert_eq!(Query::parse("h=%ff%fe").unwrap_err().status, 400);
-        assert_eq!(Query::parse("h=%e2%82%ac").unwrap().take("h").as_deref(), Some("€"));
+        assert_eq!(
+            Query::parse("h=%e2%82%ac").unwrap().take("h").as_deref(),
+            Some("€")
+        );
     }
 
     #[test]
@@ -198,8 +201,24 @@ mod tests {
 
     #[test]
     fn format_values() {
-        assert_eq!(Query::parse("").unwrap().take_format(Format::Text).unwrap(), Format::Text);
-        assert_eq!(Query::parse("format=yaml").unwrap().take_format(Format::Text).unwrap(), Format::Yaml);
-        assert_eq!(Query::parse("format=xml").unwrap().take_format(Format::Json).unwrap_err().status, 400);
+        assert_eq!(
+            Query::parse("").unwrap().take_format(Format::Text).unwrap(),
+            Format::Text
+        );
+        assert_eq!(
+            Query::parse("format=yaml")
+                .unwrap()
+                .take_format(Format::Text)
+                .unwrap(),
+            Format::Yaml
+        );
+        assert_eq!(
+            Query::parse("format=xml")
+                .unwrap()
+                .take_format(Format::Json)
+                .unwrap_err()
+                .status,
+            400
+        );
     }
 }

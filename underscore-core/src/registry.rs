@@ -27,8 +27,9 @@ pub struct Registry {
 
 /// The process-wide registry, built from the inventory on first use.
 pub fn registry() -> &'static Registry {
-    static REGISTRY: LazyLock<Registry> =
-        LazyLock::new(|| Registry::from_routes(inventory::iter::<RouteRef>.into_iter().map(|r| r.0)));
+    static REGISTRY: LazyLock<Registry> = LazyLock::new(|| {
+        Registry::from_routes(inventory::iter::<RouteRef>.into_iter().map(|r| r.0))
+    });
     &REGISTRY
 }
 
@@ -75,7 +76,10 @@ impl Registry {
 
     /// The routes registered with plain actix-web seen so far, in the order they were seen.
     pub fn dynamic(&self) -> Vec<Arc<DynamicRoute>> {
-        self.dynamic.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.dynamic
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// The route of a plain actix-web resource with this `pattern`, created on first sight.
@@ -154,7 +158,11 @@ pub fn id_from_pattern(pattern: &str) -> String {
                             }
                         }
                         ':' => in_name = false,
-                        c if in_name => out.push(if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }),
+                        c if in_name => out.push(if c.is_ascii_alphanumeric() || c == '_' {
+                            c
+                        } else {
+                            '_'
+                        }),
                         _ => {}
                     }
                 }
@@ -226,7 +234,13 @@ impl MethodSet {
             .enumerate()
             .filter(|(i, _)| bits & (1 << i) != 0)
             .map(|(_, m)| (*m).to_owned())
-            .chain(self.extension.lock().unwrap_or_else(|e| e.into_inner()).iter().cloned())
+            .chain(
+                self.extension
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .iter()
+                    .cloned(),
+            )
             .collect()
     }
 }
@@ -268,7 +282,10 @@ mod tests {
         assert_eq!(id_from_pattern("/"), "_root");
         assert_eq!(id_from_pattern("/plain"), "plain");
         assert_eq!(id_from_pattern("/api/users/{id}"), "api.users.id");
-        assert_eq!(id_from_pattern("/files/{id:\\d{2,}}/{tail}*"), "files.id.tail");
+        assert_eq!(
+            id_from_pattern("/files/{id:\\d{2,}}/{tail}*"),
+            "files.id.tail"
+        );
         assert_eq!(id_from_pattern("/a b/ü"), "a_b._");
         for p in ["/", "/x/{y}", "/{a:[0-9]+}", "/%20"] {
             assert!(is_valid_id(&id_from_pattern(p)), "{p}");
@@ -282,7 +299,10 @@ mod tests {
         let b = reg.dynamic_route("/plain/", Some("plain"));
         let c = reg.dynamic_route("/named", Some("my-route"));
         let d = reg.dynamic_route("/bad", Some("has space"));
-        assert_eq!((a.id.as_str(), b.id.as_str(), c.id.as_str(), d.id.as_str()), ("plain~2", "plain~3", "my-route", "bad"));
+        assert_eq!(
+            (a.id.as_str(), b.id.as_str(), c.id.as_str(), d.id.as_str()),
+            ("plain~2", "plain~3", "my-route", "bad")
+        );
         assert!(Arc::ptr_eq(&a, &reg.dynamic_route("/plain", None)));
         assert_eq!(reg.dynamic().len(), 4);
     }

@@ -24,7 +24,8 @@ pub fn document(
     match format {
         Format::Json => {
             let body = if pretty {
-                let mut body = serde_json::to_vec_pretty(&value).expect("a Value always serializes");
+                let mut body =
+                    serde_json::to_vec_pretty(&value).expect("a Value always serializes");
                 body.push(b'\n');
                 body
             } else {

@@ -37,7 +37,8 @@ fn is_block(value: &Value) -> bool {
 
 fn key(k: &str) -> String {
     let plain = !k.is_empty()
-        && k.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+        && k.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
         && !k.starts_with('-')
         && !matches!(
             k.to_ascii_lowercase().as_str(),
@@ -52,7 +53,12 @@ fn key(k: &str) -> String {
 }
 
 /// `inline_first`: the first key follows a sequence item's `- ` on the same line.
-fn mapping(out: &mut String, map: &serde_json::Map<String, Value>, indent: usize, inline_first: bool) {
+fn mapping(
+    out: &mut String,
+    map: &serde_json::Map<String, Value>,
+    indent: usize,
+    inline_first: bool,
+) {
     for (i, (k, v)) in map.iter().enumerate() {
         // The first key of a mapping inside a sequence item follows the "- " directly.
         if i > 0 || !inline_first {

@@ -15,20 +15,90 @@ pub(crate) fn index() -> Rendered {
 
 /// The columns of `_cat/routes`, in `h=*` order.
 pub(crate) const ROUTE_COLUMNS: &[Column] = &[
-    Column { name: "id", aliases: &["i"], description: "route id", default: true, numeric: false },
-    Column { name: "method", aliases: &["m", "methods"], description: "HTTP methods, comma-separated", default: true, numeric: false },
-    Column { name: "path", aliases: &["p", "pattern"], description: "path pattern (full once mounted and requested)", default: true, numeric: false },
-    Column { name: "stats.req.active", aliases: &["active"], description: "requests in flight", default: true, numeric: true },
-    Column { name: "stats.req.total", aliases: &["total"], description: "requests received", default: true, numeric: true },
-    Column { name: "handler", aliases: &["hd"], description: "handler fn (module path and name)", default: false, numeric: false },
-    Column { name: "name", aliases: &["n"], description: "declared id or actix resource name", default: false, numeric: false },
-    Column { name: "kind", aliases: &["k"], description: "annotated or actix (registered with plain actix-web)", default: false, numeric: false },
-    Column { name: "mounted", aliases: &["mo"], description: "whether an actix worker has mounted the route", default: false, numeric: false },
-    Column { name: "source", aliases: &["src", "file"], description: "file:line of the handler", default: false, numeric: false },
-    Column { name: "doc", aliases: &["d", "description"], description: "first line of the handler's doc comment", default: false, numeric: false },
+    Column {
+        name: "id",
+        aliases: &["i"],
+        description: "route id",
+        default: true,
+        numeric: false,
+    },
+    Column {
+        name: "method",
+        aliases: &["m", "methods"],
+        description: "HTTP methods, comma-separated",
+        default: true,
+        numeric: false,
+    },
+    Column {
+        name: "path",
+        aliases: &["p", "pattern"],
+        description: "path pattern (full once mounted and requested)",
+        default: true,
+        numeric: false,
+    },
+    Column {
+        name: "stats.req.active",
+        aliases: &["active"],
+        description: "requests in flight",
+        default: true,
+        numeric: true,
+    },
+    Column {
+        name: "stats.req.total",
+        aliases: &["total"],
+        description: "requests received",
+        default: true,
+        numeric: true,
+    },
+    Column {
+        name: "handler",
+        aliases: &["hd"],
+        description: "handler fn (module path and name)",
+        default: false,
+        numeric: false,
+    },
+    Column {
+        name: "name",
+        aliases: &["n"],
+        description: "declared id or actix resource name",
+        default: false,
+        numeric: false,
+    },
+    Column {
+        name: "kind",
+        aliases: &["k"],
+        description: "annotated or actix (registered with plain actix-web)",
+        default: false,
+        numeric: false,
+    },
+    Column {
+        name: "mounted",
+        aliases: &["mo"],
+        description: "whether an actix worker has mounted the route",
+        default: false,
+        numeric: false,
+    },
+    Column {
+        name: "source",
+        aliases: &["src", "file"],
+        description: "file:line of the handler",
+        default: false,
+        numeric: false,
+    },
+    Column {
+        name: "doc",
+        aliases: &["d", "description"],
+        description: "first line of the handler's doc comment",
+        default: false,
+        numeric: false,
+    },
 ];
 
-pub(crate) fn routes(mut query: Query, path: &str, ids: Option<&str>) -> Result<Rendered, ApiError> {
+pub(crate) fn routes(
+    mut query: Query,
+    path: &str,
+    ids: Option<&str>,
+) -> Result<Rendered, ApiError> {
     let params = CatParams::take(&mut query)?;
     query.finish(path)?;
     let rows = super::routes::selected(ids)?

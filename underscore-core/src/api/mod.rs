@@ -175,7 +175,10 @@ mod tests {
         assert_eq!(select_ids("*,echo", &ids).unwrap(), [0, 1, 2, 3]);
         assert_eq!(select_ids("_all", &[]).unwrap(), Vec::<usize>::new());
         let err = select_ids("hello,nope", &ids).unwrap_err();
-        assert_eq!((err.status, err.reason.as_str()), (404, "no such route [nope]"));
+        assert_eq!(
+            (err.status, err.reason.as_str()),
+            (404, "no such route [nope]")
+        );
         assert_eq!(select_ids("x*", &ids).unwrap_err().status, 404);
         assert_eq!(select_ids("a,,b", &ids).unwrap_err().status, 400);
     }

@@ -1,0 +1,113 @@
+//! Run with: `cargo run --example quickstart`
+//!
+//! A small actix-web app with the underscore admin APIs on a private UNIX socket.
+//!
+//! - `QUICKSTART_ADDR`: where the app listens (default `127.0.0.1:8080`);
+//! - `UNDERSCORE_SOCKET`: the admin socket (default `/tmp/underscore.sock`);
+//! - `RUST_LOG`: log filter (default `info`).
+//!
+//! Then, in another shell:
+//!
+//! ```text
+//! curl --unix-socket /tmp/underscore.sock 'http://./_cat/routes?v'
+//! ```
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use actix_web::{get, post, web, App, HttpResponse, HttpServer, Responder};
+use underscore_actix::{underscore_route, AdminSocket, Observe};
+
+/// Says hello from the root.
+#[underscore_route]
+#[get("/")]
+async fn index() -> impl Responder {
+    "Hello from underscore! Try /hello/{name}, /slow?ms=N, POST /echo, /plain.\n"
+}
+
+/// Greets someone by name.
+#[underscore_route]
+#[get("/hello/{name}")]
+async fn hello(name: web::Path<String>) -> impl Responder {
+    format!("Hello {name}!\n")
+}
+
+/// Sleeps `ms` milliseconds (default 30000), then answers 200.
+#[underscore_route]
+#[get("/slow")]
+async fn slow(query: web::Query<HashMap<String, String>>) -> HttpResponse {
+    let ms = match query.get("ms").map(|ms| ms.parse::<u64>()) {
+        None => 30_000,
+        Some(Ok(ms)) => ms,
+        Some(Err(_)) => return HttpResponse::BadRequest().body("ms must be a whole number\n"),
+    };
+    actix_web::rt::time::sleep(Duration::from_millis(ms)).await;
+    HttpResponse::Ok().body(format!("slept {ms} ms\n"))
+}
+
+/// Echoes the request body.
+#[underscore_route]
+#[post("/echo")]
+async fn echo(body: web::Bytes) -> HttpResponse {
+    HttpResponse::Ok().body(body)
+}
+
+/// A route registered with plain actix-web, without `#[underscore_route]`.
+async fn plain() -> &'static str {
+    "A plain actix-web route.\n"
+}
+
+/// The quickstart's routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(index)
+        .service(hello)
+        .service(slow)
+        .service(echo)
+        .route("/plain", web::get().to(plain));
+}
+
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM. actix's own handler treats SIGINT as a forced stop.
+async fn interrupted() {
+    use actix_web::rt::signal;
+    let mut term = signal::unix::signal(signal::unix::SignalKind::terminate())
+        .expect("installing a SIGTERM handler succeeds on Unix");
+    first(signal::ctrl_c(), term.recv()).await;
+}
+
+/// Waits for whichever of two futures finishes first.
+async fn first<A: std::future::Future, B: std::future::Future>(a: A, b: B) {
+    let (mut a, mut b) = (std::pin::pin!(a), std::pin::pin!(b));
+    std::future::poll_fn(|cx| {
+        if a.as_mut().poll(cx).is_ready() || b.as_mut().poll(cx).is_ready() {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+}
+
+#[actix_web::main]
+async fn main() -> std::io::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let addr = std::env::var("QUICKSTART_ADDR").unwrap_or_else(|_| "127.0.0.1:8080".to_owned());
+    let socket =
+        std::env::var("UNDERSCORE_SOCKET").unwrap_or_else(|_| "/tmp/underscore.sock".to_owned());
+
+    let admin = AdminSocket::bind(&socket)?;
+    let server = HttpServer::new(|| App::new().wrap(Observe::new()).configure(configure))
+        // Ctrl-C (and SIGTERM) stop gracefully: in-flight requests get up to 5 s to finish.
+        .shutdown_signal(interrupted())
+        .shutdown_timeout(5)
+        .bind(&addr)?;
+    for addr in server.addrs() {
+        println!("app listening on http://{addr}");
+    }
+    println!("admin APIs on {socket}: curl --unix-socket {socket} 'http://./_cat/routes?v'");
+    admin.run_alongside(server.run()).await
+}

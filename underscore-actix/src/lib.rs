@@ -1,0 +1,58 @@
+//! Elasticsearch-style admin APIs for actix-web.
+//!
+//! When a service drowns in traffic, its operator needs to see and steer it from the inside,
+//! without a redeploy: which routes exist and how busy each one is. This crate gives an
+//! actix-web app `GET /_cat`, `GET /_cat/routes` and `GET /_routes`, served on a private UNIX
+//! socket ([`AdminSocket`]) or mounted in the app ([`admin::configure`]).
+//!
+//! - [`underscore_route`] registers a handler at compile time and puts the [`Track`]
+//!   middleware on its resource;
+//! - [`Observe`] (App-level) makes routes registered with plain actix-web appear too;
+//! - [`AdminSocket`] serves the admin APIs on a `0600` UNIX socket.
+//!
+//! # Examples
+//!
+//! ```no_run
+//! use actix_web::{get, App, HttpServer, Responder};
+//! use underscore_actix::{underscore_route, AdminSocket, Observe};
+//!
+//! /// Says hello.
+//! #[underscore_route]
+//! #[get("/")]
+//! async fn index() -> impl Responder {
+//!     "Hello!"
+//! }
+//!
+//! #[actix_web::main]
+//! async fn main() -> std::io::Result<()> {
+//!     let admin = AdminSocket::bind("/tmp/underscore.sock")?;
+//!     let app = HttpServer::new(|| App::new().wrap(Observe::new()).service(index))
+//!         .bind("127.0.0.1:8080")?
+//!         .run();
+//!     admin.run_alongside(app).await
+//! }
+//! ```
+//!
+//! Then: `curl --unix-socket /tmp/underscore.sock 'http://./_cat/routes?v'`.
+
+pub mod admin;
+mod claim;
+mod observe;
+#[cfg(unix)]
+mod socket;
+mod track;
+
+pub use observe::{Observe, ObserveFuture, ObserveMiddleware};
+#[cfg(unix)]
+pub use socket::{AdminSocket, SocketError};
+pub use track::{Track, TrackFuture, TrackMiddleware};
+pub use underscore_core::{self as core, ApiError};
+pub use underscore_macros::underscore_route;
+
+/// What `#[underscore_route]` expands to refers to; not a public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::track::Track;
+    pub use underscore_core::inventory;
+    pub use underscore_core::{RouteMeta, RouteRef, RouteState};
+}

@@ -1,0 +1,118 @@
+//! `Track`: the resource-level middleware that `#[underscore_route]` puts on every annotated
+//! route. It knows its route exactly (a `&'static` to the macro-emitted metadata), so the
+//! per-request work is a few atomic operations, with no lookup and no allocation.
+
+use std::cell::Cell;
+use std::future::{ready, Future, Ready};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Transform};
+use actix_web::Error;
+use pin_project_lite::pin_project;
+use underscore_core::route::RequestCounters;
+use underscore_core::RouteMeta;
+
+use crate::claim;
+
+/// The middleware of one annotated route; built by `#[underscore_route]`, not by hand.
+#[derive(Debug, Clone, Copy)]
+pub struct Track {
+    route: &'static RouteMeta,
+    mount: usize,
+}
+
+impl Track {
+    /// Tracks requests of `route`, mounted through its actix attribute number `mount`.
+    pub fn new(route: &'static RouteMeta, mount: usize) -> Self {
+        Self { route, mount }
+    }
+}
+
+impl<S, B> Transform<S, ServiceRequest> for Track
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error>,
+{
+    type Response = ServiceResponse<B>;
+    type Error = Error;
+    type Transform = TrackMiddleware<S>;
+    type InitError = ();
+    type Future = Ready<Result<Self::Transform, Self::InitError>>;
+
+    fn new_transform(&self, service: S) -> Self::Future {
+        self.route.state.set_mounted();
+        ready(Ok(TrackMiddleware {
+            service,
+            route: self.route,
+            mount: self.mount,
+            learned: Cell::new(false),
+        }))
+    }
+}
+
+/// The [`Service`] of [`Track`], one per worker and mount.
+#[derive(Debug)]
+pub struct TrackMiddleware<S> {
+    service: S,
+    route: &'static RouteMeta,
+    mount: usize,
+    /// Whether this mount's full pattern was recorded (once per worker and mount).
+    learned: Cell<bool>,
+}
+
+impl<S, B> Service<ServiceRequest> for TrackMiddleware<S>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error>,
+{
+    type Response = ServiceResponse<B>;
+    type Error = Error;
+    type Future = TrackFuture<S::Future>;
+
+    forward_ready!(service);
+
+    fn call(&self, req: ServiceRequest) -> Self::Future {
+        claim::claim(&req);
+        if !self.learned.get() {
+            self.learned.set(true);
+            // After routing, `match_pattern` is exact and includes any scope prefix.
+            if let Some(pattern) = req.match_pattern() {
+                self.route.state.learn_full_path(self.mount, &pattern);
+            }
+        }
+        let counters = &self.route.state.counters;
+        counters.begin();
+        TrackFuture {
+            fut: self.service.call(req),
+            _active: Active(counters),
+        }
+    }
+}
+
+/// Ends the request in the route's counters when dropped: on response, error, panic, or when
+/// actix drops the request future.
+#[derive(Debug)]
+struct Active(&'static RequestCounters);
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        self.0.end();
+    }
+}
+
+pin_project! {
+    /// The response future of [`TrackMiddleware`].
+    #[derive(Debug)]
+    pub struct TrackFuture<F> {
+        #[pin]
+        fut: F,
+        _active: Active,
+    }
+}
+
+impl<F: Future> Future for TrackFuture<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.project().fut.poll(cx)
+    }
+}
