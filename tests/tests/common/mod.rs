@@ -1,0 +1,201 @@
+//! Shared harness: a real actix-web server on `127.0.0.1:0` with the admin APIs on a socket in
+//! a temp dir, a real HTTP client for TCP, and `curl --unix-socket` for the socket.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+
+use actix_web::dev::ServerHandle;
+use actix_web::{web, App, HttpServer};
+use underscore_actix::{AdminSocket, Observe};
+
+/// An HTTP answer.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+}
+
+/// A running app: routes from `configure` behind `Observe`, admin APIs on a private socket.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub socket: PathBuf,
+    handle: ServerHandle,
+    thread: Option<JoinHandle<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    pub fn start(configure: fn(&mut web::ServiceConfig)) -> Self {
+        Self::start_with(configure, false)
+    }
+
+    /// Like `start`, and also mounts the admin APIs in the app (in-app mode).
+    pub fn start_with(configure: fn(&mut web::ServiceConfig), in_app: bool) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("admin.sock");
+        let (tx, rx) = mpsc::channel();
+        let sock = socket.clone();
+        let thread = std::thread::spawn(move || {
+            actix_rt::System::new().block_on(async move {
+                let admin = AdminSocket::bind(&sock).expect("bind the admin socket");
+                let server = HttpServer::new(move || {
+                    let app = App::new().wrap(Observe::new()).configure(configure);
+                    if in_app {
+                        app.configure(underscore_actix::admin::configure)
+                    } else {
+                        app
+                    }
+                })
+                .workers(2)
+                .disable_signals()
+                .shutdown_timeout(1)
+                .bind("127.0.0.1:0")
+                .unwrap();
+                let addr = server.addrs()[0];
+                let server = server.run();
+                tx.send((addr, server.handle())).unwrap();
+                admin.run_alongside(server).await.unwrap();
+            });
+        });
+        let (addr, handle) = rx.recv().expect("server started");
+        Self {
+            addr,
+            socket,
+            handle,
+            thread: Some(thread),
+            _dir: dir,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// A request to the app over TCP.
+    pub fn http(&self, method: &str, path: &str) -> Reply {
+        http(method, &self.url(path), None)
+    }
+
+    /// A request to the admin socket with curl.
+    pub fn admin(&self, method: &str, path: &str) -> Reply {
+        curl_unix(&self.socket, method, path, None)
+    }
+
+    /// Stops the app (gracefully) and waits until the admin socket is gone.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        if let Some(thread) = self.thread.take() {
+            actix_rt::System::new().block_on(self.handle.stop(true));
+            thread.join().expect("server thread ended cleanly");
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            self.shutdown();
+        }
+    }
+}
+
+/// A request over TCP with a real HTTP client.
+pub fn http(method: &str, url: &str, body: Option<&str>) -> Reply {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut res = match (method, body) {
+        ("GET", _) => agent.get(url).call(),
+        ("HEAD", _) => agent.head(url).call(),
+        ("DELETE", _) => agent.delete(url).call(),
+        ("POST", b) => agent.post(url).send(b.unwrap_or("")),
+        ("PUT", b) => agent.put(url).send(b.unwrap_or("")),
+        (m, _) => panic!("method {m} not supported by the test client"),
+    }
+    .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+    let headers = res
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned()))
+        .collect();
+    let status = res.status().as_u16();
+    let body = if method == "HEAD" {
+        String::new()
+    } else {
+        res.body_mut().read_to_string().unwrap()
+    };
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// A request over a UNIX socket with `curl --unix-socket`, as an operator would send it.
+pub fn curl_unix(socket: &Path, method: &str, path: &str, body: Option<&str>) -> Reply {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-s", "-i", "--max-time", "10", "--unix-socket"])
+        .arg(socket)
+        .args(["-X", method]);
+    if method == "HEAD" {
+        cmd.arg("-I");
+    }
+    if let Some(body) = body {
+        cmd.args([
+            "-H",
+            "Content-Type: application/json",
+            "--data-binary",
+            body,
+        ]);
+    }
+    cmd.arg(format!("http://./{}", path.trim_start_matches('/')));
+    let out = cmd.output().expect("curl runs");
+    assert!(
+        out.status.success(),
+        "curl {method} {path} failed: {:?}",
+        out
+    );
+    parse_reply(&String::from_utf8(out.stdout).expect("UTF-8 reply"))
+}
+
+fn parse_reply(raw: &str) -> Reply {
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((raw, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {raw:?}"));
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    Reply {
+        status,
+        headers,
+        body: body.to_owned(),
+    }
+}
