@@ -99,7 +99,11 @@ async fn main() -> std::io::Result<()> {
     let socket =
         std::env::var("UNDERSCORE_SOCKET").unwrap_or_else(|_| "/tmp/underscore.sock".to_owned());
 
-    let admin = AdminSocket::bind(&socket)?;
+    let admin = AdminSocket::bind(&socket).unwrap_or_else(|err| {
+        // `main` returning the error would print its `Debug` form: say it plainly instead.
+        eprintln!("error: {err}");
+        std::process::exit(1);
+    });
     let server = HttpServer::new(|| App::new().wrap(Observe::new()).configure(configure))
         // Ctrl-C (and SIGTERM) stop gracefully: in-flight requests get up to 5 s to finish.
         .shutdown_signal(interrupted())

@@ -180,6 +180,7 @@ fn errors_have_elasticsearch_shape() {
         ("GET", "/_cat/routes?s=nope:desc", 400, "illegal_argument_exception", "unknown column [nope] in parameter [s], valid columns are [id, method, path, stats.req.active, stats.req.total, handler, name, kind, mounted, source, doc]"),
         ("GET", "/_cat/routes?s=id:up", 400, "illegal_argument_exception", "invalid sort order [up] in [id:up], expected [asc] or [desc]"),
         ("GET", "/_cat/routes/hello,nope", 404, "resource_not_found_exception", "no such route [nope]"),
+        ("GET", "/_routes?format=text", 400, "illegal_argument_exception", "this API has no text format, use [format=json] or [format=yaml]"),
         ("GET", "/_routes/zz*", 404, "resource_not_found_exception", "no such route [zz*]"),
         ("GET", "/_cat/routes?h=%zz", 400, "illegal_argument_exception", "invalid percent-encoding in query string near [%zz]"),
         ("GET", "/_nothing", 404, "resource_not_found_exception", "no handler found for uri [/_nothing] and method [GET]"),

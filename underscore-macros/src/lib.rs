@@ -31,8 +31,8 @@ use proc_macro::TokenStream;
 /// ```
 #[proc_macro_attribute]
 pub fn underscore_route(args: TokenStream, item: TokenStream) -> TokenStream {
-    let item2: proc_macro2::TokenStream = item.clone().into();
-    match parse::parse(args.into(), item2.clone()).and_then(|route| expand::expand(route)) {
+    let item2: proc_macro2::TokenStream = item.into();
+    match parse::parse(args.into(), item2.clone()).and_then(expand::expand) {
         Ok(tokens) => tokens.into(),
         Err(err) => {
             // Keep the item as written, so the rest of the crate (and IDEs) still see the handler.

@@ -2,7 +2,7 @@
 
 use crate::cat::{self, CatParams, Cell, Column, Rendered};
 use crate::params::Query;
-use crate::ApiError;
+use crate::{ApiError, Registry};
 
 pub(crate) fn index() -> Rendered {
     let mut body = String::from("=^.^=\n");
@@ -95,13 +95,14 @@ pub(crate) const ROUTE_COLUMNS: &[Column] = &[
 ];
 
 pub(crate) fn routes(
+    reg: &Registry,
     mut query: Query,
     path: &str,
     ids: Option<&str>,
 ) -> Result<Rendered, ApiError> {
     let params = CatParams::take(&mut query)?;
     query.finish(path)?;
-    let rows = super::routes::selected(ids)?
+    let rows = super::routes::selected(reg, ids)?
         .into_iter()
         .map(|r| {
             let opt = |s: Option<&str>| s.map_or(Cell::Null, |s| Cell::Str(s.to_owned()));

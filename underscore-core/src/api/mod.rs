@@ -5,7 +5,7 @@
 mod cat;
 mod routes;
 
-use crate::ApiError;
+use crate::{ApiError, Registry};
 
 /// The largest request body the admin APIs read.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -81,12 +81,17 @@ pub const CAT_ENDPOINTS: &[&str] = &["/_cat/routes", "/_cat/routes/{ids}"];
 
 const GET: &str = "GET, HEAD";
 
-/// Answers one admin-API request.
+/// Answers one admin-API request, from the process-wide [`registry`](crate::registry()).
 pub fn handle(req: &Request<'_>) -> Response {
-    dispatch(req).unwrap_or_else(Response::from)
+    handle_in(crate::registry(), req)
 }
 
-fn dispatch(req: &Request<'_>) -> Result<Response, ApiError> {
+/// Answers one admin-API request from `reg` (tests and benchmarks build their own).
+pub fn handle_in(reg: &Registry, req: &Request<'_>) -> Response {
+    dispatch(reg, req).unwrap_or_else(Response::from)
+}
+
+fn dispatch(reg: &Registry, req: &Request<'_>) -> Result<Response, ApiError> {
     let path = match req.path.strip_suffix('/') {
         Some(p) if !p.is_empty() => p,
         _ => req.path,
@@ -109,19 +114,19 @@ fn dispatch(req: &Request<'_>) -> Result<Response, ApiError> {
         }
         ["_cat", "routes"] => {
             allow(GET)?;
-            cat::routes(query, path, None).map(Response::ok)
+            cat::routes(reg, query, path, None).map(Response::ok)
         }
         ["_cat", "routes", ids] => {
             allow(GET)?;
-            cat::routes(query, path, Some(ids)).map(Response::ok)
+            cat::routes(reg, query, path, Some(ids)).map(Response::ok)
         }
         ["_routes"] => {
             allow(GET)?;
-            routes::get(query, path, None).map(Response::ok)
+            routes::get(reg, query, path, None).map(Response::ok)
         }
         ["_routes", ids] => {
             allow(GET)?;
-            routes::get(query, path, Some(ids)).map(Response::ok)
+            routes::get(reg, query, path, Some(ids)).map(Response::ok)
         }
         _ => Err(ApiError::not_found(format!(
             "no handler found for uri [{path}] and method [{}]",
@@ -154,7 +159,7 @@ pub fn select_ids(expr: &str, ids: &[&str]) -> Result<Vec<usize>, ApiError> {
                 any = true;
             }
         }
-        if !any && !(item == "_all" || item == "*") {
+        if !(any || item == "_all" || item == "*") {
             return Err(ApiError::not_found(format!("no such route [{item}]")));
         }
     }

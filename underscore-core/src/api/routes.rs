@@ -3,7 +3,7 @@
 use serde_json::{json, Map, Value};
 
 use crate::params::{Format, Query};
-use crate::registry::{registry, Registry};
+use crate::registry::Registry;
 use crate::{render, ApiError};
 
 /// What the admin APIs show of one route, read from the registry at one instant.
@@ -64,8 +64,8 @@ pub(crate) fn snapshot(reg: &Registry) -> Vec<RouteInfo> {
 }
 
 /// The routes an `{ids}` expression selects (all of them without one).
-pub(crate) fn selected(ids: Option<&str>) -> Result<Vec<RouteInfo>, ApiError> {
-    let mut all = snapshot(registry());
+pub(crate) fn selected(reg: &Registry, ids: Option<&str>) -> Result<Vec<RouteInfo>, ApiError> {
+    let mut all = snapshot(reg);
     let Some(expr) = ids else {
         return Ok(all);
     };
@@ -85,6 +85,7 @@ pub(crate) fn selected(ids: Option<&str>) -> Result<Vec<RouteInfo>, ApiError> {
 }
 
 pub(crate) fn get(
+    reg: &Registry,
     mut query: Query,
     path: &str,
     ids: Option<&str>,
@@ -93,7 +94,7 @@ pub(crate) fn get(
     let pretty = query.take_bool("pretty")?;
     let filter = query.take("filter_path");
     query.finish(path)?;
-    let routes = selected(ids)?;
+    let routes = selected(reg, ids)?;
     let body: Map<String, Value> = routes
         .into_iter()
         .map(|r| {

@@ -1,0 +1,144 @@
+//! The real `quickstart` example binary, as a newcomer runs it: its routes, ids and
+//! environment variables are a public contract.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn quickstart_exe() -> PathBuf {
+    // Test binaries live in target/<profile>/deps; examples in target/<profile>/examples.
+    let exe = std::env::current_exe().unwrap();
+    let path = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join("quickstart");
+    assert!(
+        path.exists(),
+        "{} is missing: `cargo test --workspace` builds it (or `cargo build --examples`)",
+        path.display()
+    );
+    path
+}
+
+struct Quickstart {
+    child: Child,
+    addr: String,
+}
+
+fn start(socket: &std::path::Path) -> Quickstart {
+    let mut child = Command::new(quickstart_exe())
+        .env("QUICKSTART_ADDR", "127.0.0.1:0")
+        .env("UNDERSCORE_SOCKET", socket)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines
+        .next()
+        .expect("quickstart printed its address")
+        .unwrap();
+    let addr = first
+        .strip_prefix("app listening on http://")
+        .unwrap_or_else(|| panic!("unexpected first line: {first}"))
+        .to_owned();
+    let second = lines.next().unwrap().unwrap();
+    assert!(
+        second.contains(&format!("curl --unix-socket {}", socket.display())),
+        "{second}"
+    );
+    Quickstart { child, addr }
+}
+
+fn signal(child: &Child, sig: &str) {
+    let status = Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+fn wait(child: &mut Child, timeout: Duration) -> std::process::ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "the quickstart did not exit in {timeout:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn quickstart_serves_its_routes_and_the_admin_socket_and_stops_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("underscore.sock");
+    let mut qs = start(&socket);
+    let app = |path: &str| format!("http://{}{path}", qs.addr);
+
+    assert_eq!(common::http("GET", &app("/"), None).status, 200);
+    assert_eq!(
+        common::http("GET", &app("/hello/ferris"), None).body,
+        "Hello ferris!\n"
+    );
+    assert_eq!(
+        common::http("GET", &app("/slow?ms=10"), None).body,
+        "slept 10 ms\n"
+    );
+    assert_eq!(
+        common::http("POST", &app("/echo"), Some("round trip")).body,
+        "round trip"
+    );
+    assert_eq!(common::http("GET", &app("/plain"), None).status, 200);
+    // The admin APIs are on the socket only, not on the app's port.
+    assert_eq!(common::http("GET", &app("/_cat/routes"), None).status, 404);
+
+    let res = common::curl_unix(
+        &socket,
+        "GET",
+        "/_cat/routes?v&h=id,method,path,total&s=id",
+        None,
+    );
+    assert_eq!(
+        res.body,
+        "id    method path          total\n\
+         echo  POST   /echo             1\n\
+         hello GET    /hello/{name}     1\n\
+         index GET    /                 1\n\
+         plain GET    /plain            1\n\
+         slow  GET    /slow             1\n"
+    );
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&socket).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+
+    // A second instance on the same socket refuses to start, and leaves the first alone.
+    let second = Command::new(quickstart_exe())
+        .env("QUICKSTART_ADDR", "127.0.0.1:0")
+        .env("UNDERSCORE_SOCKET", &socket)
+        .output()
+        .unwrap();
+    assert!(!second.status.success());
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(stderr.contains("in use by a running process"), "{stderr}");
+    assert_eq!(
+        common::curl_unix(&socket, "GET", "/_cat/routes/hello?h=id", None).body,
+        "hello\n"
+    );
+
+    // Ctrl-C: a graceful stop that removes the socket.
+    signal(&qs.child, "-INT");
+    let status = wait(&mut qs.child, Duration::from_secs(15));
+    assert!(status.success(), "{status:?}");
+    assert!(!socket.exists(), "the socket outlived the quickstart");
+}
