@@ -89,7 +89,10 @@ async fn first<A: std::future::Future, B: std::future::Future>(a: A, b: B) {
 
 #[actix_web::main]
 async fn main() -> std::io::Result<()> {
+    // Logs go to stderr; stdout carries only the two lines that say where to connect.
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
