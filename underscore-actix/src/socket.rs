@@ -184,6 +184,11 @@ impl AdminSocket {
     /// The admin HTTP server on this socket: one worker, no signal handling of its own (it
     /// stops when told, typically once the application server has stopped).
     ///
+    /// Keep the `AdminSocket` alive while the server runs: dropping it removes the socket file.
+    /// [`AdminSocket::run_alongside`] does all of this for you. (actix logs the listener under
+    /// the private directory the socket was born in, since that is the address it was bound to;
+    /// clients connect through the path given to [`AdminSocket::bind`].)
+    ///
     /// # Errors
     ///
     /// If the server was already built from this socket, or actix cannot use the listener.
