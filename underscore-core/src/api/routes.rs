@@ -112,10 +112,5 @@ pub(crate) fn get(
             (r.id, value)
         })
         .collect();
-    let format = if format == Format::Text {
-        Format::Json
-    } else {
-        format
-    };
     render::document(Value::Object(body), format, pretty, filter.as_deref())
 }
