@@ -4,6 +4,8 @@
 //!
 //! - `QUICKSTART_ADDR`: where the app listens (default `127.0.0.1:8080`);
 //! - `UNDERSCORE_SOCKET`: the admin socket (default `/tmp/underscore.sock`);
+//! - `UNDERSCORE_SETTINGS`: the persistent settings file (default
+//!   `underscore-settings.json` in the system temp dir);
 //! - `RUST_LOG`: log filter (default `info`).
 //!
 //! Then, in another shell:
@@ -16,7 +18,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use actix_web::{get, post, web, App, HttpResponse, HttpServer, Responder};
-use underscore_actix::{underscore_route, AdminSocket, Observe};
+use underscore_actix::{underscore_route, AdminSocket, Observe, Underscore};
 
 /// Says hello from the root.
 #[underscore_route]
@@ -102,11 +104,20 @@ async fn main() -> std::io::Result<()> {
     let socket =
         std::env::var("UNDERSCORE_SOCKET").unwrap_or_else(|_| "/tmp/underscore.sock".to_owned());
 
-    let admin = AdminSocket::bind(&socket).unwrap_or_else(|err| {
-        // `main` returning the error would print its `Debug` form: say it plainly instead.
+    let settings = std::env::var_os("UNDERSCORE_SETTINGS")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::env::temp_dir().join("underscore-settings.json"));
+
+    // `main` returning these errors would print their `Debug` form: say them plainly instead.
+    let fail = |err: &dyn std::fmt::Display| -> ! {
         eprintln!("error: {err}");
         std::process::exit(1);
-    });
+    };
+    Underscore::builder()
+        .settings_file(&settings)
+        .init()
+        .unwrap_or_else(|err| fail(&err));
+    let admin = AdminSocket::bind(&socket).unwrap_or_else(|err| fail(&err));
     let server = HttpServer::new(|| App::new().wrap(Observe::new()).configure(configure))
         // Ctrl-C (and SIGTERM) stop gracefully: in-flight requests get up to 5 s to finish.
         .shutdown_signal(interrupted())
@@ -116,5 +127,6 @@ async fn main() -> std::io::Result<()> {
         println!("app listening on http://{addr}");
     }
     println!("admin APIs on {socket}: curl --unix-socket {socket} 'http://./_cat/routes?v'");
+    println!("persistent settings in {}", settings.display());
     admin.run_alongside(server.run()).await
 }

@@ -60,8 +60,52 @@ async fn serve(req: HttpRequest, body: web::Payload, base: Option<&'static str>)
         }
         Err(_) => return respond(ApiError::too_large(MAX_BODY).into()),
     };
-    let request = Request::new(req.method().as_str(), &path, req.query_string()).with_body(&body);
-    respond(api::handle(&request))
+    let caller = caller(&req);
+    let method = req.method().as_str().to_owned();
+    let query = req.query_string().to_owned();
+    // Off the worker: a settings change writes and fsyncs a file, and a `_cat` of thousands of
+    // routes takes milliseconds, neither of which belongs on an event loop serving the app.
+    let answer = web::block(move || {
+        let request = Request::new(&method, &path, &query)
+            .with_body(&body)
+            .with_caller(&caller);
+        api::handle(&request)
+    })
+    .await;
+    match answer {
+        Ok(res) => respond(res),
+        Err(_) => respond(
+            ApiError {
+                status: 500,
+                kind: "exception",
+                reason: "the admin request failed unexpectedly; see the application's log"
+                    .to_owned(),
+                allow: None,
+            }
+            .into(),
+        ),
+    }
+}
+
+/// The credentials of the peer of a UNIX-socket connection, recorded when it connects.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PeerCred {
+    pub uid: u32,
+    pub pid: Option<i32>,
+}
+
+/// Who sent `req`, for the audit log.
+fn caller(req: &HttpRequest) -> String {
+    if let Some(cred) = req.conn_data::<PeerCred>() {
+        match cred.pid {
+            Some(pid) => format!("uid={} pid={pid}", cred.uid),
+            None => format!("uid={}", cred.uid),
+        }
+    } else if let Some(addr) = req.peer_addr() {
+        format!("addr={addr}")
+    } else {
+        "unknown".to_owned()
+    }
 }
 
 fn respond(res: api::Response) -> HttpResponse {

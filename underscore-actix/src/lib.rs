@@ -38,14 +38,18 @@
 pub mod admin;
 mod claim;
 mod observe;
+mod preempt;
+mod setup;
 #[cfg(unix)]
 mod socket;
 mod track;
 
 pub use observe::{Observe, ObserveFuture, ObserveMiddleware};
+pub use setup::Underscore;
 #[cfg(unix)]
 pub use socket::{AdminSocket, SocketError};
 pub use track::{Track, TrackFuture, TrackMiddleware};
+pub use underscore_core::settings::SettingsError;
 pub use underscore_core::{self as core, ApiError};
 pub use underscore_macros::underscore_route;
 

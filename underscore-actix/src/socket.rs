@@ -201,6 +201,17 @@ impl AdminSocket {
                 .configure(crate::admin::configure)
                 .default_service(web::to(crate::admin::fallback))
         })
+        .on_connect(|conn, ext| {
+            // Peer credentials, for the audit log of every change made through the socket.
+            if let Some(stream) = conn.downcast_ref::<actix_rt::net::UnixStream>() {
+                if let Ok(cred) = stream.peer_cred() {
+                    ext.insert(crate::admin::PeerCred {
+                        uid: cred.uid(),
+                        pid: cred.pid(),
+                    });
+                }
+            }
+        })
         .workers(1)
         .disable_signals()
         .shutdown_timeout(1)

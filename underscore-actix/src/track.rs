@@ -7,6 +7,7 @@ use std::future::{ready, Future, Ready};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use actix_web::body::EitherBody;
 use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Transform};
 use actix_web::Error;
 use pin_project_lite::pin_project;
@@ -33,7 +34,7 @@ impl<S, B> Transform<S, ServiceRequest> for Track
 where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error>,
 {
-    type Response = ServiceResponse<B>;
+    type Response = ServiceResponse<EitherBody<B>>;
     type Error = Error;
     type Transform = TrackMiddleware<S>;
     type InitError = ();
@@ -64,9 +65,9 @@ impl<S, B> Service<ServiceRequest> for TrackMiddleware<S>
 where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error>,
 {
-    type Response = ServiceResponse<B>;
+    type Response = ServiceResponse<EitherBody<B>>;
     type Error = Error;
-    type Future = TrackFuture<S::Future>;
+    type Future = TrackFuture<S::Future, B>;
 
     forward_ready!(service);
 
@@ -79,11 +80,19 @@ where
                 self.route.state.learn_full_path(self.mount, &pattern);
             }
         }
-        let counters = &self.route.state.counters;
-        counters.begin();
-        TrackFuture {
+        let state = &self.route.state;
+        // One atomic load while the route is not preempted.
+        if let Some(preempt) = state.settings.preempt() {
+            state.counters.record_finished();
+            let res = req.into_response(crate::preempt::response(&preempt));
+            return TrackFuture::Preempted {
+                res: Some(res.map_into_right_body()),
+            };
+        }
+        state.counters.begin();
+        TrackFuture::Running {
             fut: self.service.call(req),
-            _active: Active(counters),
+            _active: Active(&state.counters),
         }
     }
 }
@@ -91,7 +100,7 @@ where
 /// Ends the request in the route's counters when dropped: on response, error, panic, or when
 /// actix drops the request future.
 #[derive(Debug)]
-struct Active(&'static RequestCounters);
+pub struct Active(&'static RequestCounters);
 
 impl Drop for Active {
     fn drop(&mut self) {
@@ -100,19 +109,38 @@ impl Drop for Active {
 }
 
 pin_project! {
-    /// The response future of [`TrackMiddleware`].
-    #[derive(Debug)]
-    pub struct TrackFuture<F> {
-        #[pin]
-        fut: F,
-        _active: Active,
+    /// The response future of [`TrackMiddleware`]: the app's future while the request runs, or
+    /// the ready answer of a preempted route.
+    #[project = TrackFutureProj]
+    #[allow(missing_docs)]
+    pub enum TrackFuture<F, B> {
+        /// The request runs in the app.
+        Running {
+            #[pin]
+            fut: F,
+            _active: Active,
+        },
+        /// The route is preempted: the answer is ready, the app is not called.
+        Preempted {
+            res: Option<ServiceResponse<EitherBody<B>>>,
+        },
     }
 }
 
-impl<F: Future> Future for TrackFuture<F> {
-    type Output = F::Output;
+impl<F, B> Future for TrackFuture<F, B>
+where
+    F: Future<Output = Result<ServiceResponse<B>, Error>>,
+{
+    type Output = Result<ServiceResponse<EitherBody<B>>, Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.project().fut.poll(cx)
+        match self.project() {
+            TrackFutureProj::Running { fut, .. } => {
+                fut.poll(cx).map_ok(ServiceResponse::map_into_left_body)
+            }
+            TrackFutureProj::Preempted { res } => Poll::Ready(Ok(res
+                .take()
+                .expect("a TrackFuture is not polled after completion"))),
+        }
     }
 }

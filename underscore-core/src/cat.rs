@@ -155,6 +155,10 @@ pub fn render(
     mut rows: Vec<Vec<Cell>>,
     params: &CatParams,
 ) -> Result<Rendered, ApiError> {
+    debug_assert!(
+        rows.iter().all(|row| row.len() == columns.len()),
+        "every row has one cell per column"
+    );
     let display = select_columns(columns, params.headers.as_deref())?;
     let sort = sort_keys(columns, params.sort.as_deref())?;
     if params.help {

@@ -28,6 +28,7 @@ pub mod params;
 pub mod registry;
 pub mod render;
 pub mod route;
+pub mod settings;
 pub mod yaml;
 
 pub use error::ApiError;

@@ -13,16 +13,20 @@
 //!   `~3`, ... is appended in the order the routes are first seen.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU16, Ordering};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, RwLock};
 
 use crate::route::{RequestCounters, RouteMeta, RouteRef, METHODS};
+use crate::settings::{Preempt, SettingsError, SettingsSlot, SettingsStore, StoreState};
 
 /// Every route the admin APIs know about. There is one per process: see [`registry`].
 #[derive(Debug)]
 pub struct Registry {
     annotated: Vec<(String, &'static RouteMeta)>,
     dynamic: RwLock<Vec<Arc<DynamicRoute>>>,
+    settings: SettingsStore,
+    dynamic_preempts: AtomicUsize,
 }
 
 /// The process-wide registry, built from the inventory on first use.
@@ -66,6 +70,8 @@ impl Registry {
         Self {
             annotated,
             dynamic: RwLock::new(Vec::new()),
+            settings: SettingsStore::default(),
+            dynamic_preempts: AtomicUsize::new(0),
         }
     }
 
@@ -116,9 +122,89 @@ impl Registry {
             name: name.map(str::to_owned),
             methods: MethodSet::default(),
             counters: RequestCounters::new(),
+            settings: SettingsSlot::new(),
         });
         dynamic.push(route.clone());
+        drop(dynamic);
+        // Settings may wait for this id (persistent ones, loaded before the route was seen).
+        // Taken after the registry's lock is released: the settings lock always comes first.
+        let state = self.settings.lock();
+        self.refresh(&state, [route.id.as_str()]);
         route
+    }
+
+    /// The settings of every route.
+    pub fn settings(&self) -> &SettingsStore {
+        &self.settings
+    }
+
+    /// Uses `path` for persistent settings: loads it (a missing file is an empty one) and
+    /// applies what it holds.
+    ///
+    /// # Errors
+    ///
+    /// A corrupt or unreadable file, named in the error and left untouched; or a second call.
+    pub fn configure_settings_file(&self, path: impl Into<PathBuf>) -> Result<(), SettingsError> {
+        let path = path.into();
+        let ids = self.settings.configure_file(&path)?;
+        let state = self.settings.lock();
+        self.refresh(&state, ids.iter().map(String::as_str));
+        let known = self.ids();
+        for id in ids.iter().filter(|id| !known.contains(id)) {
+            tracing::warn!(
+                route = %id,
+                file = %path.display(),
+                "persistent settings for a route not known (yet): kept, and applied if it appears \
+                 (routes registered with plain actix-web appear after their first request)"
+            );
+        }
+        tracing::info!(file = %path.display(), routes = ids.len(), "persistent settings loaded");
+        Ok(())
+    }
+
+    /// Whether some plain actix-web route has a preempt, so that `Observe` must look up routes
+    /// before calling the app (otherwise it never does).
+    #[inline]
+    pub fn has_dynamic_preempts(&self) -> bool {
+        // Relaxed: a hint that only gates a lookup; the slot itself is read with Acquire.
+        self.dynamic_preempts.load(Ordering::Relaxed) > 0
+    }
+
+    /// The plain actix-web route with this full pattern, if it was seen already.
+    pub fn dynamic_by_pattern(&self, pattern: &str) -> Option<Arc<DynamicRoute>> {
+        self.dynamic
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .find(|r| r.pattern == pattern)
+            .cloned()
+    }
+
+    /// Every route id, annotated first.
+    pub fn ids(&self) -> Vec<String> {
+        self.annotated
+            .iter()
+            .map(|(id, _)| id.clone())
+            .chain(self.dynamic().iter().map(|r| r.id.clone()))
+            .collect()
+    }
+
+    /// Sets the slots of `ids` from the settings in `state`, and recounts dynamic preempts.
+    pub(crate) fn refresh<'a>(&self, state: &StoreState, ids: impl IntoIterator<Item = &'a str>) {
+        let dynamic = self.dynamic();
+        for id in ids {
+            let preempt = Preempt::from_settings(&state.tiers.effective(id));
+            if let Some((_, meta)) = self.annotated.iter().find(|(i, _)| i == id) {
+                meta.state.settings.set(preempt);
+            } else if let Some(route) = dynamic.iter().find(|r| r.id == id) {
+                route.settings.set(preempt);
+            }
+        }
+        let count = dynamic
+            .iter()
+            .filter(|r| r.settings.is_preempting())
+            .count();
+        self.dynamic_preempts.store(count, Ordering::Relaxed);
     }
 }
 
@@ -196,6 +282,8 @@ pub struct DynamicRoute {
     pub methods: MethodSet,
     /// Request counters.
     pub counters: RequestCounters,
+    /// The effective settings, as the middleware reads them.
+    pub settings: SettingsSlot,
 }
 
 /// A set of HTTP methods, updated without a lock for the standard ones.
@@ -223,6 +311,20 @@ impl MethodSet {
                     ext.push(method.to_owned());
                 }
             }
+        }
+    }
+
+    /// Whether `method` was seen.
+    #[inline]
+    pub fn contains(&self, method: &str) -> bool {
+        match METHODS.iter().position(|m| *m == method) {
+            Some(bit) => self.standard.load(Ordering::Relaxed) & (1 << bit) != 0,
+            None => self
+                .extension
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .any(|m| m == method),
         }
     }
 

@@ -7,6 +7,8 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
+use crate::settings::SettingsSlot;
+
 /// Compile-time metadata of one annotated handler, plus its runtime state.
 ///
 /// Built by `#[underscore_route]`; not meant to be written by hand.
@@ -92,6 +94,8 @@ impl RequestCounters {
 pub struct RouteState {
     /// Request counters.
     pub counters: RequestCounters,
+    /// The effective settings, as the middleware reads them.
+    pub settings: SettingsSlot,
     mounted: AtomicBool,
     /// Full (scope-prefixed) patterns learned from served requests: `(attribute index, pattern)`.
     /// Written once per worker and mount, read by the admin APIs: never on the per-request path.
@@ -109,6 +113,7 @@ impl RouteState {
     pub const fn new() -> Self {
         Self {
             counters: RequestCounters::new(),
+            settings: SettingsSlot::new(),
             mounted: AtomicBool::new(false),
             full_paths: Mutex::new(Vec::new()),
         }

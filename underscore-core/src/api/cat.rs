@@ -51,6 +51,27 @@ pub(crate) const ROUTE_COLUMNS: &[Column] = &[
         numeric: true,
     },
     Column {
+        name: "preempt",
+        aliases: &["pre", "preempt.status"],
+        description: "effective preempt status (- when the route is served normally)",
+        default: true,
+        numeric: true,
+    },
+    Column {
+        name: "preempt.reason",
+        aliases: &["reason"],
+        description: "effective preempt reason phrase",
+        default: false,
+        numeric: false,
+    },
+    Column {
+        name: "preempt.retry_after",
+        aliases: &["retry_after"],
+        description: "effective preempt Retry-After, in seconds",
+        default: false,
+        numeric: true,
+    },
+    Column {
         name: "handler",
         aliases: &["hd"],
         description: "handler fn (module path and name)",
@@ -112,6 +133,14 @@ pub(crate) fn routes(
                 Cell::Str(r.path()),
                 r.active.map_or(Cell::Null, |n| Cell::Int(n as i64)),
                 Cell::Int(r.total as i64),
+                r.preempt
+                    .as_ref()
+                    .map_or(Cell::Null, |p| Cell::Int(i64::from(p.status))),
+                opt(r.preempt.as_ref().and_then(|p| p.reason)),
+                r.preempt
+                    .as_ref()
+                    .and_then(|p| p.retry_after)
+                    .map_or(Cell::Null, |s| Cell::Int(s as i64)),
                 opt(r.handler),
                 opt(r.name.as_deref()),
                 Cell::Str(if r.annotated { "annotated" } else { "actix" }.to_owned()),

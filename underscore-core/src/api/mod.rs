@@ -4,6 +4,7 @@
 
 mod cat;
 mod routes;
+mod settings;
 
 use crate::{ApiError, Registry};
 
@@ -21,6 +22,9 @@ pub struct Request<'a> {
     pub query: &'a str,
     /// The request body.
     pub body: &'a [u8],
+    /// Who is asking, for the audit log: `uid=.. pid=..` on the UNIX socket, the peer address
+    /// in-app.
+    pub caller: &'a str,
 }
 
 impl<'a> Request<'a> {
@@ -31,6 +35,7 @@ impl<'a> Request<'a> {
             path,
             query,
             body: &[],
+            caller: "unknown",
         }
     }
 
@@ -38,6 +43,12 @@ impl<'a> Request<'a> {
     #[must_use]
     pub fn with_body(self, body: &'a [u8]) -> Self {
         Self { body, ..self }
+    }
+
+    /// The same request, made by `caller` (see [`Request::caller`]).
+    #[must_use]
+    pub fn with_caller(self, caller: &'a str) -> Self {
+        Self { caller, ..self }
     }
 }
 
@@ -80,6 +91,7 @@ impl From<ApiError> for Response {
 pub const CAT_ENDPOINTS: &[&str] = &["/_cat/routes", "/_cat/routes/{ids}"];
 
 const GET: &str = "GET, HEAD";
+const GET_PUT: &str = "GET, HEAD, PUT";
 
 /// Answers one admin-API request, from the process-wide [`registry`](crate::registry()).
 pub fn handle(req: &Request<'_>) -> Response {
@@ -124,9 +136,21 @@ fn dispatch(reg: &Registry, req: &Request<'_>) -> Result<Response, ApiError> {
             allow(GET)?;
             routes::get(reg, query, path, None).map(Response::ok)
         }
+        ["_routes", "settings"] => {
+            allow(GET)?;
+            settings::get(reg, query, path, None).map(Response::ok)
+        }
         ["_routes", ids] => {
             allow(GET)?;
             routes::get(reg, query, path, Some(ids)).map(Response::ok)
+        }
+        ["_routes", ids, "settings"] => {
+            allow(GET_PUT)?;
+            if req.method == "PUT" {
+                settings::put(reg, query, path, ids, req.body, req.caller).map(Response::ok)
+            } else {
+                settings::get(reg, query, path, Some(ids)).map(Response::ok)
+            }
         }
         _ => Err(ApiError::not_found(format!(
             "no handler found for uri [{path}] and method [{}]",

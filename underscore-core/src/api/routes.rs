@@ -1,9 +1,12 @@
 //! `GET /_routes[/{ids}]`, and the route snapshot that `_cat/routes` shares.
 
+use std::sync::Arc;
+
 use serde_json::{json, Map, Value};
 
 use crate::params::{Format, Query};
 use crate::registry::Registry;
+use crate::settings::Preempt;
 use crate::{render, ApiError};
 
 /// What the admin APIs show of one route, read from the registry at one instant.
@@ -22,6 +25,8 @@ pub(crate) struct RouteInfo {
     pub total: u64,
     /// `None` where it cannot be known: see the crate docs on routes not annotated.
     pub active: Option<u64>,
+    /// The effective preempt.
+    pub preempt: Option<Arc<Preempt>>,
 }
 
 impl RouteInfo {
@@ -45,6 +50,7 @@ pub(crate) fn snapshot(reg: &Registry) -> Vec<RouteInfo> {
         mounted: meta.state.is_mounted(),
         total: meta.state.counters.total(),
         active: Some(meta.state.counters.active()),
+        preempt: meta.state.settings.preempt(),
     });
     let dynamic = reg.dynamic().into_iter().map(|route| RouteInfo {
         id: route.id.clone(),
@@ -59,6 +65,7 @@ pub(crate) fn snapshot(reg: &Registry) -> Vec<RouteInfo> {
         mounted: true,
         total: route.counters.total(),
         active: None,
+        preempt: route.settings.preempt(),
     });
     annotated.chain(dynamic).collect()
 }

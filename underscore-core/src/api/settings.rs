@@ -1,0 +1,135 @@
+//! `GET /_routes/settings`, `GET /_routes/{ids}/settings` and `PUT /_routes/{ids}/settings`.
+
+use serde_json::{Map, Value};
+
+use crate::cat::Rendered;
+use crate::params::{Format, Query};
+use crate::settings::{defaults, nest, Flat, StoreState, Tier, Update};
+use crate::{render, ApiError, Registry};
+
+struct Params {
+    format: Format,
+    pretty: bool,
+    flat: bool,
+    include_defaults: bool,
+    filter: Option<String>,
+}
+
+impl Params {
+    fn take(mut query: Query, path: &str) -> Result<Self, ApiError> {
+        let params = Self {
+            format: query.take_format(Format::Json)?,
+            pretty: query.take_bool("pretty")?,
+            flat: query.take_bool("flat_settings")?,
+            include_defaults: query.take_bool("include_defaults")?,
+            filter: query.take("filter_path"),
+        };
+        query.finish(path)?;
+        Ok(params)
+    }
+}
+
+/// Every id settings can be addressed by: the routes, then ids that only have stored settings
+/// (a route that is gone, or a plain actix-web route not seen yet since the restart).
+fn known_ids(reg: &Registry, state: &StoreState) -> Vec<String> {
+    let mut ids = reg.ids();
+    let mut stored: Vec<&String> = state.tiers.ids().filter(|id| !ids.contains(id)).collect();
+    stored.sort();
+    ids.extend(stored.into_iter().cloned());
+    ids
+}
+
+fn select(reg: &Registry, state: &StoreState, expr: Option<&str>) -> Result<Vec<String>, ApiError> {
+    let known = known_ids(reg, state);
+    let Some(expr) = expr else {
+        return Ok(known);
+    };
+    let refs: Vec<&str> = known.iter().map(String::as_str).collect();
+    Ok(super::select_ids(expr, &refs)?
+        .into_iter()
+        .map(|i| known[i].clone())
+        .collect())
+}
+
+fn body(state: &StoreState, ids: &[String], params: &Params) -> Result<Rendered, ApiError> {
+    let shape = |flat: &Flat| -> Value {
+        if params.flat {
+            Value::Object(flat.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        } else {
+            nest(flat)
+        }
+    };
+    let empty = Flat::new();
+    let out: Map<String, Value> = ids
+        .iter()
+        .map(|id| {
+            let mut entry = Map::new();
+            for tier in [Tier::Persistent, Tier::Transient] {
+                let flat = state.tiers.tier(tier).get(id).unwrap_or(&empty);
+                entry.insert(tier.name().to_owned(), shape(flat));
+            }
+            if params.include_defaults {
+                entry.insert("defaults".to_owned(), shape(&defaults()));
+            }
+            (id.clone(), Value::Object(entry))
+        })
+        .collect();
+    render::document(
+        Value::Object(out),
+        params.format,
+        params.pretty,
+        params.filter.as_deref(),
+    )
+}
+
+pub(crate) fn get(
+    reg: &Registry,
+    query: Query,
+    path: &str,
+    ids: Option<&str>,
+) -> Result<Rendered, ApiError> {
+    let params = Params::take(query, path)?;
+    let state = reg.settings().lock();
+    let ids = select(reg, &state, ids)?;
+    body(&state, &ids, &params)
+}
+
+pub(crate) fn put(
+    reg: &Registry,
+    query: Query,
+    path: &str,
+    ids: &str,
+    payload: &[u8],
+    caller: &str,
+) -> Result<Rendered, ApiError> {
+    let params = Params::take(query, path)?;
+    let update = Update::parse(payload)?;
+    // One PUT at a time: validation, the file write and the commit happen under this lock.
+    let mut state = reg.settings().lock();
+    let ids = select(reg, &state, Some(ids))?;
+    if update.touches_persistent() && state.file.is_none() {
+        return Err(crate::settings::no_file());
+    }
+    let changed = state.apply(&ids, &update)?;
+    reg.refresh(&state, ids.iter().map(String::as_str));
+    for c in &changed {
+        let show = |v: &Option<Value>| {
+            v.as_ref()
+                .map_or_else(|| "null".to_owned(), Value::to_string)
+        };
+        tracing::info!(
+            target: "underscore::audit",
+            caller,
+            route = %c.id,
+            tier = c.tier.name(),
+            setting = %c.key,
+            old = %show(&c.old),
+            new = %show(&c.new),
+            "route setting changed"
+        );
+    }
+    if changed.is_empty() {
+        tracing::info!(target: "underscore::audit", caller, routes = ?ids, "route settings PUT changed nothing");
+    }
+    body(&state, &ids, &params)
+}
