@@ -124,14 +124,16 @@ fn cat_parameters() {
     );
     let help = srv.admin("GET", "/_cat/routes?help").body;
     assert_eq!(help.lines().count(), header.len());
+    // `name | aliases | description`, every field padded, so the separators line up.
+    let bars: Vec<Vec<usize>> = help
+        .lines()
+        .map(|l| l.match_indices(" | ").map(|(i, _)| i).collect())
+        .collect();
+    assert!(bars.iter().all(|b| b.len() == 2 && *b == bars[0]), "{help}");
+    assert!(help.starts_with("id "), "{help}");
     assert!(
-        help.starts_with("id               | i             | route id\n"),
-        "{help}"
-    );
-    assert!(
-        help.contains(
-            "\ndoc              | d,description | first line of the handler's doc comment\n"
-        ),
+        help.lines().any(|l| l.starts_with("doc ")
+            && l.contains(" | d,description | first line of the handler's doc comment")),
         "{help}"
     );
     // Aliases and wildcards; an alias is shown as typed.
