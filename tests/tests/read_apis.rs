@@ -133,7 +133,8 @@ fn cat_parameters() {
     assert!(help.starts_with("id "), "{help}");
     assert!(
         help.lines().any(|l| l.starts_with("doc ")
-            && l.contains(" | d,description | first line of the handler's doc comment")),
+            && l.contains(" | d,description ")
+            && l.ends_with(" | first line of the handler's doc comment")),
         "{help}"
     );
     // Aliases and wildcards; an alias is shown as typed.
