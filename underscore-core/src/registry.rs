@@ -7,7 +7,7 @@
 //!   declare the same id, each of them gets its handler path instead, with `::` written as `.`
 //!   (`app::v1::index` becomes `app.v1.index`), so no two routes are ever merged.
 //! - A route registered with plain actix-web gets its actix resource name when it has one that is
-//!   a valid id, else an id derived from its pattern: the leading `/` dropped, `/` written as `.`,
+//!   a valid id and not an annotated route's, else an id derived from its pattern: the leading `/` dropped, `/` written as `.`,
 //!   `{param}` (with or without a regex) written as `param`, any other character outside
 //!   `[A-Za-z0-9_.-]` written as `_`; the root `/` is `_root`. If that id is already taken, `~2`,
 //!   `~3`, ... is appended in the order the routes are first seen.
@@ -112,6 +112,14 @@ impl Registry {
             .map(|(id, _)| (id.clone(), 1))
             .chain(dynamic.iter().map(|r| (r.id.clone(), 1)))
             .collect();
+        // actix answers `match_name` by path: where an annotated resource has the same pattern,
+        // the name it gives may be that route's. Such a name is not this route's.
+        let name = name.filter(|name| {
+            !self
+                .annotated
+                .iter()
+                .any(|(id, meta)| id == name || meta.name == *name)
+        });
         let base = match name {
             Some(name) if is_valid_id(name) => name.to_owned(),
             _ => id_from_pattern(pattern),
@@ -398,12 +406,13 @@ mod tests {
     fn dynamic_routes_never_take_an_existing_id() {
         let reg = Registry::from_routes([meta!("plain", "app::plain")]);
         let a = reg.dynamic_route("/plain", None);
+        // Another route's name (actix reports names by path) is not used.
         let b = reg.dynamic_route("/plain/", Some("plain"));
         let c = reg.dynamic_route("/named", Some("my-route"));
         let d = reg.dynamic_route("/bad", Some("has space"));
         assert_eq!(
             (a.id.as_str(), b.id.as_str(), c.id.as_str(), d.id.as_str()),
-            ("plain~2", "plain~3", "my-route", "bad")
+            ("plain~2", "plain.", "my-route", "bad")
         );
         assert!(Arc::ptr_eq(&a, &reg.dynamic_route("/plain", None)));
         assert_eq!(reg.dynamic().len(), 4);
