@@ -15,6 +15,8 @@
 //! ```
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::io::Write;
 use std::time::Duration;
 
 use actix_web::{get, post, web, App, HttpResponse, HttpServer, Responder};
@@ -71,22 +73,22 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// Resolves on Ctrl-C (SIGINT) or SIGTERM. actix's own handler treats SIGINT as a forced stop.
 async fn interrupted() {
     use actix_web::rt::signal;
+    use std::task::Poll;
     let mut term = signal::unix::signal(signal::unix::SignalKind::terminate())
         .expect("installing a SIGTERM handler succeeds on Unix");
-    first(signal::ctrl_c(), term.recv()).await;
-}
-
-/// Waits for whichever of two futures finishes first.
-async fn first<A: std::future::Future, B: std::future::Future>(a: A, b: B) {
-    let (mut a, mut b) = (std::pin::pin!(a), std::pin::pin!(b));
-    std::future::poll_fn(|cx| {
-        if a.as_mut().poll(cx).is_ready() || b.as_mut().poll(cx).is_ready() {
-            std::task::Poll::Ready(())
+    let mut ctrl_c = std::pin::pin!(signal::ctrl_c());
+    let mut term = std::pin::pin!(term.recv());
+    let which = std::future::poll_fn(|cx| {
+        if ctrl_c.as_mut().poll(cx).is_ready() {
+            Poll::Ready("SIGINT")
+        } else if term.as_mut().poll(cx).is_ready() {
+            Poll::Ready("SIGTERM")
         } else {
-            std::task::Poll::Pending
+            Poll::Pending
         }
     })
     .await;
+    tracing::info!("{which} received: shutting down gracefully");
 }
 
 #[actix_web::main]
@@ -123,10 +125,17 @@ async fn main() -> std::io::Result<()> {
         .shutdown_signal(interrupted())
         .shutdown_timeout(5)
         .bind(&addr)?;
+    // Where to connect, on stdout. Write errors are ignored: a closed stdout (`| head -1`)
+    // must not take the server down.
+    let mut out = std::io::stdout();
     for addr in server.addrs() {
-        println!("app listening on http://{addr}");
+        let _ = writeln!(out, "app listening on http://{addr}");
     }
-    println!("admin APIs on {socket}: curl --unix-socket {socket} 'http://./_cat/routes?v'");
-    println!("persistent settings in {}", settings.display());
+    let _ = writeln!(
+        out,
+        "admin APIs on {socket}: curl --unix-socket {socket} 'http://./_cat/routes?v'"
+    );
+    let _ = writeln!(out, "persistent settings in {}", settings.display());
+    let _ = out.flush();
     admin.run_alongside(server.run()).await
 }

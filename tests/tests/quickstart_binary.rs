@@ -32,10 +32,15 @@ struct Quickstart {
 }
 
 fn start(socket: &std::path::Path) -> Quickstart {
+    start_with(socket, &socket.with_extension("settings.json"))
+}
+
+fn start_with(socket: &std::path::Path, settings: &std::path::Path) -> Quickstart {
     let mut child = Command::new(quickstart_exe())
         .env("QUICKSTART_ADDR", "127.0.0.1:0")
         .env("UNDERSCORE_SOCKET", socket)
-        .env("RUST_LOG", "warn")
+        .env("UNDERSCORE_SETTINGS", settings)
+        .env("RUST_LOG", "info")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -53,6 +58,11 @@ fn start(socket: &std::path::Path) -> Quickstart {
     assert!(
         second.contains(&format!("curl --unix-socket {}", socket.display())),
         "{second}"
+    );
+    let third = lines.next().unwrap().unwrap();
+    assert_eq!(
+        third,
+        format!("persistent settings in {}", settings.display())
     );
     Quickstart { child, addr }
 }
@@ -141,4 +151,105 @@ fn quickstart_serves_its_routes_and_the_admin_socket_and_stops_cleanly() {
     let status = wait(&mut qs.child, Duration::from_secs(15));
     assert!(status.success(), "{status:?}");
     assert!(!socket.exists(), "the socket outlived the quickstart");
+}
+
+#[test]
+fn a_restart_keeps_persistent_settings_and_drops_transient_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("underscore.sock");
+    let settings = dir.path().join("settings.json");
+    let mut qs = start_with(&socket, &settings);
+    let res = common::curl_unix(
+        &socket,
+        "PUT",
+        "/_routes/hello/settings",
+        Some(r#"{"persistent": {"preempt.status": 503, "preempt.reason": "Persisted"}}"#),
+    );
+    assert_eq!(res.status, 200, "{}", res.body);
+    let res = common::curl_unix(
+        &socket,
+        "PUT",
+        "/_routes/index/settings",
+        Some(r#"{"transient": {"preempt.status": 429}}"#),
+    );
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert_eq!(
+        common::http("GET", &format!("http://{}/", qs.addr), None).status,
+        429
+    );
+    signal(&qs.child, "-TERM");
+    assert!(wait(&mut qs.child, Duration::from_secs(15)).success());
+    // The audit log names the caller of each change: uid and pid over the socket.
+    let mut log = String::new();
+    std::io::Read::read_to_string(qs.child.stderr.as_mut().unwrap(), &mut log).unwrap();
+    let audit: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("underscore::audit"))
+        .collect();
+    assert_eq!(audit.len(), 3, "{log}");
+    assert!(
+        audit
+            .iter()
+            .all(|l| l.contains("caller=\"uid=") && l.contains(" pid=")),
+        "{log}"
+    );
+    assert!(
+        audit[0].contains("route=hello") && audit[0].contains("tier=\"persistent\""),
+        "{log}"
+    );
+    assert!(
+        audit
+            .iter()
+            .any(|l| l.contains("setting=preempt.status") && l.contains("old=null new=503")),
+        "{log}"
+    );
+
+    let mut qs = start_with(&socket, &settings);
+    let res = common::curl_unix(
+        &socket,
+        "GET",
+        "/_routes/hello,index/settings?flat_settings",
+        None,
+    );
+    assert_eq!(
+        res.json(),
+        serde_json::json!({
+            "hello": {"persistent": {"preempt.reason": "Persisted", "preempt.status": 503}, "transient": {}},
+            "index": {"persistent": {}, "transient": {}}
+        })
+    );
+    assert_eq!(
+        common::http("GET", &format!("http://{}/hello/x", qs.addr), None).status,
+        503
+    );
+    assert_eq!(
+        common::http("GET", &format!("http://{}/", qs.addr), None).status,
+        200
+    );
+    signal(&qs.child, "-INT");
+    assert!(wait(&mut qs.child, Duration::from_secs(15)).success());
+}
+
+#[test]
+fn a_corrupt_settings_file_stops_start_up_and_is_left_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("underscore.sock");
+    let settings = dir.path().join("settings.json");
+    let corrupt =
+        "{\"format\": \"underscore-settings/1\", \"routes\": {\"hello\": {\"preempt.status\": 42";
+    std::fs::write(&settings, corrupt).unwrap();
+    let out = Command::new(quickstart_exe())
+        .env("QUICKSTART_ADDR", "127.0.0.1:0")
+        .env("UNDERSCORE_SOCKET", &socket)
+        .env("UNDERSCORE_SETTINGS", &settings)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&settings.display().to_string()) && stderr.contains("corrupt"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read_to_string(&settings).unwrap(), corrupt);
+    assert!(!socket.exists(), "nothing was served");
 }

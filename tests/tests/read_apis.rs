@@ -255,3 +255,30 @@ fn head_is_answered_without_body() {
     assert_eq!(res.status, 200);
     assert_eq!(res.body, "");
 }
+
+#[test]
+fn persistent_settings_need_a_settings_file() {
+    // This test binary configures no settings file.
+    let srv = server();
+    let res = common::curl_unix(
+        &srv.socket,
+        "PUT",
+        "/_routes/index/settings",
+        Some(r#"{"persistent": {"preempt.status": 503}, "transient": {"preempt.reason": "x"}}"#),
+    );
+    assert_eq!(res.status, 400);
+    let reason = res.json()["error"]["reason"].as_str().unwrap().to_owned();
+    assert!(
+        reason.contains("no settings file is configured"),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("settings_file") && reason.contains("UNDERSCORE_SETTINGS"),
+        "{reason}"
+    );
+    // Nothing half-done: the transient part was not applied either.
+    assert_eq!(
+        srv.admin("GET", "/_routes/index/settings").json(),
+        json!({"index": {"persistent": {}, "transient": {}}})
+    );
+}

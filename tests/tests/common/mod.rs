@@ -157,7 +157,7 @@ pub fn http(method: &str, url: &str, body: Option<&str>) -> Reply {
 /// A request over a UNIX socket with `curl --unix-socket`, as an operator would send it.
 pub fn curl_unix(socket: &Path, method: &str, path: &str, body: Option<&str>) -> Reply {
     let mut cmd = Command::new("curl");
-    cmd.args(["-s", "-i", "--max-time", "10", "--unix-socket"])
+    cmd.args(["-sS", "-i", "--max-time", "10", "--unix-socket"])
         .arg(socket)
         .args(["-X", method]);
     if method == "HEAD" {
