@@ -37,13 +37,16 @@
 
 pub mod admin;
 mod claim;
+mod inflight;
 mod observe;
 mod preempt;
 mod setup;
 #[cfg(unix)]
 mod socket;
+mod stack;
 mod track;
 
+pub use inflight::{Active, TrackBody};
 pub use observe::{Observe, ObserveFuture, ObserveMiddleware};
 pub use setup::Underscore;
 #[cfg(unix)]

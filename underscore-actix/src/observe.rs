@@ -13,12 +13,15 @@ use std::task::{Context, Poll};
 
 use actix_web::body::EitherBody;
 use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Transform};
+use actix_web::error::InternalError;
 use actix_web::Error;
 use pin_project_lite::pin_project;
 use underscore_core::registry::{registry, DynamicRoute};
 use underscore_core::settings::Preempt;
+use underscore_core::tasks::Signal;
 
 use crate::claim;
+use crate::inflight::{InFlight, TrackBody};
 
 /// App-level middleware: makes routes registered with plain actix-web (not annotated) appear in
 /// the admin APIs after their first request, with their methods and request counts.
@@ -63,7 +66,7 @@ impl<S, B> Transform<S, ServiceRequest> for Observe
 where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error>,
 {
-    type Response = ServiceResponse<EitherBody<B>>;
+    type Response = ServiceResponse<EitherBody<TrackBody<B>>>;
     type Error = Error;
     type Transform = ObserveMiddleware<S>;
     type InitError = ();
@@ -119,7 +122,7 @@ impl<S, B> Service<ServiceRequest> for ObserveMiddleware<S>
 where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error>,
 {
-    type Response = ServiceResponse<EitherBody<B>>;
+    type Response = ServiceResponse<EitherBody<TrackBody<B>>>;
     type Error = Error;
     type Future = ObserveFuture<S::Future, B>;
 
@@ -135,10 +138,12 @@ where
                 };
             }
         }
+        // Taken now: once the request is handed to actix's router it is out of reach.
+        let inflight = InFlight::before_routing(&req);
         let (fut, claimed) = claim::observe(|| self.service.call(req));
         ObserveFuture::Running {
             fut,
-            routes: (!claimed).then(|| self.routes.clone()),
+            plain: (!claimed).then(|| (self.routes.clone(), inflight)),
         }
     }
 }
@@ -146,17 +151,18 @@ where
 pin_project! {
     /// The response future of [`ObserveMiddleware`].
     #[project = ObserveFutureProj]
+    #[project_replace = ObserveFutureReplace]
     #[allow(missing_docs)]
     pub enum ObserveFuture<F, B> {
-        /// The request runs in the app; `routes` is `Some` when no `Track` claimed it.
+        /// The request runs in the app; `plain` is `Some` when no `Track` claimed it.
         Running {
             #[pin]
             fut: F,
-            routes: Option<RouteCache>,
+            plain: Option<(RouteCache, InFlight)>,
         },
         /// A plain route is preempted: the answer is ready, the app is not called.
         Preempted {
-            res: Option<ServiceResponse<EitherBody<B>>>,
+            res: Option<ServiceResponse<EitherBody<TrackBody<B>>>>,
         },
     }
 }
@@ -165,16 +171,46 @@ impl<F, B> Future for ObserveFuture<F, B>
 where
     F: Future<Output = Result<ServiceResponse<B>, Error>>,
 {
-    type Output = Result<ServiceResponse<EitherBody<B>>, Error>;
+    type Output = Result<ServiceResponse<EitherBody<TrackBody<B>>>, Error>;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project() {
-            ObserveFutureProj::Running { fut, routes } => {
-                let out = std::task::ready!(fut.poll(cx));
-                if let (Some(routes), Ok(res)) = (routes.take(), &out) {
-                    record_plain(&routes, res);
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.as_mut().project() {
+            ObserveFutureProj::Running { fut, plain } => {
+                if let Some((_, inflight)) = plain.as_mut() {
+                    if inflight.signal(cx) == Signal::Cancelled {
+                        let (_, inflight) = plain.take().expect("checked above");
+                        // Drops the handler's future now. The request itself is out of reach
+                        // here (actix holds it), so the answer travels as an error response,
+                        // which actix's dispatcher sends as is.
+                        self.as_mut()
+                            .project_replace(ObserveFuture::Preempted { res: None });
+                        drop(inflight);
+                        let err = InternalError::from_response(
+                            crate::inflight::INTERRUPTED,
+                            crate::inflight::interrupted_response(),
+                        );
+                        return Poll::Ready(Err(err.into()));
+                    }
                 }
-                Poll::Ready(out.map(ServiceResponse::map_into_left_body))
+                let out = match fut.poll(cx) {
+                    Poll::Pending => {
+                        if let Some((_, inflight)) = plain.as_mut() {
+                            inflight.register(cx);
+                        }
+                        return Poll::Pending;
+                    }
+                    Poll::Ready(out) => out,
+                };
+                let plain = plain.take();
+                Poll::Ready(out.map(|res| match plain {
+                    Some((routes, mut inflight)) => {
+                        if let Some(route) = record_plain(&routes, &res) {
+                            inflight.set_route(route);
+                        }
+                        res.map_body(|_, body| EitherBody::left(inflight.into_body(body)))
+                    }
+                    None => res.map_body(|_, body| EitherBody::left(TrackBody::untracked(body))),
+                }))
             }
             ObserveFutureProj::Preempted { res } => Poll::Ready(Ok(res
                 .take()
@@ -183,16 +219,14 @@ where
     }
 }
 
-/// Accounts for a finished request that no `Track` claimed.
-fn record_plain<B>(routes: &RouteCache, res: &ServiceResponse<B>) {
+/// Accounts for a finished request that no `Track` claimed; returns its route.
+fn record_plain<B>(routes: &RouteCache, res: &ServiceResponse<B>) -> Option<Arc<DynamicRoute>> {
     if claim::claimed_late(res) {
-        return;
+        return None;
     }
     let req = res.request();
     // After routing this is exact; `None` means no resource matched (a 404).
-    let Some(pattern) = req.match_pattern() else {
-        return;
-    };
+    let pattern = req.match_pattern()?;
     let route = {
         let mut cache = routes.borrow_mut();
         match cache.get(&pattern) {
@@ -206,4 +240,5 @@ fn record_plain<B>(routes: &RouteCache, res: &ServiceResponse<B>) {
     };
     route.methods.insert(req.method().as_str());
     route.counters.record_finished();
+    Some(route)
 }

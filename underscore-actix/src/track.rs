@@ -11,10 +11,11 @@ use actix_web::body::EitherBody;
 use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Transform};
 use actix_web::Error;
 use pin_project_lite::pin_project;
-use underscore_core::route::RequestCounters;
+use underscore_core::tasks::{Signal, TaskRoute};
 use underscore_core::RouteMeta;
 
 use crate::claim;
+use crate::inflight::{Active, InFlight, TrackBody};
 
 /// The middleware of one annotated route; built by `#[underscore_route]`, not by hand.
 #[derive(Debug, Clone, Copy)]
@@ -34,7 +35,7 @@ impl<S, B> Transform<S, ServiceRequest> for Track
 where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error>,
 {
-    type Response = ServiceResponse<EitherBody<B>>;
+    type Response = ServiceResponse<EitherBody<TrackBody<B>>>;
     type Error = Error;
     type Transform = TrackMiddleware<S>;
     type InitError = ();
@@ -65,7 +66,7 @@ impl<S, B> Service<ServiceRequest> for TrackMiddleware<S>
 where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error>,
 {
-    type Response = ServiceResponse<EitherBody<B>>;
+    type Response = ServiceResponse<EitherBody<TrackBody<B>>>;
     type Error = Error;
     type Future = TrackFuture<S::Future, B>;
 
@@ -85,44 +86,41 @@ where
         if let Some(preempt) = state.settings.preempt() {
             state.counters.record_finished();
             let res = req.into_response(crate::preempt::response(&preempt));
-            return TrackFuture::Preempted {
+            return TrackFuture::Done {
                 res: Some(res.map_into_right_body()),
             };
         }
         state.counters.begin();
+        // Safe at resource level: routing is over, so actix no longer needs the request to be
+        // unshared (see the crate docs). Kept to answer an interrupt with a real response.
+        let inflight = InFlight::from_request(
+            req.request().clone(),
+            TaskRoute::Annotated(self.route),
+            Active(&state.counters),
+        );
         TrackFuture::Running {
             fut: self.service.call(req),
-            _active: Active(&state.counters),
+            inflight: Some(inflight),
         }
-    }
-}
-
-/// Ends the request in the route's counters when dropped: on response, error, panic, or when
-/// actix drops the request future.
-#[derive(Debug)]
-pub struct Active(&'static RequestCounters);
-
-impl Drop for Active {
-    fn drop(&mut self) {
-        self.0.end();
     }
 }
 
 pin_project! {
     /// The response future of [`TrackMiddleware`]: the app's future while the request runs, or
-    /// the ready answer of a preempted route.
+    /// a ready answer (a preempted route, an interrupted request).
     #[project = TrackFutureProj]
+    #[project_replace = TrackFutureReplace]
     #[allow(missing_docs)]
     pub enum TrackFuture<F, B> {
         /// The request runs in the app.
         Running {
             #[pin]
             fut: F,
-            _active: Active,
+            inflight: Option<InFlight>,
         },
-        /// The route is preempted: the answer is ready, the app is not called.
-        Preempted {
-            res: Option<ServiceResponse<EitherBody<B>>>,
+        /// The answer is ready; the app is not (or no longer) called.
+        Done {
+            res: Option<ServiceResponse<EitherBody<TrackBody<B>>>>,
         },
     }
 }
@@ -131,14 +129,44 @@ impl<F, B> Future for TrackFuture<F, B>
 where
     F: Future<Output = Result<ServiceResponse<B>, Error>>,
 {
-    type Output = Result<ServiceResponse<EitherBody<B>>, Error>;
+    type Output = Result<ServiceResponse<EitherBody<TrackBody<B>>>, Error>;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project() {
-            TrackFutureProj::Running { fut, .. } => {
-                fut.poll(cx).map_ok(ServiceResponse::map_into_left_body)
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.as_mut().project() {
+            TrackFutureProj::Running {
+                mut fut,
+                inflight: slot,
+            } => {
+                let inflight = slot.as_mut().expect("polled after completion");
+                match inflight.signal(cx) {
+                    Signal::Cancelled => {
+                        let mut inflight = slot.take().expect("checked above");
+                        let request = inflight.take_request().expect("Track keeps its request");
+                        // Drops the handler's future now, on this worker.
+                        self.as_mut()
+                            .project_replace(TrackFuture::Done { res: None });
+                        drop(inflight);
+                        let res =
+                            ServiceResponse::new(request, crate::inflight::interrupted_response());
+                        return Poll::Ready(Ok(res.map_into_right_body()));
+                    }
+                    Signal::Stack => crate::stack::capture(fut.as_mut(), cx, inflight),
+                    Signal::None => {}
+                }
+                match fut.poll(cx) {
+                    Poll::Pending => {
+                        inflight.register(cx);
+                        Poll::Pending
+                    }
+                    Poll::Ready(out) => {
+                        let inflight = slot.take().expect("checked above");
+                        Poll::Ready(out.map(|res| {
+                            res.map_body(|_, body| EitherBody::left(inflight.into_body(body)))
+                        }))
+                    }
+                }
             }
-            TrackFutureProj::Preempted { res } => Poll::Ready(Ok(res
+            TrackFutureProj::Done { res } => Poll::Ready(Ok(res
                 .take()
                 .expect("a TrackFuture is not polled after completion"))),
         }

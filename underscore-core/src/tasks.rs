@@ -1,0 +1,623 @@
+//! In-flight tasks: every request being served (and background tasks the app registers), on
+//! every worker, each with a way to cancel it from another thread.
+//!
+//! # Layout and cost
+//!
+//! Each thread that runs tasks (each actix worker) owns a [`Shard`]: a slab of entries behind
+//! a mutex that only that thread locks on the request path, so the lock is never contended
+//! there; the admin APIs lock a shard only to read or cancel. Per request: one lock to insert
+//! the entry, one to remove it, one atomic load per poll to learn of a cancellation. No global
+//! lock, no allocation (the slab reuses its slots), no shared counter: task numbers are drawn
+//! per shard.
+//!
+//! # Cancellation
+//!
+//! Cancelling sets the entry's flag, bumps the shard's epoch and wakes the task. The task's
+//! future sees the new epoch at its next poll, checks its flag under the lock, and ends: the
+//! middleware answers `503 Request interrupted`. Cancellation takes effect at an `.await`:
+//! blocking code keeps running until it yields, and tasks the handler spawned are not stopped.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard, RwLock};
+use std::task::Waker;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::registry::DynamicRoute;
+use crate::route::RouteMeta;
+
+/// Task numbers carry their shard in the low bits, so shards never share a counter.
+const SHARD_BITS: u32 = 10;
+const MAX_SHARDS: usize = 1 << SHARD_BITS;
+
+/// What a task is.
+#[derive(Debug, Clone)]
+pub enum TaskKind {
+    /// An HTTP request being served.
+    Request {
+        /// The request's method.
+        method: http::Method,
+        /// The request's URI (a cheap clone of actix's).
+        uri: http::Uri,
+        /// The client's address, when known (not over a UNIX socket).
+        peer: Option<SocketAddr>,
+        /// The `X-Opaque-Id` header, echoed in `_tasks` as Elasticsearch does.
+        opaque_id: Option<http::HeaderValue>,
+    },
+    /// A background task the app spawned through underscore.
+    Background {
+        /// Its name.
+        name: Arc<str>,
+    },
+}
+
+/// The route a request task belongs to.
+#[derive(Debug, Clone)]
+pub enum TaskRoute {
+    /// An annotated route.
+    Annotated(&'static RouteMeta),
+    /// A plain actix-web route, known only once routed: `None` while in flight.
+    Plain(Option<Arc<DynamicRoute>>),
+    /// Not a request.
+    None,
+}
+
+/// What a stack capture request hands back.
+pub type StackSender = std::sync::mpsc::SyncSender<String>;
+
+#[derive(Debug)]
+struct Entry {
+    number: u64,
+    kind: TaskKind,
+    route: TaskRoute,
+    started: Instant,
+    waker: Option<Waker>,
+    cancelled: bool,
+    stack: Option<StackSender>,
+}
+
+#[derive(Debug)]
+enum Slot {
+    Used(Entry),
+    Free(Option<usize>),
+}
+
+#[derive(Debug, Default)]
+struct Slab {
+    slots: Vec<Slot>,
+    free: Option<usize>,
+    len: usize,
+}
+
+impl Slab {
+    fn insert(&mut self, entry: Entry) -> usize {
+        self.len += 1;
+        match self.free {
+            Some(key) => {
+                let Slot::Free(next) = std::mem::replace(&mut self.slots[key], Slot::Used(entry))
+                else {
+                    unreachable!("the free list only holds free slots")
+                };
+                self.free = next;
+                key
+            }
+            None => {
+                self.slots.push(Slot::Used(entry));
+                self.slots.len() - 1
+            }
+        }
+    }
+
+    fn remove(&mut self, key: usize) -> Option<Entry> {
+        match std::mem::replace(&mut self.slots[key], Slot::Free(self.free)) {
+            Slot::Used(entry) => {
+                self.free = Some(key);
+                self.len -= 1;
+                Some(entry)
+            }
+            free => {
+                self.slots[key] = free;
+                None
+            }
+        }
+    }
+
+    fn get_mut(&mut self, key: usize) -> Option<&mut Entry> {
+        match self.slots.get_mut(key) {
+            Some(Slot::Used(entry)) => Some(entry),
+            _ => None,
+        }
+    }
+
+    fn iter_mut(&mut self) -> impl Iterator<Item = &mut Entry> {
+        self.slots.iter_mut().filter_map(|slot| match slot {
+            Slot::Used(entry) => Some(entry),
+            Slot::Free(_) => None,
+        })
+    }
+}
+
+/// The tasks of one thread.
+#[derive(Debug)]
+pub struct Shard {
+    index: usize,
+    /// Bumped on every cancellation or stack request in this shard: the one thing a task's
+    /// future reads on each poll.
+    epoch: AtomicU64,
+    /// Task numbers drawn by this shard (only its own thread writes it).
+    next: AtomicU64,
+    slab: Mutex<Slab>,
+}
+
+impl Shard {
+    fn lock(&self) -> MutexGuard<'_, Slab> {
+        // A panic while holding the lock cannot leave a slab half-updated in a way that
+        // matters: every critical section is a single insert, remove or flag write.
+        self.slab.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The in-flight tasks of the process. There is one: see [`tasks`].
+#[derive(Debug)]
+pub struct TaskRegistry {
+    shards: RwLock<Vec<Arc<Shard>>>,
+    node: String,
+    anchor: (Instant, SystemTime),
+    /// Tasks currently registered, for the gauge in `_cat` and tests.
+    live: AtomicUsize,
+}
+
+/// The process-wide task registry.
+pub fn tasks() -> &'static TaskRegistry {
+    static TASKS: LazyLock<TaskRegistry> = LazyLock::new(TaskRegistry::new);
+    &TASKS
+}
+
+thread_local! {
+    static SHARD: Arc<Shard> = tasks().new_shard();
+}
+
+/// A cancellation seen by a task's future.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// Nothing happened.
+    None,
+    /// The task was cancelled: end it.
+    Cancelled,
+    /// A stack capture was asked: poll once in tracing mode and [`TaskHandle::send_stack`].
+    Stack,
+}
+
+/// A registered task, held by its future; removes the entry when dropped.
+#[derive(Debug)]
+pub struct TaskHandle {
+    shard: Arc<Shard>,
+    key: usize,
+    seen_epoch: u64,
+    waker: Option<Waker>,
+}
+
+impl TaskHandle {
+    /// Registers a task on the current thread's shard.
+    pub fn register(kind: TaskKind, route: TaskRoute, waker: &Waker) -> Self {
+        SHARD.with(|shard| {
+            // Relaxed: only this thread draws from its shard's counter.
+            let seq = shard.next.fetch_add(1, Ordering::Relaxed);
+            let number = (seq << SHARD_BITS) | shard.index as u64;
+            let seen_epoch = shard.epoch.load(Ordering::Acquire);
+            let key = shard.lock().insert(Entry {
+                number,
+                kind,
+                route,
+                started: Instant::now(),
+                waker: Some(waker.clone()),
+                cancelled: false,
+                stack: None,
+            });
+            tasks().live.fetch_add(1, Ordering::Relaxed);
+            TaskHandle {
+                shard: shard.clone(),
+                key,
+                seen_epoch,
+                waker: Some(waker.clone()),
+            }
+        })
+    }
+
+    /// What happened to the task since the last poll. Call on every poll with the poll's waker.
+    #[inline]
+    pub fn poll_signal(&mut self, waker: &Waker) -> Signal {
+        // Acquire pairs with the Release bump in `cancel`: the flag written before is visible.
+        let epoch = self.shard.epoch.load(Ordering::Acquire);
+        let waker_changed = !self.waker.as_ref().is_some_and(|w| w.will_wake(waker));
+        if epoch == self.seen_epoch && !waker_changed {
+            return Signal::None;
+        }
+        self.seen_epoch = epoch;
+        let mut slab = self.shard.lock();
+        let Some(entry) = slab.get_mut(self.key) else {
+            return Signal::None;
+        };
+        if waker_changed {
+            entry.waker = Some(waker.clone());
+            self.waker = Some(waker.clone());
+        }
+        if entry.cancelled {
+            Signal::Cancelled
+        } else if entry.stack.is_some() {
+            Signal::Stack
+        } else {
+            Signal::None
+        }
+    }
+
+    /// Hands a captured stack to whoever asked for it.
+    pub fn send_stack(&self, stack: String) {
+        let sender = self
+            .shard
+            .lock()
+            .get_mut(self.key)
+            .and_then(|e| e.stack.take());
+        if let Some(sender) = sender {
+            let _ = sender.try_send(stack);
+        }
+    }
+
+    /// The task's id, `<node>:<number>`.
+    pub fn id(&self) -> String {
+        let number = self.shard.lock().get_mut(self.key).map_or(0, |e| e.number);
+        format!("{}:{number}", tasks().node)
+    }
+
+    /// Records the route of a plain actix-web request once it is known.
+    pub fn set_route(&self, route: Arc<DynamicRoute>) {
+        if let Some(entry) = self.shard.lock().get_mut(self.key) {
+            entry.route = TaskRoute::Plain(Some(route));
+        }
+    }
+}
+
+impl Drop for TaskHandle {
+    fn drop(&mut self) {
+        let removed = self.shard.lock().remove(self.key);
+        if removed.is_some() {
+            tasks().live.fetch_sub(1, Ordering::Relaxed);
+        }
+        // `removed` (and its waker) drops after the lock is released.
+        drop(removed);
+    }
+}
+
+/// A task as the admin APIs show it.
+#[derive(Debug, Clone)]
+pub struct TaskInfo {
+    /// The node id.
+    pub node: String,
+    /// The task number (unique in the process).
+    pub number: u64,
+    /// The worker shard running it.
+    pub worker: usize,
+    /// What it is.
+    pub kind: TaskKind,
+    /// Its route.
+    pub route: TaskRoute,
+    /// When it started.
+    pub start_time: SystemTime,
+    /// How long it has run.
+    pub running_time: Duration,
+    /// Whether a cancellation was asked.
+    pub cancelled: bool,
+}
+
+impl TaskInfo {
+    /// `<node>:<number>`.
+    pub fn id(&self) -> String {
+        format!("{}:{}", self.node, self.number)
+    }
+
+    /// Milliseconds since the epoch at start.
+    pub fn start_millis(&self) -> u64 {
+        self.start_time
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64)
+    }
+}
+
+/// What [`TaskRegistry::cancel`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelOutcome {
+    /// The task was cancelled now.
+    Cancelled,
+    /// It had been cancelled already (and is still winding down).
+    AlreadyCancelled,
+    /// No such task (finished, or never existed).
+    NotFound,
+}
+
+impl TaskRegistry {
+    fn new() -> Self {
+        Self {
+            shards: RwLock::new(Vec::new()),
+            node: node_name(),
+            anchor: (Instant::now(), SystemTime::now()),
+            live: AtomicUsize::new(0),
+        }
+    }
+
+    fn new_shard(&self) -> Arc<Shard> {
+        let mut shards = self.shards.write().unwrap_or_else(|e| e.into_inner());
+        // Past MAX_SHARDS threads, shards share an index: their numbers stay unique because
+        // the shared shard's counter is the same one (the shard itself is reused).
+        if shards.len() >= MAX_SHARDS {
+            let index = shards.len() % MAX_SHARDS;
+            return shards[index].clone();
+        }
+        let shard = Arc::new(Shard {
+            index: shards.len(),
+            epoch: AtomicU64::new(0),
+            next: AtomicU64::new(1),
+            slab: Mutex::new(Slab::default()),
+        });
+        shards.push(shard.clone());
+        shard
+    }
+
+    /// This process's node id, the prefix of every task id.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// The number of tasks registered now.
+    pub fn len(&self) -> usize {
+        self.live.load(Ordering::Relaxed)
+    }
+
+    /// Whether no task is registered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn all_shards(&self) -> Vec<Arc<Shard>> {
+        self.shards
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Every task, ordered by start time.
+    pub fn snapshot(&self) -> Vec<TaskInfo> {
+        let now = Instant::now();
+        let mut out = Vec::new();
+        for shard in self.all_shards() {
+            let mut slab = shard.lock();
+            for entry in slab.iter_mut() {
+                out.push(TaskInfo {
+                    node: self.node.clone(),
+                    number: entry.number,
+                    worker: shard.index,
+                    kind: entry.kind.clone(),
+                    route: entry.route.clone(),
+                    start_time: self.anchor.1
+                        + entry.started.saturating_duration_since(self.anchor.0),
+                    running_time: now.saturating_duration_since(entry.started),
+                    cancelled: entry.cancelled,
+                });
+            }
+        }
+        out.sort_by_key(|t| (t.start_time, t.number));
+        out
+    }
+
+    /// Parses `<node>:<number>`: `Ok(None)` for another node's id.
+    ///
+    /// # Errors
+    ///
+    /// A message for a malformed id.
+    pub fn parse_id(&self, id: &str) -> Result<Option<u64>, String> {
+        let Some((node, number)) = id.rsplit_once(':') else {
+            return Err(format!("malformed task id {id}"));
+        };
+        let number: u64 = number
+            .parse()
+            .map_err(|_| format!("malformed task id {id}"))?;
+        Ok((node == self.node).then_some(number))
+    }
+
+    fn with_entry<R>(&self, number: u64, f: impl FnOnce(&Shard, &mut Entry) -> R) -> Option<R> {
+        let index = (number & (MAX_SHARDS as u64 - 1)) as usize;
+        let shards = self.all_shards();
+        let shard = shards.iter().find(|s| s.index == index)?;
+        let mut slab = shard.lock();
+        let entry = slab.iter_mut().find(|e| e.number == number)?;
+        Some(f(shard, entry))
+    }
+
+    /// Cancels one task.
+    pub fn cancel(&self, number: u64) -> CancelOutcome {
+        let waker = self.with_entry(number, |shard, entry| {
+            if entry.cancelled {
+                return Err(());
+            }
+            entry.cancelled = true;
+            // Release: the flag above is visible to whoever sees the new epoch.
+            shard.epoch.fetch_add(1, Ordering::Release);
+            Ok(entry.waker.clone())
+        });
+        match waker {
+            None => CancelOutcome::NotFound,
+            Some(Err(())) => CancelOutcome::AlreadyCancelled,
+            Some(Ok(waker)) => {
+                // Woken outside the lock: the task may run at once on its own thread.
+                if let Some(waker) = waker {
+                    waker.wake();
+                }
+                CancelOutcome::Cancelled
+            }
+        }
+    }
+
+    /// Cancels every task `matches` selects; returns the numbers cancelled now.
+    pub fn cancel_where(
+        &self,
+        mut matches: impl FnMut(&TaskRoute) -> bool,
+    ) -> Vec<(u64, TaskRoute)> {
+        let mut cancelled = Vec::new();
+        let mut wakers = Vec::new();
+        for shard in self.all_shards() {
+            let mut any = false;
+            let mut slab = shard.lock();
+            for entry in slab
+                .iter_mut()
+                .filter(|e| !e.cancelled && matches(&e.route))
+            {
+                entry.cancelled = true;
+                any = true;
+                cancelled.push((entry.number, entry.route.clone()));
+                wakers.extend(entry.waker.clone());
+            }
+            if any {
+                shard.epoch.fetch_add(1, Ordering::Release);
+            }
+        }
+        for waker in wakers {
+            waker.wake();
+        }
+        cancelled
+    }
+
+    /// Asks a task for its stack: the task's next poll captures it and sends it back.
+    /// Returns `None` if there is no such task.
+    pub fn request_stack(&self, number: u64) -> Option<std::sync::mpsc::Receiver<String>> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let waker = self.with_entry(number, |shard, entry| {
+            entry.stack = Some(tx);
+            shard.epoch.fetch_add(1, Ordering::Release);
+            entry.waker.clone()
+        })?;
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+        Some(rx)
+    }
+
+    /// One task's details.
+    pub fn get(&self, number: u64) -> Option<TaskInfo> {
+        self.snapshot().into_iter().find(|t| t.number == number)
+    }
+}
+
+/// The node id: the host name, reduced to characters that need no escaping in a URL.
+fn node_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_default();
+    let name: String = host
+        .trim()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if name.is_empty() {
+        "node".to_owned()
+    } else {
+        name
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicBool;
+    use std::task::Wake;
+
+    struct Flag(AtomicBool);
+
+    impl Wake for Flag {
+        fn wake(self: Arc<Self>) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    fn background(name: &str) -> TaskKind {
+        TaskKind::Background { name: name.into() }
+    }
+
+    #[test]
+    fn slab_reuses_slots() {
+        let mut slab = Slab::default();
+        let entry = |n| Entry {
+            number: n,
+            kind: background("x"),
+            route: TaskRoute::None,
+            started: Instant::now(),
+            waker: None,
+            cancelled: false,
+            stack: None,
+        };
+        let a = slab.insert(entry(1));
+        let b = slab.insert(entry(2));
+        assert_eq!(slab.remove(a).unwrap().number, 1);
+        assert!(slab.remove(a).is_none(), "a second remove is a no-op");
+        let c = slab.insert(entry(3));
+        assert_eq!(c, a);
+        assert_eq!(slab.len, 2);
+        assert_eq!(slab.get_mut(b).unwrap().number, 2);
+    }
+
+    #[test]
+    fn register_list_cancel_and_drop() {
+        let flag = Arc::new(Flag(AtomicBool::new(false)));
+        let waker = Waker::from(flag.clone());
+        let mut handle =
+            TaskHandle::register(background("unit-test-task"), TaskRoute::None, &waker);
+        let id = handle.id();
+        let number = tasks().parse_id(&id).unwrap().unwrap();
+        let info = tasks().get(number).unwrap();
+        assert!(
+            matches!(info.kind, TaskKind::Background { ref name } if &**name == "unit-test-task")
+        );
+        assert!(!info.cancelled);
+        assert_eq!(handle.poll_signal(&waker), Signal::None);
+
+        assert_eq!(tasks().cancel(number), CancelOutcome::Cancelled);
+        assert!(flag.0.load(Ordering::SeqCst), "the task was woken");
+        assert_eq!(tasks().cancel(number), CancelOutcome::AlreadyCancelled);
+        assert_eq!(handle.poll_signal(&waker), Signal::Cancelled);
+        assert!(tasks().get(number).unwrap().cancelled);
+
+        drop(handle);
+        assert!(tasks().get(number).is_none());
+        assert_eq!(tasks().cancel(number), CancelOutcome::NotFound);
+    }
+
+    #[test]
+    fn task_ids() {
+        let reg = tasks();
+        let node = reg.node().to_owned();
+        assert_eq!(reg.parse_id(&format!("{node}:42")), Ok(Some(42)));
+        assert_eq!(reg.parse_id("elsewhere:42"), Ok(None));
+        assert!(reg.parse_id("42").is_err());
+        assert!(reg.parse_id(&format!("{node}:x")).is_err());
+        assert!(node
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+    }
+
+    #[test]
+    fn stack_requests_reach_the_task() {
+        let waker = Waker::from(Arc::new(Flag(AtomicBool::new(false))));
+        let mut handle = TaskHandle::register(background("stack"), TaskRoute::None, &waker);
+        let number = tasks().parse_id(&handle.id()).unwrap().unwrap();
+        let rx = tasks().request_stack(number).unwrap();
+        assert_eq!(handle.poll_signal(&waker), Signal::Stack);
+        handle.send_stack("frame 0".to_owned());
+        assert_eq!(rx.recv().unwrap(), "frame 0");
+        assert_eq!(handle.poll_signal(&waker), Signal::None);
+    }
+}
