@@ -76,6 +76,8 @@ struct Entry {
     stack: Option<StackSender>,
 }
 
+// Entries live inline: boxing them would cost an allocation per request.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 enum Slot {
     Used(Entry),
