@@ -44,7 +44,8 @@ use crate::inflight::{InFlight, TrackBody};
 ///
 /// Wrap it last (outermost), so it sees every request. A route registered with plain actix-web
 /// is only known once a request has been routed to it, and actix routes inside the App: so its
-/// requests are counted when they finish, and `stats.req.active` is unknown (`-`) for it.
+/// requests are counted when they finish, and while they run they are matched to a route by
+/// their path (for `stats.req.active`, `_tasks` and interrupts).
 ///
 /// `Observe` also applies route settings (a preempt) to plain routes. As actix has not routed
 /// the request yet, it matches the path against the App's resources the way actix's
@@ -75,6 +76,10 @@ where
     fn new_transform(&self, service: S) -> Self::Future {
         // Relaxed: `Track` only needs to see it eventually (see `claim`).
         claim::OBSERVE_INSTALLED.store(true, Ordering::Relaxed);
+        // In-flight plain requests are given a route by matching their path, as actix would.
+        registry().set_path_matcher(|pattern, path| {
+            actix_web::dev::ResourceDef::new(pattern).is_match(path)
+        });
         ready(Ok(ObserveMiddleware {
             service,
             routes: Rc::default(),

@@ -9,6 +9,11 @@ use crate::inflight::InFlight;
 /// capture (and the admin API answers 501 before asking): say so rather than hang the caller.
 pub(crate) fn capture<F>(_fut: Pin<&mut F>, _cx: &mut Context<'_>, inflight: &InFlight) {
     if let Some(handle) = inflight.handle() {
-        handle.send_stack("stack capture is not enabled in this build".to_owned());
+        handle.send_stack(Box::new(|| {
+            "stack capture is not enabled in this build".to_owned()
+        }));
     }
 }
+
+/// Tells the registry whether this build can capture stacks.
+pub(crate) fn declare_support() {}

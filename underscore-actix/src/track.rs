@@ -43,6 +43,7 @@ where
 
     fn new_transform(&self, service: S) -> Self::Future {
         self.route.state.set_mounted();
+        crate::stack::declare_support();
         ready(Ok(TrackMiddleware {
             service,
             route: self.route,

@@ -37,6 +37,14 @@ pub enum Cell {
     Float(f64),
     /// A boolean.
     Bool(bool),
+    /// A human-readable value (`1.2s`) that sorts by a number (its seconds): text in every
+    /// format, as Elasticsearch writes such values.
+    Human {
+        /// What is shown.
+        text: String,
+        /// What sorting compares.
+        key: f64,
+    },
 }
 
 impl Cell {
@@ -48,6 +56,7 @@ impl Cell {
             Cell::Float(f) if f.is_finite() => f.to_string(),
             Cell::Float(_) => "-".to_owned(),
             Cell::Bool(b) => b.to_string(),
+            Cell::Human { text, .. } => text.clone(),
         }
     }
 
@@ -59,6 +68,7 @@ impl Cell {
             // `from_f64` is `None` for NaN and infinities: never emit invalid JSON.
             Cell::Float(f) => serde_json::Number::from_f64(*f).map_or(Value::Null, Value::Number),
             Cell::Bool(b) => Value::Bool(*b),
+            Cell::Human { text, .. } => Value::String(text.clone()),
         }
     }
 
@@ -70,6 +80,7 @@ impl Cell {
                 Cell::Float(f) if !f.is_finite() => (0, 0.0),
                 Cell::Int(n) => (1, *n as f64),
                 Cell::Float(f) => (1, *f),
+                Cell::Human { key, .. } => (1, *key),
                 Cell::Str(_) => (2, 0.0),
                 Cell::Bool(_) => (3, 0.0),
             }

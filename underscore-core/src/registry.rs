@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
-use std::sync::{Arc, LazyLock, Mutex, RwLock};
+use std::sync::{Arc, LazyLock, Mutex, OnceLock, RwLock};
 
 use crate::route::{RequestCounters, RouteMeta, RouteRef, METHODS};
 use crate::settings::{Preempt, SettingsError, SettingsSlot, SettingsStore, StoreState};
@@ -27,6 +27,7 @@ pub struct Registry {
     dynamic: RwLock<Vec<Arc<DynamicRoute>>>,
     settings: SettingsStore,
     dynamic_preempts: AtomicUsize,
+    path_matcher: OnceLock<fn(&str, &str) -> bool>,
 }
 
 /// The process-wide registry, built from the inventory on first use.
@@ -72,6 +73,7 @@ impl Registry {
             dynamic: RwLock::new(Vec::new()),
             settings: SettingsStore::default(),
             dynamic_preempts: AtomicUsize::new(0),
+            path_matcher: OnceLock::new(),
         }
     }
 
@@ -176,6 +178,30 @@ impl Registry {
     pub fn has_dynamic_preempts(&self) -> bool {
         // Relaxed: a hint that only gates a lookup; the slot itself is read with Acquire.
         self.dynamic_preempts.load(Ordering::Relaxed) > 0
+    }
+
+    /// Teaches the registry to match a path against an actix pattern (the actix layer installs
+    /// actix's own matcher), so that in-flight plain requests can be given their route.
+    pub fn set_path_matcher(&self, matcher: fn(pattern: &str, path: &str) -> bool) {
+        let _ = self.path_matcher.set(matcher);
+    }
+
+    /// The plain route an in-flight request most likely belongs to: the first route seen whose
+    /// pattern matches the path and on which the method was seen, as actix's `match_pattern`
+    /// does before routing. `None` without a matcher.
+    pub fn resolve_plain(&self, method: &str, path: &str) -> Option<Arc<DynamicRoute>> {
+        let matcher = self.path_matcher.get()?;
+        self.dynamic()
+            .into_iter()
+            .find(|r| r.methods.contains(method) && matcher(&r.pattern, path))
+    }
+
+    /// The id of an annotated route.
+    pub fn annotated_id(&self, meta: &RouteMeta) -> Option<&str> {
+        self.annotated
+            .iter()
+            .find(|(_, m)| std::ptr::eq(*m, meta))
+            .map(|(id, _)| id.as_str())
     }
 
     /// The plain actix-web route with this full pattern, if it was seen already.

@@ -62,8 +62,12 @@ pub enum TaskRoute {
     None,
 }
 
+/// A captured stack, rendered where it is received: resolving symbols can take a while, and
+/// must not happen on the worker that captured it.
+pub type Stack = Box<dyn FnOnce() -> String + Send>;
+
 /// What a stack capture request hands back.
-pub type StackSender = std::sync::mpsc::SyncSender<String>;
+pub type StackSender = std::sync::mpsc::SyncSender<Stack>;
 
 #[derive(Debug)]
 struct Entry {
@@ -167,6 +171,8 @@ pub struct TaskRegistry {
     anchor: (Instant, SystemTime),
     /// Tasks currently registered, for the gauge in `_cat` and tests.
     live: AtomicUsize,
+    /// How to turn on stack capture, when this build cannot capture (`None`: it can).
+    stack_support: RwLock<Option<&'static str>>,
 }
 
 /// The process-wide task registry.
@@ -254,7 +260,7 @@ impl TaskHandle {
     }
 
     /// Hands a captured stack to whoever asked for it.
-    pub fn send_stack(&self, stack: String) {
+    pub fn send_stack(&self, stack: Stack) {
         let sender = self
             .shard
             .lock()
@@ -343,6 +349,26 @@ impl TaskRegistry {
             node: node_name(),
             anchor: (Instant::now(), SystemTime::now()),
             live: AtomicUsize::new(0),
+            stack_support: RwLock::new(Some(
+                "print_stack needs underscore-actix's `taskdump` feature and a build with \
+                 RUSTFLAGS=\"--cfg tokio_unstable\" (see the README)",
+            )),
+        }
+    }
+
+    /// Declares that request futures can capture their stack (the middleware's build can).
+    pub fn enable_stacks(&self) {
+        *self
+            .stack_support
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    /// `Err(how to enable it)` when this build cannot capture stacks.
+    pub fn stacks_supported(&self) -> Result<(), &'static str> {
+        match *self.stack_support.read().unwrap_or_else(|e| e.into_inner()) {
+            None => Ok(()),
+            Some(how) => Err(how),
         }
     }
 
@@ -461,7 +487,7 @@ impl TaskRegistry {
     /// Cancels every task `matches` selects; returns the numbers cancelled now.
     pub fn cancel_where(
         &self,
-        mut matches: impl FnMut(&TaskRoute) -> bool,
+        mut matches: impl FnMut(&TaskRoute, &TaskKind) -> bool,
     ) -> Vec<(u64, TaskRoute)> {
         let mut cancelled = Vec::new();
         let mut wakers = Vec::new();
@@ -470,7 +496,7 @@ impl TaskRegistry {
             let mut slab = shard.lock();
             for entry in slab
                 .iter_mut()
-                .filter(|e| !e.cancelled && matches(&e.route))
+                .filter(|e| !e.cancelled && matches(&e.route, &e.kind))
             {
                 entry.cancelled = true;
                 any = true;
@@ -489,7 +515,7 @@ impl TaskRegistry {
 
     /// Asks a task for its stack: the task's next poll captures it and sends it back.
     /// Returns `None` if there is no such task.
-    pub fn request_stack(&self, number: u64) -> Option<std::sync::mpsc::Receiver<String>> {
+    pub fn request_stack(&self, number: u64) -> Option<std::sync::mpsc::Receiver<Stack>> {
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         let waker = self.with_entry(number, |shard, entry| {
             entry.stack = Some(tx);
@@ -618,8 +644,8 @@ mod tests {
         let number = tasks().parse_id(&handle.id()).unwrap().unwrap();
         let rx = tasks().request_stack(number).unwrap();
         assert_eq!(handle.poll_signal(&waker), Signal::Stack);
-        handle.send_stack("frame 0".to_owned());
-        assert_eq!(rx.recv().unwrap(), "frame 0");
+        handle.send_stack(Box::new(|| "frame 0".to_owned()));
+        assert_eq!(rx.recv().unwrap()(), "frame 0");
         assert_eq!(handle.poll_signal(&waker), Signal::None);
     }
 }

@@ -5,6 +5,7 @@
 mod cat;
 mod routes;
 mod settings;
+mod tasks;
 
 use crate::{ApiError, Registry};
 
@@ -88,7 +89,12 @@ impl From<ApiError> for Response {
 }
 
 /// The endpoints, for `GET /_cat` and for documentation.
-pub const CAT_ENDPOINTS: &[&str] = &["/_cat/routes", "/_cat/routes/{ids}"];
+pub const CAT_ENDPOINTS: &[&str] = &[
+    "/_cat/routes",
+    "/_cat/routes/{ids}",
+    "/_cat/tasks",
+    "/_cat/tasks/{task_ids}",
+];
 
 const GET: &str = "GET, HEAD";
 const GET_PUT: &str = "GET, HEAD, PUT";
@@ -131,6 +137,43 @@ fn dispatch(reg: &Registry, req: &Request<'_>) -> Result<Response, ApiError> {
         ["_cat", "routes", ids] => {
             allow(GET)?;
             cat::routes(reg, query, path, Some(ids)).map(Response::ok)
+        }
+        ["_cat", "tasks"] => {
+            allow(GET)?;
+            tasks::cat(reg, query, path, None).map(Response::ok)
+        }
+        ["_cat", "tasks", ids] => {
+            allow(GET)?;
+            tasks::cat(reg, query, path, Some(ids)).map(Response::ok)
+        }
+        ["_tasks"] => {
+            allow(GET)?;
+            tasks::list(reg, query, path).map(Response::ok)
+        }
+        ["_tasks", id] => {
+            allow(GET)?;
+            tasks::get(reg, query, path, id).map(Response::ok)
+        }
+        ["_tasks", id, "_cancel" | "cancel"] => {
+            if req.method != "POST" {
+                let mut err = ApiError::method_not_allowed(path, req.method, "POST");
+                err.reason.push_str(": cancelling changes state, so it takes POST (a GET could be triggered by any page a browser visits)");
+                return Err(err);
+            }
+            tasks::cancel(reg, query, path, id, req.caller).map(Response::ok)
+        }
+        ["_tasks", id, "print_stack"] => {
+            allow(GET)?;
+            tasks::print_stack(reg, query, path, id).map(Response::ok)
+        }
+        ["_routes", ids, "interrupt"] => {
+            if req.method != "POST" {
+                let mut err = ApiError::method_not_allowed(path, req.method, "POST");
+                err.reason
+                    .push_str(": interrupting changes state, so it takes POST");
+                return Err(err);
+            }
+            tasks::interrupt(reg, query, path, ids, req.caller).map(Response::ok)
         }
         ["_routes"] => {
             allow(GET)?;

@@ -23,7 +23,7 @@ pub(crate) struct RouteInfo {
     pub doc: Option<&'static str>,
     pub mounted: bool,
     pub total: u64,
-    /// `None` where it cannot be known: see the crate docs on routes not annotated.
+    /// Requests in flight.
     pub active: Option<u64>,
     /// The effective preempt.
     pub preempt: Option<Arc<Preempt>>,
@@ -52,7 +52,15 @@ pub(crate) fn snapshot(reg: &Registry) -> Vec<RouteInfo> {
         active: Some(meta.state.counters.active()),
         preempt: meta.state.settings.preempt(),
     });
-    let dynamic = reg.dynamic().into_iter().map(|route| RouteInfo {
+    let dynamic = reg.dynamic();
+    // In-flight requests of plain routes are matched to a route by path (actix has not told
+    // which route serves them yet).
+    let plain_active = if dynamic.is_empty() {
+        Default::default()
+    } else {
+        super::tasks::plain_active(reg)
+    };
+    let dynamic = dynamic.into_iter().map(|route| RouteInfo {
         id: route.id.clone(),
         annotated: false,
         handler: None,
@@ -64,7 +72,7 @@ pub(crate) fn snapshot(reg: &Registry) -> Vec<RouteInfo> {
         doc: None,
         mounted: true,
         total: route.counters.total(),
-        active: None,
+        active: Some(plain_active.get(&route.id).copied().unwrap_or(0)),
         preempt: route.settings.preempt(),
     });
     annotated.chain(dynamic).collect()
