@@ -1,0 +1,449 @@
+//! In-flight requests as tasks: listing, interrupt, cancel, streaming, panics, disconnects.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use actix_web::web::Bytes;
+use actix_web::{get, web, HttpResponse, Responder};
+use common::{curl_unix, TestServer};
+use serde_json::{json, Value};
+use underscore_actix::underscore_route;
+
+/// Waits (a long time) unless interrupted.
+#[underscore_route]
+#[get("/wait/{n}")]
+async fn wait(n: web::Path<u32>) -> impl Responder {
+    actix_web::rt::time::sleep(Duration::from_secs(30)).await;
+    format!("waited {n}")
+}
+
+/// Another waiting route, to show an interrupt is per route.
+#[underscore_route]
+#[get("/other")]
+async fn other() -> impl Responder {
+    actix_web::rt::time::sleep(Duration::from_secs(2)).await;
+    "other done"
+}
+
+/// Outlives its client, for the disconnect test.
+#[underscore_route]
+#[get("/lingering")]
+async fn lingering() -> impl Responder {
+    actix_web::rt::time::sleep(Duration::from_secs(2)).await;
+    "lingering done"
+}
+
+/// Streams one chunk, then stalls.
+#[underscore_route]
+#[get("/stream")]
+async fn streaming() -> HttpResponse {
+    let body = futures_stream();
+    HttpResponse::Ok().streaming(body)
+}
+
+fn futures_stream() -> impl futures_core::Stream<Item = Result<Bytes, actix_web::Error>> {
+    struct Stalling(bool);
+    impl futures_core::Stream for Stalling {
+        type Item = Result<Bytes, actix_web::Error>;
+        fn poll_next(
+            mut self: std::pin::Pin<&mut Self>,
+            _cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Self::Item>> {
+            if self.0 {
+                std::task::Poll::Pending
+            } else {
+                self.0 = true;
+                std::task::Poll::Ready(Some(Ok(Bytes::from_static(b"first chunk\n"))))
+            }
+        }
+    }
+    Stalling(false)
+}
+
+/// Panics after a short wait.
+#[underscore_route]
+#[get("/boom")]
+async fn boom() -> &'static str {
+    actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    panic!("boom, on purpose")
+}
+
+async fn plain_wait() -> &'static str {
+    actix_web::rt::time::sleep(Duration::from_secs(30)).await;
+    "plain done"
+}
+
+fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(wait)
+        .service(other)
+        .service(streaming)
+        .service(boom)
+        .service(lingering)
+        .route("/plainwait", web::get().to(plain_wait));
+}
+
+/// Sends `GET path` and returns the open connection.
+fn send(addr: SocketAddr, path: &str) -> TcpStream {
+    let mut conn = TcpStream::connect(addr).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    write!(
+        conn,
+        "GET {path} HTTP/1.1\r\nHost: t\r\nX-Opaque-Id: probe-{path}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    conn
+}
+
+fn read_all(mut conn: TcpStream) -> String {
+    let mut out = Vec::new();
+    let _ = conn.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn tasks_json(srv: &TestServer, query: &str) -> Value {
+    srv.admin("GET", &format!("/_tasks?{query}")).json()
+}
+
+/// The ids of the in-flight tasks whose action is `action`.
+fn task_ids(srv: &TestServer, action: &str) -> Vec<String> {
+    let json = tasks_json(srv, &format!("group_by=none&actions={action}"));
+    json["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| format!("{}:{}", t["node"].as_str().unwrap(), t["id"]))
+        .collect()
+}
+
+fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !ok() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn in_flight_requests_are_listed_and_interrupted() {
+    let srv = TestServer::start(routes);
+    let clients: Vec<TcpStream> = (0..6)
+        .map(|i| send(srv.addr, &format!("/wait/{i}")))
+        .collect();
+    let keep_running = send(srv.addr, "/other");
+    wait_until("6 tasks", || task_ids(&srv, "http:wait").len() == 6);
+
+    // Elasticsearch's shape, with ours beside it.
+    let json = tasks_json(&srv, "actions=http:wait&detailed");
+    let nodes = json["nodes"].as_object().unwrap();
+    assert_eq!(nodes.len(), 1);
+    let (node, entry) = nodes.iter().next().unwrap();
+    assert_eq!(entry["name"], json!(node));
+    let tasks = entry["tasks"].as_object().unwrap();
+    assert_eq!(tasks.len(), 6);
+    let workers: std::collections::HashSet<u64> = tasks
+        .values()
+        .map(|t| t["worker"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        workers.len(),
+        2,
+        "requests on both workers are listed: {workers:?}"
+    );
+    for (id, task) in tasks {
+        assert_eq!(id, &format!("{node}:{}", task["id"]));
+        assert_eq!(task["type"], "http");
+        assert_eq!(task["action"], "http:wait");
+        assert_eq!(task["route_id"], "wait");
+        assert_eq!(task["method"], "GET");
+        assert!(task["path"].as_str().unwrap().starts_with("/wait/"));
+        assert!(task["peer"].as_str().unwrap().starts_with("127.0.0.1:"));
+        assert_eq!(task["cancellable"], true);
+        assert_eq!(task["cancelled"], false);
+        assert!(task["running_time_in_nanos"].as_u64().unwrap() > 0);
+        assert!(task["start_time_in_millis"].as_u64().unwrap() > 1_700_000_000_000);
+        assert!(task["description"]
+            .as_str()
+            .unwrap()
+            .starts_with("GET /wait/"));
+        assert!(task["headers"]["X-Opaque-Id"]
+            .as_str()
+            .unwrap()
+            .starts_with("probe-/wait/"));
+    }
+    // The other shapes.
+    assert_eq!(
+        tasks_json(&srv, "group_by=none&actions=http:wait")["tasks"]
+            .as_array()
+            .unwrap()
+            .len(),
+        6
+    );
+    assert_eq!(
+        tasks_json(&srv, "group_by=parents&actions=http:wait")["tasks"]
+            .as_object()
+            .unwrap()
+            .len(),
+        6
+    );
+    assert_eq!(srv.admin("GET", "/_tasks?group_by=tree").status, 400);
+    // One task by id.
+    let id = &task_ids(&srv, "http:wait")[0];
+    let one = srv.admin("GET", &format!("/_tasks/{id}")).json();
+    assert_eq!(one["completed"], false);
+    assert_eq!(one["task"]["action"], "http:wait");
+    // _cat/tasks and the active count of the route.
+    let cat = srv
+        .admin("GET", "/_cat/tasks?h=action,method,cancelled&s=action")
+        .body;
+    let rows: Vec<Vec<&str>> = cat
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        rows.iter()
+            .filter(|r| *r == &["http:wait", "GET", "false"])
+            .count(),
+        6,
+        "{cat}"
+    );
+    assert_eq!(srv.admin("GET", "/_cat/routes/wait?h=active").body, "6\n");
+
+    // Interrupt: every client gets a real 503, promptly, and the registry drains.
+    let started = Instant::now();
+    let res = curl_unix(&srv.socket, "POST", "/_routes/wait/interrupt", None);
+    assert_eq!(res.json(), json!({"wait": {"interrupted": 6}}));
+    for client in clients {
+        let reply = read_all(client);
+        assert!(
+            reply.starts_with("HTTP/1.1 503 Request interrupted\r\n"),
+            "{reply}"
+        );
+        assert!(reply.ends_with("Request interrupted\n"), "{reply}");
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    wait_until("wait tasks gone", || task_ids(&srv, "http:wait").is_empty());
+    assert_eq!(srv.admin("GET", "/_cat/routes/wait?h=active").body, "0\n");
+    // Another route's request was left alone.
+    let reply = read_all(keep_running);
+    assert!(
+        reply.starts_with("HTTP/1.1 200 OK\r\n") && reply.ends_with("other done"),
+        "{reply}"
+    );
+    // Nothing left to interrupt.
+    let res = curl_unix(&srv.socket, "POST", "/_routes/wait,other/interrupt", None);
+    assert_eq!(
+        res.json(),
+        json!({"wait": {"interrupted": 0}, "other": {"interrupted": 0}})
+    );
+    assert_eq!(
+        curl_unix(&srv.socket, "POST", "/_routes/nope/interrupt", None).status,
+        404
+    );
+    let res = curl_unix(&srv.socket, "GET", "/_routes/wait/interrupt", None);
+    assert_eq!((res.status, res.header("allow")), (405, Some("POST")));
+}
+
+#[test]
+fn cancelling_one_task_leaves_the_others_running() {
+    let srv = TestServer::start(routes);
+    let a = send(srv.addr, "/wait/100");
+    let b = send(srv.addr, "/wait/101");
+    wait_until("2 tasks", || {
+        tasks_json(&srv, "group_by=none&actions=http:wait")["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["path"].as_str().unwrap().starts_with("/wait/10"))
+            .count()
+            == 2
+    });
+    let all = tasks_json(&srv, "group_by=none&actions=http:wait");
+    let ids: Vec<(String, String)> = all["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["path"].as_str().unwrap().starts_with("/wait/10"))
+        .map(|t| {
+            (
+                format!("{}:{}", t["node"].as_str().unwrap(), t["id"]),
+                t["path"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let (victim, victim_path) = &ids[0];
+    let res = curl_unix(
+        &srv.socket,
+        "POST",
+        &format!("/_tasks/{victim}/_cancel"),
+        None,
+    );
+    assert_eq!(res.status, 200, "{}", res.body);
+    let node = victim.split(':').next().unwrap();
+    let task = &res.json()["nodes"][node]["tasks"][victim.as_str()];
+    assert_eq!(task["cancelled"], true, "{}", res.body);
+    // `cancel` is the seed's spelling: POST there too; a GET is refused with a hint.
+    let again = curl_unix(
+        &srv.socket,
+        "POST",
+        &format!("/_tasks/{victim}/cancel"),
+        None,
+    );
+    assert!(again.status == 200 || again.status == 404, "{}", again.body);
+    let get = curl_unix(
+        &srv.socket,
+        "GET",
+        &format!("/_tasks/{victim}/cancel"),
+        None,
+    );
+    assert_eq!((get.status, get.header("allow")), (405, Some("POST")));
+    assert!(get.json()["error"]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("takes POST"));
+
+    let (cancelled, survivor) = if victim_path == "/wait/100" {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    let reply = read_all(cancelled);
+    assert!(
+        reply.starts_with("HTTP/1.1 503 Request interrupted\r\n"),
+        "{reply}"
+    );
+    // The other request is still running.
+    let (other_id, _) = &ids[1];
+    let still = srv.admin("GET", &format!("/_tasks/{other_id}"));
+    assert_eq!(still.status, 200);
+    assert_eq!(still.json()["task"]["cancelled"], false);
+    // A task that is gone is a 404; a malformed id a 400.
+    wait_until("victim gone", || {
+        srv.admin("GET", &format!("/_tasks/{victim}")).status == 404
+    });
+    assert_eq!(
+        curl_unix(
+            &srv.socket,
+            "POST",
+            &format!("/_tasks/{victim}/_cancel"),
+            None
+        )
+        .status,
+        404
+    );
+    assert_eq!(srv.admin("GET", "/_tasks/not-a-task-id").status, 400);
+    let res = curl_unix(
+        &srv.socket,
+        "POST",
+        &format!("/_tasks/{other_id}/_cancel"),
+        None,
+    );
+    assert_eq!(res.status, 200);
+    assert!(read_all(survivor).starts_with("HTTP/1.1 503"));
+}
+
+#[test]
+fn an_interrupted_stream_closes_the_connection() {
+    let srv = TestServer::start(routes);
+    let mut client = send(srv.addr, "/stream");
+    let mut head = [0u8; 512];
+    let n = client.read(&mut head).unwrap();
+    let head = String::from_utf8_lossy(&head[..n]).into_owned();
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    wait_until("stream task", || {
+        task_ids(&srv, "http:streaming").len() == 1
+    });
+    let res = curl_unix(&srv.socket, "POST", "/_routes/streaming/interrupt", None);
+    assert_eq!(res.json(), json!({"streaming": {"interrupted": 1}}));
+    // The response had begun: no 503 is possible, the connection is closed instead, without
+    // the chunked body's terminating chunk.
+    let rest = read_all(client);
+    let whole = head + &rest;
+    assert!(whole.contains("first chunk"), "{whole}");
+    assert!(
+        !whole.ends_with("0\r\n\r\n"),
+        "the body must not look complete: {whole:?}"
+    );
+    wait_until("stream task gone", || {
+        task_ids(&srv, "http:streaming").is_empty()
+    });
+}
+
+#[test]
+fn panics_and_disconnects_leave_no_entry_behind() {
+    let srv = TestServer::start(routes);
+    let client = send(srv.addr, "/boom");
+    let reply = read_all(client);
+    assert!(
+        reply.is_empty() || reply.starts_with("HTTP/1.1 500"),
+        "{reply}"
+    );
+    wait_until("boom gone", || task_ids(&srv, "http:boom").is_empty());
+    assert_eq!(
+        srv.admin("GET", "/_cat/routes/boom?h=active,total").body,
+        "0 1\n"
+    );
+
+    // actix-web does not cancel a handler when its client disconnects: the task stays until
+    // the handler ends (here, after 2 s), then its entry goes.
+    let client = send(srv.addr, "/lingering");
+    wait_until("lingering task", || {
+        task_ids(&srv, "http:lingering").len() == 1
+    });
+    drop(client);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        task_ids(&srv, "http:lingering").len(),
+        1,
+        "still running after the disconnect"
+    );
+    wait_until("lingering gone", || {
+        task_ids(&srv, "http:lingering").is_empty()
+    });
+}
+
+#[test]
+fn plain_routes_are_tasks_too() {
+    let srv = TestServer::start(routes);
+    // Learn the plain route first (it is known after its first request).
+    let first = send(srv.addr, "/plainwait");
+    wait_until("plain task", || {
+        task_ids(&srv, "http:*").iter().count() >= 1
+    });
+    let json = tasks_json(&srv, "group_by=none");
+    let task = json["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["path"] == "/plainwait")
+        .cloned()
+        .unwrap();
+    // Not routed yet as far as anyone can tell: actix has not answered.
+    assert_eq!(task["action"], "http:_unrouted");
+    let id = format!("{}:{}", task["node"].as_str().unwrap(), task["id"]);
+    assert_eq!(
+        curl_unix(&srv.socket, "POST", &format!("/_tasks/{id}/_cancel"), None).status,
+        200
+    );
+    let reply = read_all(first);
+    assert!(
+        reply.starts_with("HTTP/1.1 503 Request interrupted\r\n"),
+        "{reply}"
+    );
+    // Interrupted before actix said which route it was: the route is still unknown, so it
+    // cannot be interrupted by route id yet.
+    assert_eq!(
+        curl_unix(&srv.socket, "POST", "/_routes/plainwait/interrupt", None).status,
+        404
+    );
+}
