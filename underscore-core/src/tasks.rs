@@ -534,6 +534,12 @@ impl TaskRegistry {
     }
 }
 
+/// The bytes one in-flight task takes in its shard (its slot; the method, URI and waker it
+/// holds are shared with actix, not copied).
+pub const fn entry_size() -> usize {
+    std::mem::size_of::<Slot>()
+}
+
 /// The node id: the host name, reduced to characters that need no escaping in a URL.
 fn node_name() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
