@@ -10,7 +10,7 @@ use std::net::TcpStream;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use actix_web::{get, web, App, HttpServer, Responder};
+use actix_web::{get, App, HttpServer, Responder};
 use underscore_actix::{underscore_route, AdminSocket, Observe};
 
 const CLIENTS: usize = 1_000;
