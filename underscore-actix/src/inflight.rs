@@ -12,8 +12,11 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse};
 use pin_project_lite::pin_project;
-use underscore_core::route::RequestCounters;
-use underscore_core::tasks::{Signal, TaskHandle, TaskKind, TaskRoute};
+use std::time::Instant;
+
+use actix_web::http::StatusCode;
+use underscore_core::stats::{Outcome, RouteStats};
+use underscore_core::tasks::{CancelReason, Signal, TaskHandle, TaskKind, TaskRoute};
 
 /// The reason phrase and body of an interrupted request.
 pub(crate) const INTERRUPTED: &str = "Request interrupted";
@@ -30,14 +33,45 @@ pub(crate) fn interrupted_response() -> HttpResponse {
     res
 }
 
-/// Ends the request in the route's counters when dropped: when the response has been sent, or
-/// on error, panic, cancellation, or when actix drops the request.
+/// A request counted in its route's statistics: records its outcome exactly once, when it
+/// is dropped (after the response was sent, or on error, panic or cancellation). A request
+/// dropped before any outcome was set ends as `dropped`.
 #[derive(Debug)]
-pub struct Active(pub(crate) &'static RequestCounters);
+pub struct Active {
+    stats: &'static RouteStats,
+    start: Instant,
+    outcome: Option<Outcome>,
+}
+
+impl Active {
+    /// Counts a request of the route with `stats`, started at `start`.
+    pub(crate) fn begin(stats: &'static RouteStats, start: Instant) -> Self {
+        stats.begin();
+        Self {
+            stats,
+            start,
+            outcome: None,
+        }
+    }
+
+    /// The app answered with `status`: records the latency, and the outcome for later.
+    pub(crate) fn responded(&mut self, status: StatusCode) {
+        self.stats.record_latency(self.start, Instant::now());
+        self.outcome = Some(Outcome::Status(status.as_u16()));
+    }
+
+    /// The request was ended by a cancellation.
+    pub(crate) fn cancelled(&mut self, reason: CancelReason) {
+        self.outcome = Some(match reason {
+            CancelReason::Interrupt => Outcome::Interrupted,
+            CancelReason::Cancel => Outcome::Cancelled,
+        });
+    }
+}
 
 impl Drop for Active {
     fn drop(&mut self) {
-        self.0.end();
+        self.stats.end(self.outcome.unwrap_or(Outcome::Dropped));
     }
 }
 
@@ -48,8 +82,11 @@ pub struct InFlight {
     source: Option<Source>,
     route: TaskRoute,
     handle: Option<TaskHandle>,
-    /// Held for its `Drop`: ends the request in the route's counters.
-    _active: Option<Active>,
+    /// The request in its route's statistics (annotated routes; plain ones are counted once
+    /// actix has said which route served them).
+    active: Option<Active>,
+    /// When the request entered the middleware.
+    start: Instant,
 }
 
 #[derive(Debug)]
@@ -79,7 +116,8 @@ impl InFlight {
             source: Some(Source::Request(request)),
             route,
             handle: None,
-            _active: Some(active),
+            start: active.start,
+            active: Some(active),
         }
     }
 
@@ -94,7 +132,40 @@ impl InFlight {
             })),
             route: TaskRoute::Plain(None),
             handle: None,
-            _active: None,
+            active: None,
+            start: Instant::now(),
+        }
+    }
+
+    /// The app answered with `status`.
+    pub(crate) fn responded(&mut self, status: StatusCode) {
+        if let Some(active) = &mut self.active {
+            active.responded(status);
+        }
+    }
+
+    /// Counts a plain request on its route, once actix has said which it is.
+    pub(crate) fn count_on(&mut self, stats: &'static RouteStats) {
+        if self.active.is_none() {
+            self.active = Some(Active::begin(stats, self.start));
+        }
+    }
+
+    /// The request was ended by a cancellation.
+    pub(crate) fn cancelled(&mut self, reason: CancelReason) {
+        if let Some(active) = &mut self.active {
+            active.cancelled(reason);
+        }
+    }
+
+    /// The plain route this request's path matches, as actix's `match_pattern` would say
+    /// before routing.
+    pub(crate) fn resolve_plain(&self) -> Option<&'static underscore_core::registry::DynamicRoute> {
+        match &self.source {
+            Some(Source::Kind(TaskKind::Request { method, uri, .. })) => {
+                underscore_core::registry().resolve_plain(method.as_str(), uri.path())
+            }
+            _ => None,
         }
     }
 
@@ -139,10 +210,7 @@ impl InFlight {
     }
 
     /// Records the route of a plain request, once actix has routed it.
-    pub(crate) fn set_route(
-        &mut self,
-        route: std::sync::Arc<underscore_core::registry::DynamicRoute>,
-    ) {
+    pub(crate) fn set_route(&mut self, route: &'static underscore_core::registry::DynamicRoute) {
         match &self.handle {
             Some(handle) => handle.set_route(route),
             None => self.route = TaskRoute::Plain(Some(route)),
@@ -202,7 +270,8 @@ impl<B: MessageBody> MessageBody for TrackBody<B> {
     ) -> Poll<Option<Result<Bytes, Self::Error>>> {
         let this = self.project();
         if let Some(inflight) = this.inflight.as_mut() {
-            if inflight.signal(cx) == Signal::Cancelled {
+            if let Signal::Cancelled(reason) = inflight.signal(cx) {
+                inflight.cancelled(reason);
                 *this.inflight = None;
                 return Poll::Ready(Some(Err(INTERRUPTED.into())));
             }

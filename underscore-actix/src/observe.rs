@@ -14,10 +14,12 @@ use std::task::{Context, Poll};
 use actix_web::body::EitherBody;
 use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Transform};
 use actix_web::error::InternalError;
+use actix_web::http::StatusCode;
 use actix_web::Error;
 use pin_project_lite::pin_project;
 use underscore_core::registry::{registry, DynamicRoute};
 use underscore_core::settings::Preempt;
+use underscore_core::stats::{Outcome, RouteStats};
 use underscore_core::tasks::Signal;
 
 use crate::claim;
@@ -89,7 +91,7 @@ where
 
 /// Per-worker cache of plain routes by pattern, so the registry's lock is taken once per
 /// worker and route, never per request.
-type RouteCache = Rc<RefCell<HashMap<String, Arc<DynamicRoute>>>>;
+type RouteCache = Rc<RefCell<HashMap<String, &'static DynamicRoute>>>;
 
 /// The [`Service`] of [`Observe`], one per worker.
 #[derive(Debug)]
@@ -100,16 +102,16 @@ pub struct ObserveMiddleware<S> {
 
 impl<S> ObserveMiddleware<S> {
     /// The plain route this request would reach and its preempt, judged before routing.
-    fn plain_preempt(&self, req: &ServiceRequest) -> Option<(Arc<DynamicRoute>, Arc<Preempt>)> {
+    fn plain_preempt(&self, req: &ServiceRequest) -> Option<(&'static DynamicRoute, Arc<Preempt>)> {
         // Before routing, `match_pattern` walks the resources by path alone.
         let pattern = req.match_pattern()?;
         let route = {
             let mut cache = self.routes.borrow_mut();
             match cache.get(&pattern) {
-                Some(route) => route.clone(),
+                Some(route) => *route,
                 None => {
                     let route = registry().dynamic_by_pattern(&pattern)?;
-                    cache.insert(pattern, route.clone());
+                    cache.insert(pattern, route);
                     route
                 }
             }
@@ -136,7 +138,8 @@ where
     fn call(&self, req: ServiceRequest) -> Self::Future {
         if registry().has_dynamic_preempts() {
             if let Some((route, preempt)) = self.plain_preempt(&req) {
-                route.counters.record_finished();
+                route.stats.begin();
+                route.stats.end(Outcome::Preempted);
                 let res = req.into_response(crate::preempt::response(&preempt));
                 return ObserveFuture::Preempted {
                     res: Some(res.map_into_right_body()),
@@ -182,8 +185,15 @@ where
         match self.as_mut().project() {
             ObserveFutureProj::Running { fut, plain } => {
                 if let Some((_, inflight)) = plain.as_mut() {
-                    if inflight.signal(cx) == Signal::Cancelled {
-                        let (_, inflight) = plain.take().expect("checked above");
+                    if let Signal::Cancelled(reason) = inflight.signal(cx) {
+                        let (_, mut inflight) = plain.take().expect("checked above");
+                        // Not routed yet as far as anyone knows: counted on the route its path
+                        // matches.
+                        let stats = inflight
+                            .resolve_plain()
+                            .map_or(registry().unmatched(), |route| &route.stats);
+                        inflight.count_on(stats);
+                        inflight.cancelled(reason);
                         // Drops the handler's future now. The request itself is out of reach
                         // here (actix holds it), so the answer travels as an error response,
                         // which actix's dispatcher sends as is.
@@ -206,16 +216,41 @@ where
                     }
                     Poll::Ready(out) => out,
                 };
-                let plain = plain.take();
-                Poll::Ready(out.map(|res| match plain {
-                    Some((routes, mut inflight)) => {
-                        if let Some(route) = record_plain(&routes, &res) {
-                            inflight.set_route(route);
+                let Some((routes, mut inflight)) = plain.take() else {
+                    return Poll::Ready(out.map(|res| {
+                        res.map_body(|_, body| EitherBody::left(TrackBody::untracked(body)))
+                    }));
+                };
+                let (stats, status) = match &out {
+                    Ok(res) => match classify(&routes, res) {
+                        // A `Track` behind a deferring middleware counted it.
+                        Served::Claimed => {
+                            return Poll::Ready(out.map(|res| {
+                                res.map_body(|_, body| EitherBody::left(TrackBody::untracked(body)))
+                            }))
                         }
+                        Served::Route(route) => {
+                            inflight.set_route(route);
+                            (&route.stats, res.status())
+                        }
+                        Served::Bucket(stats) => (stats, res.status()),
+                    },
+                    // actix turns the error into a response; which route failed is known only
+                    // by its path.
+                    Err(err) => (
+                        inflight
+                            .resolve_plain()
+                            .map_or(registry().unmatched(), |route| &route.stats),
+                        err.as_response_error().status_code(),
+                    ),
+                };
+                inflight.count_on(stats);
+                inflight.responded(status);
+                Poll::Ready(
+                    out.map(|res| {
                         res.map_body(|_, body| EitherBody::left(inflight.into_body(body)))
-                    }
-                    None => res.map_body(|_, body| EitherBody::left(TrackBody::untracked(body))),
-                }))
+                    }),
+                )
             }
             ObserveFutureProj::Preempted { res } => Poll::Ready(Ok(res
                 .take()
@@ -224,26 +259,42 @@ where
     }
 }
 
-/// Accounts for a finished request that no `Track` claimed; returns its route.
-fn record_plain<B>(routes: &RouteCache, res: &ServiceResponse<B>) -> Option<Arc<DynamicRoute>> {
+/// Who served a request no `Track` claimed synchronously.
+enum Served {
+    /// A `Track` claimed it late (behind a deferring middleware): it is counted already.
+    Claimed,
+    /// A plain actix-web route.
+    Route(&'static DynamicRoute),
+    /// No route: the 404 or 405 bucket.
+    Bucket(&'static RouteStats),
+}
+
+/// Finds the route of a finished request that no `Track` claimed synchronously.
+fn classify<B>(routes: &RouteCache, res: &ServiceResponse<B>) -> Served {
     if claim::claimed_late(res) {
-        return None;
+        return Served::Claimed;
     }
     let req = res.request();
     // After routing this is exact; `None` means no resource matched (a 404).
-    let pattern = req.match_pattern()?;
+    let Some(pattern) = req.match_pattern() else {
+        return Served::Bucket(registry().unmatched());
+    };
+    // A resource matched the path but none of its routes the method: actix's 405. (A handler
+    // answering 405 itself lands here too; it is the same story for an operator.)
+    if res.status() == StatusCode::METHOD_NOT_ALLOWED {
+        return Served::Bucket(registry().method_not_allowed());
+    }
     let route = {
         let mut cache = routes.borrow_mut();
         match cache.get(&pattern) {
-            Some(route) => route.clone(),
+            Some(route) => *route,
             None => {
                 let route = registry().dynamic_route(&pattern, req.match_name());
-                cache.insert(pattern, route.clone());
+                cache.insert(pattern, route);
                 route
             }
         }
     };
     route.methods.insert(req.method().as_str());
-    route.counters.record_finished();
-    Some(route)
+    Served::Route(route)
 }

@@ -11,6 +11,9 @@ use actix_web::body::EitherBody;
 use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Transform};
 use actix_web::Error;
 use pin_project_lite::pin_project;
+use std::time::Instant;
+
+use underscore_core::stats::Outcome;
 use underscore_core::tasks::{Signal, TaskRoute};
 use underscore_core::RouteMeta;
 
@@ -85,19 +88,19 @@ where
         let state = &self.route.state;
         // One atomic load while the route is not preempted.
         if let Some(preempt) = state.settings.preempt() {
-            state.counters.record_finished();
+            state.stats.begin();
+            state.stats.end(Outcome::Preempted);
             let res = req.into_response(crate::preempt::response(&preempt));
             return TrackFuture::Done {
                 res: Some(res.map_into_right_body()),
             };
         }
-        state.counters.begin();
         // Safe at resource level: routing is over, so actix no longer needs the request to be
         // unshared (see the crate docs). Kept to answer an interrupt with a real response.
         let inflight = InFlight::from_request(
             req.request().clone(),
             TaskRoute::Annotated(self.route),
-            Active(&state.counters),
+            Active::begin(&state.stats, Instant::now()),
         );
         TrackFuture::Running {
             fut: self.service.call(req),
@@ -140,8 +143,9 @@ where
             } => {
                 let inflight = slot.as_mut().expect("polled after completion");
                 match inflight.signal(cx) {
-                    Signal::Cancelled => {
+                    Signal::Cancelled(reason) => {
                         let mut inflight = slot.take().expect("checked above");
+                        inflight.cancelled(reason);
                         let request = inflight.take_request().expect("Track keeps its request");
                         // Drops the handler's future now, on this worker.
                         self.as_mut()
@@ -160,7 +164,12 @@ where
                         Poll::Pending
                     }
                     Poll::Ready(out) => {
-                        let inflight = slot.take().expect("checked above");
+                        let mut inflight = slot.take().expect("checked above");
+                        match &out {
+                            Ok(res) => inflight.responded(res.status()),
+                            // actix turns the error into this response.
+                            Err(err) => inflight.responded(err.as_response_error().status_code()),
+                        }
                         Poll::Ready(out.map(|res| {
                             res.map_body(|_, body| EitherBody::left(inflight.into_body(body)))
                         }))

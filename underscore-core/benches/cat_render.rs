@@ -33,7 +33,7 @@ fn registry() -> Registry {
             state: RouteState::new(),
         };
         for _ in 0..(i % 13) {
-            meta.state.counters.begin();
+            meta.state.stats.begin();
         }
         &*Box::leak(Box::new(meta))
     });

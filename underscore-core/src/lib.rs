@@ -29,6 +29,7 @@ pub mod registry;
 pub mod render;
 pub mod route;
 pub mod settings;
+pub mod stats;
 pub mod tasks;
 pub mod yaml;
 

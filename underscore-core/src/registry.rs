@@ -15,19 +15,22 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
-use std::sync::{Arc, LazyLock, Mutex, OnceLock, RwLock};
+use std::sync::{LazyLock, Mutex, OnceLock, RwLock};
 
-use crate::route::{RequestCounters, RouteMeta, RouteRef, METHODS};
+use crate::route::{RouteMeta, RouteRef, METHODS};
 use crate::settings::{Preempt, SettingsError, SettingsSlot, SettingsStore, StoreState};
+use crate::stats::RouteStats;
 
 /// Every route the admin APIs know about. There is one per process: see [`registry`].
 #[derive(Debug)]
 pub struct Registry {
     annotated: Vec<(String, &'static RouteMeta)>,
-    dynamic: RwLock<Vec<Arc<DynamicRoute>>>,
+    dynamic: RwLock<Vec<&'static DynamicRoute>>,
     settings: SettingsStore,
     dynamic_preempts: AtomicUsize,
     path_matcher: OnceLock<fn(&str, &str) -> bool>,
+    unmatched: RouteStats,
+    method_not_allowed: RouteStats,
 }
 
 /// The process-wide registry, built from the inventory on first use.
@@ -74,6 +77,8 @@ impl Registry {
             settings: SettingsStore::default(),
             dynamic_preempts: AtomicUsize::new(0),
             path_matcher: OnceLock::new(),
+            unmatched: RouteStats::new(),
+            method_not_allowed: RouteStats::new(),
         }
     }
 
@@ -83,7 +88,7 @@ impl Registry {
     }
 
     /// The routes registered with plain actix-web seen so far, in the order they were seen.
-    pub fn dynamic(&self) -> Vec<Arc<DynamicRoute>> {
+    pub fn dynamic(&self) -> Vec<&'static DynamicRoute> {
         self.dynamic
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -94,7 +99,7 @@ impl Registry {
     ///
     /// Takes the registry's lock: callers cache the result (the middleware keeps a per-worker
     /// map), so this runs once per worker and route, not per request.
-    pub fn dynamic_route(&self, pattern: &str, name: Option<&str>) -> Arc<DynamicRoute> {
+    pub fn dynamic_route(&self, pattern: &str, name: Option<&str>) -> &'static DynamicRoute {
         if let Some(route) = self
             .dynamic
             .read()
@@ -102,11 +107,11 @@ impl Registry {
             .iter()
             .find(|r| r.pattern == pattern)
         {
-            return route.clone();
+            return route;
         }
         let mut dynamic = self.dynamic.write().unwrap_or_else(|e| e.into_inner());
         if let Some(route) = dynamic.iter().find(|r| r.pattern == pattern) {
-            return route.clone();
+            return route;
         }
         let mut taken: HashMap<String, usize> = self
             .annotated
@@ -126,21 +131,34 @@ impl Registry {
             Some(name) if is_valid_id(name) => name.to_owned(),
             _ => id_from_pattern(pattern),
         };
-        let route = Arc::new(DynamicRoute {
+        // Routes are never removed: leaking them once makes every reference a plain `&'static`,
+        // with no reference counting on the request path.
+        let route: &'static DynamicRoute = Box::leak(Box::new(DynamicRoute {
             id: unique(&mut taken, base),
             pattern: pattern.to_owned(),
             name: name.map(str::to_owned),
             methods: MethodSet::default(),
-            counters: RequestCounters::new(),
+            stats: RouteStats::new(),
             settings: SettingsSlot::new(),
-        });
-        dynamic.push(route.clone());
+        }));
+        dynamic.push(route);
         drop(dynamic);
         // Settings may wait for this id (persistent ones, loaded before the route was seen).
         // Taken after the registry's lock is released: the settings lock always comes first.
         let state = self.settings.lock();
         self.refresh(&state, [route.id.as_str()]);
         route
+    }
+
+    /// Requests that matched no route (404): one bucket, whatever their path, so scanners
+    /// cannot grow memory.
+    pub fn unmatched(&self) -> &RouteStats {
+        &self.unmatched
+    }
+
+    /// Requests whose path matched a route but whose method did not (405): one bucket.
+    pub fn method_not_allowed(&self) -> &RouteStats {
+        &self.method_not_allowed
     }
 
     /// The settings of every route.
@@ -189,7 +207,7 @@ impl Registry {
     /// The plain route an in-flight request most likely belongs to: the first route seen whose
     /// pattern matches the path and on which the method was seen, as actix's `match_pattern`
     /// does before routing. `None` without a matcher.
-    pub fn resolve_plain(&self, method: &str, path: &str) -> Option<Arc<DynamicRoute>> {
+    pub fn resolve_plain(&self, method: &str, path: &str) -> Option<&'static DynamicRoute> {
         let matcher = self.path_matcher.get()?;
         self.dynamic()
             .into_iter()
@@ -205,7 +223,7 @@ impl Registry {
     }
 
     /// The plain actix-web route with this full pattern, if it was seen already.
-    pub fn dynamic_by_pattern(&self, pattern: &str) -> Option<Arc<DynamicRoute>> {
+    pub fn dynamic_by_pattern(&self, pattern: &str) -> Option<&'static DynamicRoute> {
         self.dynamic
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -314,8 +332,8 @@ pub struct DynamicRoute {
     pub name: Option<String>,
     /// The methods seen on this route.
     pub methods: MethodSet,
-    /// Request counters.
-    pub counters: RequestCounters,
+    /// Request statistics.
+    pub stats: RouteStats,
     /// The effective settings, as the middleware reads them.
     pub settings: SettingsSlot,
 }
@@ -440,7 +458,7 @@ mod tests {
             (a.id.as_str(), b.id.as_str(), c.id.as_str(), d.id.as_str()),
             ("plain~2", "plain.", "my-route", "bad")
         );
-        assert!(Arc::ptr_eq(&a, &reg.dynamic_route("/plain", None)));
+        assert!(std::ptr::eq(a, reg.dynamic_route("/plain", None)));
         assert_eq!(reg.dynamic().len(), 4);
     }
 

@@ -4,10 +4,11 @@
 //! [`RouteRef`] to it into the [`inventory`], so the admin APIs can list every annotated route,
 //! and the middleware reaches the route's counters through a `&'static` with no lookup.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use crate::settings::SettingsSlot;
+use crate::stats::RouteStats;
 
 /// Compile-time metadata of one annotated handler, plus its runtime state.
 ///
@@ -39,61 +40,12 @@ pub struct RouteRef(pub &'static RouteMeta);
 
 inventory::collect!(RouteRef);
 
-/// Request counters of one route.
-///
-/// Every operation is a single `Relaxed` atomic: the counters are statistics, no other memory
-/// is published through them, and readers only need each value to be eventually exact.
-#[derive(Debug, Default)]
-pub struct RequestCounters {
-    total: AtomicU64,
-    active: AtomicU64,
-}
-
-impl RequestCounters {
-    /// New zeroed counters.
-    pub const fn new() -> Self {
-        Self {
-            total: AtomicU64::new(0),
-            active: AtomicU64::new(0),
-        }
-    }
-
-    /// A request of this route has started.
-    #[inline]
-    pub fn begin(&self) {
-        self.total.fetch_add(1, Ordering::Relaxed);
-        self.active.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// A request that [`RequestCounters::begin`] counted has ended (call exactly once per begin).
-    #[inline]
-    pub fn end(&self) {
-        self.active.fetch_sub(1, Ordering::Relaxed);
-    }
-
-    /// A request was seen only once it had finished (routes not annotated).
-    #[inline]
-    pub fn record_finished(&self) {
-        self.total.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Requests started, ever.
-    pub fn total(&self) -> u64 {
-        self.total.load(Ordering::Relaxed)
-    }
-
-    /// Requests in flight now.
-    pub fn active(&self) -> u64 {
-        self.active.load(Ordering::Relaxed)
-    }
-}
-
 /// The runtime state of an annotated route, `const`-constructible so it can live in the
 /// macro-emitted `static`.
 #[derive(Debug)]
 pub struct RouteState {
-    /// Request counters.
-    pub counters: RequestCounters,
+    /// Request statistics.
+    pub stats: RouteStats,
     /// The effective settings, as the middleware reads them.
     pub settings: SettingsSlot,
     mounted: AtomicBool,
@@ -112,7 +64,7 @@ impl RouteState {
     /// The initial state.
     pub const fn new() -> Self {
         Self {
-            counters: RequestCounters::new(),
+            stats: RouteStats::new(),
             settings: SettingsSlot::new(),
             mounted: AtomicBool::new(false),
             full_paths: Mutex::new(Vec::new()),
@@ -194,15 +146,5 @@ mod tests {
         META.state.learn_full_path(0, "/api/hello/{name}");
         META.state.learn_full_path(0, "/api/hello/{name}");
         assert_eq!(META.display_paths(), ["/api/hello/{name}", "/hi/{name}"]);
-    }
-
-    #[test]
-    fn counters_track_active_and_total() {
-        let c = RequestCounters::new();
-        c.begin();
-        c.begin();
-        c.end();
-        c.record_finished();
-        assert_eq!((c.total(), c.active()), (3, 1));
     }
 }

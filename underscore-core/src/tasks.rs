@@ -57,7 +57,7 @@ pub enum TaskRoute {
     /// An annotated route.
     Annotated(&'static RouteMeta),
     /// A plain actix-web route, known only once routed: `None` while in flight.
-    Plain(Option<Arc<DynamicRoute>>),
+    Plain(Option<&'static DynamicRoute>),
     /// Not a request.
     None,
 }
@@ -76,8 +76,17 @@ struct Entry {
     route: TaskRoute,
     started: Instant,
     waker: Option<Waker>,
-    cancelled: bool,
+    cancelled: Option<CancelReason>,
     stack: Option<StackSender>,
+}
+
+/// Why a task was cancelled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelReason {
+    /// `POST /_routes/{ids}/interrupt`.
+    Interrupt,
+    /// `POST /_tasks/{id}/_cancel`.
+    Cancel,
 }
 
 // Entries live inline: boxing them would cost an allocation per request.
@@ -191,7 +200,7 @@ pub enum Signal {
     /// Nothing happened.
     None,
     /// The task was cancelled: end it.
-    Cancelled,
+    Cancelled(CancelReason),
     /// A stack capture was asked: poll once in tracing mode and [`TaskHandle::send_stack`].
     Stack,
 }
@@ -219,7 +228,7 @@ impl TaskHandle {
                 route,
                 started: Instant::now(),
                 waker: Some(waker.clone()),
-                cancelled: false,
+                cancelled: None,
                 stack: None,
             });
             tasks().live.fetch_add(1, Ordering::Relaxed);
@@ -250,8 +259,8 @@ impl TaskHandle {
             entry.waker = Some(waker.clone());
             self.waker = Some(waker.clone());
         }
-        if entry.cancelled {
-            Signal::Cancelled
+        if let Some(reason) = entry.cancelled {
+            Signal::Cancelled(reason)
         } else if entry.stack.is_some() {
             Signal::Stack
         } else {
@@ -278,7 +287,7 @@ impl TaskHandle {
     }
 
     /// Records the route of a plain actix-web request once it is known.
-    pub fn set_route(&self, route: Arc<DynamicRoute>) {
+    pub fn set_route(&self, route: &'static DynamicRoute) {
         if let Some(entry) = self.shard.lock().get_mut(self.key) {
             entry.route = TaskRoute::Plain(Some(route));
         }
@@ -428,7 +437,7 @@ impl TaskRegistry {
                     start_time: self.anchor.1
                         + entry.started.saturating_duration_since(self.anchor.0),
                     running_time: now.saturating_duration_since(entry.started),
-                    cancelled: entry.cancelled,
+                    cancelled: entry.cancelled.is_some(),
                 });
             }
         }
@@ -463,10 +472,10 @@ impl TaskRegistry {
     /// Cancels one task.
     pub fn cancel(&self, number: u64) -> CancelOutcome {
         let waker = self.with_entry(number, |shard, entry| {
-            if entry.cancelled {
+            if entry.cancelled.is_some() {
                 return Err(());
             }
-            entry.cancelled = true;
+            entry.cancelled = Some(CancelReason::Cancel);
             // Release: the flag above is visible to whoever sees the new epoch.
             shard.epoch.fetch_add(1, Ordering::Release);
             Ok(entry.waker.clone())
@@ -496,9 +505,9 @@ impl TaskRegistry {
             let mut slab = shard.lock();
             for entry in slab
                 .iter_mut()
-                .filter(|e| !e.cancelled && matches(&e.route, &e.kind))
+                .filter(|e| e.cancelled.is_none() && matches(&e.route, &e.kind))
             {
-                entry.cancelled = true;
+                entry.cancelled = Some(CancelReason::Interrupt);
                 any = true;
                 cancelled.push((entry.number, entry.route.clone()));
                 wakers.extend(entry.waker.clone());
@@ -591,7 +600,7 @@ mod tests {
             route: TaskRoute::None,
             started: Instant::now(),
             waker: None,
-            cancelled: false,
+            cancelled: None,
             stack: None,
         };
         let a = slab.insert(entry(1));
@@ -622,7 +631,10 @@ mod tests {
         assert_eq!(tasks().cancel(number), CancelOutcome::Cancelled);
         assert!(flag.0.load(Ordering::SeqCst), "the task was woken");
         assert_eq!(tasks().cancel(number), CancelOutcome::AlreadyCancelled);
-        assert_eq!(handle.poll_signal(&waker), Signal::Cancelled);
+        assert_eq!(
+            handle.poll_signal(&waker),
+            Signal::Cancelled(CancelReason::Cancel)
+        );
         assert!(tasks().get(number).unwrap().cancelled);
 
         drop(handle);

@@ -179,6 +179,14 @@ fn dispatch(reg: &Registry, req: &Request<'_>) -> Result<Response, ApiError> {
             allow(GET)?;
             routes::get(reg, query, path, None).map(Response::ok)
         }
+        ["_routes", "stats"] => {
+            allow(GET)?;
+            routes::stats(reg, query, path, None).map(Response::ok)
+        }
+        ["_routes", ids, "stats"] => {
+            allow(GET)?;
+            routes::stats(reg, query, path, Some(ids)).map(Response::ok)
+        }
         ["_routes", "settings"] => {
             allow(GET)?;
             settings::get(reg, query, path, None).map(Response::ok)

@@ -7,6 +7,7 @@ use serde_json::{json, Map, Value};
 use crate::params::{Format, Query};
 use crate::registry::Registry;
 use crate::settings::Preempt;
+use crate::stats::StatsSnapshot;
 use crate::{render, ApiError};
 
 /// What the admin APIs show of one route, read from the registry at one instant.
@@ -25,6 +26,8 @@ pub(crate) struct RouteInfo {
     pub total: u64,
     /// Requests in flight.
     pub active: Option<u64>,
+    /// Statistics.
+    pub stats: StatsSnapshot,
     /// The effective preempt.
     pub preempt: Option<Arc<Preempt>>,
 }
@@ -48,8 +51,9 @@ pub(crate) fn snapshot(reg: &Registry) -> Vec<RouteInfo> {
         line: Some(meta.line),
         doc: Some(meta.doc).filter(|d| !d.is_empty()),
         mounted: meta.state.is_mounted(),
-        total: meta.state.counters.total(),
-        active: Some(meta.state.counters.active()),
+        total: 0,
+        active: None,
+        stats: meta.state.stats.snapshot(),
         preempt: meta.state.settings.preempt(),
     });
     let dynamic = reg.dynamic();
@@ -71,11 +75,21 @@ pub(crate) fn snapshot(reg: &Registry) -> Vec<RouteInfo> {
         line: None,
         doc: None,
         mounted: true,
-        total: route.counters.total(),
+        total: 0,
         active: Some(plain_active.get(&route.id).copied().unwrap_or(0)),
+        stats: route.stats.snapshot(),
         preempt: route.settings.preempt(),
     });
-    annotated.chain(dynamic).collect()
+    annotated
+        .chain(dynamic)
+        .map(|mut r| {
+            r.total = r.stats.total;
+            // Plain requests are counted when they end: while they run, they are matched to
+            // their route by path (see `plain_active`).
+            r.active = Some(r.active.unwrap_or(0) + r.stats.active);
+            r
+        })
+        .collect()
 }
 
 /// The routes an `{ids}` expression selects (all of them without one).
@@ -128,4 +142,67 @@ pub(crate) fn get(
         })
         .collect();
     render::document(Value::Object(body), format, pretty, filter.as_deref())
+}
+
+/// The statistics of one route (or bucket), as `_routes/stats` shows them.
+fn stats_json(s: &StatsSnapshot, active: u64) -> Value {
+    let ms = |v: Option<f64>| v.map(|v| (v * 1000.0).round() / 1000.0);
+    json!({
+        "requests": {
+            "total": s.total,
+            "active": active,
+            "preempted": s.outcomes[5],
+            "interrupted": s.outcomes[6],
+            "cancelled": s.outcomes[7],
+            "dropped": s.outcomes[8],
+        },
+        "responses": {
+            "1xx": s.outcomes[0],
+            "2xx": s.outcomes[1],
+            "3xx": s.outcomes[2],
+            "4xx": s.outcomes[3],
+            "5xx": s.outcomes[4],
+        },
+        "latency_ms": {
+            "count": s.latency_count,
+            "avg_1m": ms(s.avg_ms[0]),
+            "avg_5m": ms(s.avg_ms[1]),
+            "avg_15m": ms(s.avg_ms[2]),
+            "p50": ms(s.percentiles_ms[0]),
+            "p90": ms(s.percentiles_ms[1]),
+            "p99": ms(s.percentiles_ms[2]),
+            "max": ms(s.max_ms),
+        },
+    })
+}
+
+/// `GET /_routes/stats` and `GET /_routes/{ids}/stats`.
+pub(crate) fn stats(
+    reg: &Registry,
+    mut query: Query,
+    path: &str,
+    ids: Option<&str>,
+) -> Result<crate::cat::Rendered, ApiError> {
+    let format = query.take_format(Format::Json)?;
+    let pretty = query.take_bool("pretty")?;
+    let filter = query.take("filter_path");
+    query.finish(path)?;
+    let routes: Map<String, Value> = selected(reg, ids)?
+        .into_iter()
+        .map(|r| {
+            let value = stats_json(&r.stats, r.active.unwrap_or(0));
+            (r.id, value)
+        })
+        .collect();
+    let mut body = json!({ "routes": routes });
+    if ids.is_none() {
+        // Requests no route served, whatever their path: one bucket per kind.
+        let unmatched = reg.unmatched().snapshot();
+        let not_allowed = reg.method_not_allowed().snapshot();
+        body["unmatched"] = json!({
+            "404": stats_json(&unmatched, unmatched.active),
+            "405": stats_json(&not_allowed, not_allowed.active),
+        });
+    }
+    render::document(body, format, pretty, filter.as_deref())
 }
