@@ -451,3 +451,72 @@ fn plain_routes_are_tasks_too() {
         404
     );
 }
+
+async fn load_from_db() -> u32 {
+    actix_web::rt::time::sleep(Duration::from_secs(3)).await;
+    7
+}
+
+async fn business_logic() -> u32 {
+    load_from_db().await + 1
+}
+
+/// Waits in nested async fns, for print_stack.
+#[underscore_route]
+#[get("/deep")]
+async fn deep() -> impl Responder {
+    format!("deep {}", business_logic().await)
+}
+
+#[test]
+fn print_stack_shows_where_a_request_waits() {
+    fn with_deep(cfg: &mut web::ServiceConfig) {
+        cfg.service(deep);
+    }
+    let srv = TestServer::start(with_deep);
+    let client = send(srv.addr, "/deep");
+    wait_until("deep task", || task_ids(&srv, "http:deep").len() == 1);
+    let id = task_ids(&srv, "http:deep").remove(0);
+    let res = srv.admin("GET", &format!("/_tasks/{id}/print_stack"));
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert_eq!(
+        res.header("content-type"),
+        Some("text/plain; charset=utf-8")
+    );
+    let stack = res.body;
+    assert!(
+        stack.starts_with(&format!("task {id} (http:deep, GET /deep) running for ")),
+        "{stack}"
+    );
+    // Real frames, innermost first: tokio's timer, then our async fns, then the handler.
+    let at = |name: &str| {
+        stack
+            .lines()
+            .position(|l| l.contains(name))
+            .unwrap_or_else(|| panic!("no {name} in:\n{stack}"))
+    };
+    let (sleep, load, logic, handler) = (
+        at("tokio::time::sleep"),
+        at("tasks::load_from_db"),
+        at("tasks::business_logic"),
+        at("tasks::deep"),
+    );
+    assert!(sleep < load && load < logic && logic < handler, "{stack}");
+    assert!(
+        stack.contains("tests/tasks.rs:"),
+        "file:line of our frames: {stack}"
+    );
+    // The request carries on, untouched.
+    let reply = read_all(client);
+    assert!(
+        reply.starts_with("HTTP/1.1 200 OK\r\n") && reply.ends_with("deep 8"),
+        "{reply}"
+    );
+    // Gone now: 404; not an id at all: 400.
+    assert_eq!(
+        srv.admin("GET", &format!("/_tasks/{id}/print_stack"))
+            .status,
+        404
+    );
+    assert_eq!(srv.admin("GET", "/_tasks/nope/print_stack").status, 400);
+}

@@ -24,6 +24,7 @@ use underscore_core::tasks::Signal;
 
 use crate::claim;
 use crate::inflight::{InFlight, TrackBody};
+use crate::stack::Traced;
 
 /// App-level middleware: makes routes registered with plain actix-web (not annotated) appear in
 /// the admin APIs after their first request, with their methods and request counts.
@@ -150,7 +151,7 @@ where
         let inflight = InFlight::before_routing(&req);
         let (fut, claimed) = claim::observe(|| self.service.call(req));
         ObserveFuture::Running {
-            fut,
+            fut: crate::stack::root(fut),
             plain: (!claimed).then(|| (self.routes.clone(), inflight)),
         }
     }
@@ -165,7 +166,7 @@ pin_project! {
         /// The request runs in the app; `plain` is `Some` when no `Track` claimed it.
         Running {
             #[pin]
-            fut: F,
+            fut: Traced<F>,
             plain: Option<(RouteCache, InFlight)>,
         },
         /// A plain route is preempted: the answer is ready, the app is not called.
@@ -184,30 +185,38 @@ where
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.as_mut().project() {
             ObserveFutureProj::Running { fut, plain } => {
-                if let Some((_, inflight)) = plain.as_mut() {
-                    if let Signal::Cancelled(reason) = inflight.signal(cx) {
-                        let (_, mut inflight) = plain.take().expect("checked above");
-                        // Not routed yet as far as anyone knows: counted on the route its path
-                        // matches.
-                        let stats = inflight
-                            .resolve_plain()
-                            .map_or(registry().unmatched(), |route| &route.stats);
-                        inflight.count_on(stats);
-                        inflight.cancelled(reason);
-                        // Drops the handler's future now. The request itself is out of reach
-                        // here (actix holds it), so the answer travels as an error response,
-                        // which actix's dispatcher sends as is.
-                        self.as_mut()
-                            .project_replace(ObserveFuture::Preempted { res: None });
-                        drop(inflight);
-                        let err = InternalError::from_response(
-                            crate::inflight::INTERRUPTED,
-                            crate::inflight::interrupted_response(),
-                        );
-                        return Poll::Ready(Err(err.into()));
-                    }
+                let signal = plain
+                    .as_mut()
+                    .map_or(Signal::None, |(_, inflight)| inflight.signal(cx));
+                if let Signal::Cancelled(reason) = signal {
+                    let (_, mut inflight) =
+                        plain.take().expect("only a plain request has a signal");
+                    // Not routed yet as far as anyone knows: counted on the route its path
+                    // matches.
+                    let stats = inflight
+                        .resolve_plain()
+                        .map_or(registry().unmatched(), |route| &route.stats);
+                    inflight.count_on(stats);
+                    inflight.cancelled(reason);
+                    // Drops the handler's future now. The request itself is out of reach here
+                    // (actix holds it), so the answer travels as an error response, which
+                    // actix's dispatcher sends as is.
+                    self.as_mut()
+                        .project_replace(ObserveFuture::Preempted { res: None });
+                    drop(inflight);
+                    let err = InternalError::from_response(
+                        crate::inflight::INTERRUPTED,
+                        crate::inflight::interrupted_response(),
+                    );
+                    return Poll::Ready(Err(err.into()));
                 }
-                let out = match fut.poll(cx) {
+                let polled = match (signal, plain.as_ref()) {
+                    (Signal::Stack, Some((_, inflight))) => {
+                        crate::stack::capture(fut, cx, inflight)
+                    }
+                    _ => fut.poll(cx),
+                };
+                let out = match polled {
                     Poll::Pending => {
                         if let Some((_, inflight)) = plain.as_mut() {
                             inflight.register(cx);

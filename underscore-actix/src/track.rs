@@ -19,6 +19,7 @@ use underscore_core::RouteMeta;
 
 use crate::claim;
 use crate::inflight::{Active, InFlight, TrackBody};
+use crate::stack::Traced;
 
 /// The middleware of one annotated route; built by `#[underscore_route]`, not by hand.
 #[derive(Debug, Clone, Copy)]
@@ -103,7 +104,7 @@ where
             Active::begin(&state.stats, Instant::now()),
         );
         TrackFuture::Running {
-            fut: self.service.call(req),
+            fut: crate::stack::root(self.service.call(req)),
             inflight: Some(inflight),
         }
     }
@@ -119,7 +120,7 @@ pin_project! {
         /// The request runs in the app.
         Running {
             #[pin]
-            fut: F,
+            fut: Traced<F>,
             inflight: Option<InFlight>,
         },
         /// The answer is ready; the app is not (or no longer) called.
@@ -138,11 +139,12 @@ where
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.as_mut().project() {
             TrackFutureProj::Running {
-                mut fut,
+                fut,
                 inflight: slot,
             } => {
                 let inflight = slot.as_mut().expect("polled after completion");
-                match inflight.signal(cx) {
+                let signal = inflight.signal(cx);
+                match signal {
                     Signal::Cancelled(reason) => {
                         let mut inflight = slot.take().expect("checked above");
                         inflight.cancelled(reason);
@@ -155,10 +157,15 @@ where
                             ServiceResponse::new(request, crate::inflight::interrupted_response());
                         return Poll::Ready(Ok(res.map_into_right_body()));
                     }
-                    Signal::Stack => crate::stack::capture(fut.as_mut(), cx, inflight),
+                    Signal::Stack => {}
                     Signal::None => {}
                 }
-                match fut.poll(cx) {
+                let polled = if signal == Signal::Stack {
+                    crate::stack::capture(fut, cx, inflight)
+                } else {
+                    fut.poll(cx)
+                };
+                match polled {
                     Poll::Pending => {
                         inflight.register(cx);
                         Poll::Pending
