@@ -28,7 +28,7 @@ async fn status(
 #[underscore_route]
 #[get("/busy/{n}")]
 async fn busy(n: web::Path<u64>) -> impl Responder {
-    if *n % 3 == 0 {
+    if n.is_multiple_of(3) {
         actix_web::rt::time::sleep(Duration::from_millis(*n % 7)).await;
     }
     "ok"
