@@ -13,6 +13,7 @@
 use std::cell::Cell;
 use std::future::{ready, Ready};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
 use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Transform};
 use actix_web::{Error, HttpMessage};
@@ -23,6 +24,15 @@ const CLAIMED: u8 = 2;
 
 thread_local! {
     static STATE: Cell<u8> = const { Cell::new(IDLE) };
+    /// When `Observe` received the request it is calling the app for: `Track` reuses it
+    /// rather than read the clock again.
+    static START: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
+/// The start time `Observe` took for the request being routed, if any.
+#[inline]
+pub(crate) fn observed_start() -> Option<Instant> {
+    START.with(Cell::get)
 }
 
 /// Set once any `Observe` is built: until then `Track` has nobody to tell.
@@ -46,13 +56,15 @@ pub(crate) fn claim(req: &ServiceRequest) {
     });
 }
 
-/// Runs `call` (the inner service's `call`), returning its result and whether it claimed the
-/// request synchronously.
+/// Runs `call` (the inner service's `call`) for a request received at `start`, returning its
+/// result and whether it claimed the request synchronously.
 #[inline]
-pub(crate) fn observe<T>(call: impl FnOnce() -> T) -> (T, bool) {
+pub(crate) fn observe<T>(start: Instant, call: impl FnOnce() -> T) -> (T, bool) {
     STATE.with(|state| {
         let outer = state.replace(OBSERVING);
+        let outer_start = START.replace(Some(start));
         let out = call();
+        START.set(outer_start);
         let claimed = state.get() == CLAIMED;
         // An enclosing `Observe` must learn of the claim too.
         state.set(if claimed && outer == OBSERVING {

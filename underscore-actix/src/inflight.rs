@@ -1,20 +1,23 @@
-//! What the middleware keeps for each in-flight request: its task entry (listed by `_tasks`,
-//! cancellable from another thread) and the body wrapper that keeps the entry until the
-//! response has been sent.
+//! What the middleware keeps for each in-flight request: its statistics guard, its task entry
+//! (listed by `_tasks`, cancellable from another thread), and the body wrapper that keeps both
+//! until the response has been sent.
+//!
+//! A request answered within its first poll with a body sent in one piece (the common case)
+//! never registers a task and never clones its URI: the cost is its statistics.
 
 use std::error::Error as StdError;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Instant;
 
-use actix_web::body::{BodySize, MessageBody};
+use actix_web::body::{BodySize, BoxBody, MessageBody};
 use actix_web::dev::ServiceRequest;
 use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
 use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse};
 use pin_project_lite::pin_project;
-use std::time::Instant;
-
-use actix_web::http::StatusCode;
+use underscore_core::registry::DynamicRoute;
 use underscore_core::stats::{Outcome, RouteStats};
 use underscore_core::tasks::{CancelReason, Signal, TaskHandle, TaskKind, TaskRoute};
 
@@ -39,33 +42,17 @@ pub(crate) fn interrupted_response() -> HttpResponse {
 #[derive(Debug)]
 pub struct Active {
     stats: &'static RouteStats,
-    start: Instant,
     outcome: Option<Outcome>,
 }
 
 impl Active {
-    /// Counts a request of the route with `stats`, started at `start`.
-    pub(crate) fn begin(stats: &'static RouteStats, start: Instant) -> Self {
+    /// Counts a request of the route with `stats`.
+    pub(crate) fn begin(stats: &'static RouteStats) -> Self {
         stats.begin();
         Self {
             stats,
-            start,
             outcome: None,
         }
-    }
-
-    /// The app answered with `status`: records the latency, and the outcome for later.
-    pub(crate) fn responded(&mut self, status: StatusCode) {
-        self.stats.record_latency(self.start, Instant::now());
-        self.outcome = Some(Outcome::Status(status.as_u16()));
-    }
-
-    /// The request was ended by a cancellation.
-    pub(crate) fn cancelled(&mut self, reason: CancelReason) {
-        self.outcome = Some(match reason {
-            CancelReason::Interrupt => Outcome::Interrupted,
-            CancelReason::Cancel => Outcome::Cancelled,
-        });
     }
 }
 
@@ -75,13 +62,23 @@ impl Drop for Active {
     }
 }
 
+/// What `Observe` takes of every request before routing, in case no `Track` claims it.
+#[derive(Debug)]
+pub(crate) struct PlainDetails {
+    kind: TaskKind,
+    start: Instant,
+}
+
 /// The in-flight state of one request.
+///
+/// Kept small (it travels inside the response future and body, which actix moves and boxes):
+/// what only a waiting or plain request needs is boxed.
 #[derive(Debug)]
 pub struct InFlight {
     /// Where the task's details come from, until it is registered.
     source: Option<Source>,
     route: TaskRoute,
-    handle: Option<TaskHandle>,
+    handle: Option<Box<TaskHandle>>,
     /// The request in its route's statistics (annotated routes; plain ones are counted once
     /// actix has said which route served them).
     active: Option<Active>,
@@ -95,8 +92,10 @@ enum Source {
     /// if the request has to wait.
     Request(HttpRequest),
     /// Details taken before routing (App level, where the request may not be cloned).
-    Kind(TaskKind),
+    Kind(Box<TaskKind>),
 }
+
+const OPAQUE_ID: header::HeaderName = header::HeaderName::from_static("x-opaque-id");
 
 fn kind_of(req: &HttpRequest) -> TaskKind {
     TaskKind::Request {
@@ -107,65 +106,46 @@ fn kind_of(req: &HttpRequest) -> TaskKind {
     }
 }
 
-const OPAQUE_ID: header::HeaderName = header::HeaderName::from_static("x-opaque-id");
-
 impl InFlight {
     /// The state of a request `Track` serves, from a clone of its request.
-    pub(crate) fn from_request(request: HttpRequest, route: TaskRoute, active: Active) -> Self {
+    pub(crate) fn from_request(
+        request: HttpRequest,
+        route: TaskRoute,
+        active: Active,
+        start: Instant,
+    ) -> Self {
         Self {
             source: Some(Source::Request(request)),
             route,
             handle: None,
-            start: active.start,
             active: Some(active),
+            start,
         }
     }
 
-    /// The state of a request `Observe` sees before routing.
-    pub(crate) fn before_routing(req: &ServiceRequest) -> Self {
-        Self {
-            source: Some(Source::Kind(TaskKind::Request {
+    /// The state of a request `Observe` sees before routing, started at `start`. (Taken for
+    /// every request, claimed or not, so kept to the method, URI and peer: `X-Opaque-Id` is
+    /// shown for annotated routes only.)
+    pub(crate) fn before_routing(req: &ServiceRequest, start: Instant) -> PlainDetails {
+        PlainDetails {
+            kind: TaskKind::Request {
                 method: req.method().clone(),
                 uri: req.uri().clone(),
                 peer: req.peer_addr(),
-                opaque_id: req.headers().get(OPAQUE_ID).cloned(),
-            })),
+                opaque_id: None,
+            },
+            start,
+        }
+    }
+
+    /// The state of a plain request, once it is known that no `Track` claimed it.
+    pub(crate) fn plain(details: PlainDetails) -> Self {
+        Self {
+            source: Some(Source::Kind(Box::new(details.kind))),
             route: TaskRoute::Plain(None),
             handle: None,
             active: None,
-            start: Instant::now(),
-        }
-    }
-
-    /// The app answered with `status`.
-    pub(crate) fn responded(&mut self, status: StatusCode) {
-        if let Some(active) = &mut self.active {
-            active.responded(status);
-        }
-    }
-
-    /// Counts a plain request on its route, once actix has said which it is.
-    pub(crate) fn count_on(&mut self, stats: &'static RouteStats) {
-        if self.active.is_none() {
-            self.active = Some(Active::begin(stats, self.start));
-        }
-    }
-
-    /// The request was ended by a cancellation.
-    pub(crate) fn cancelled(&mut self, reason: CancelReason) {
-        if let Some(active) = &mut self.active {
-            active.cancelled(reason);
-        }
-    }
-
-    /// The plain route this request's path matches, as actix's `match_pattern` would say
-    /// before routing.
-    pub(crate) fn resolve_plain(&self) -> Option<&'static underscore_core::registry::DynamicRoute> {
-        match &self.source {
-            Some(Source::Kind(TaskKind::Request { method, uri, .. })) => {
-                underscore_core::registry().resolve_plain(method.as_str(), uri.path())
-            }
-            _ => None,
+            start: details.start,
         }
     }
 
@@ -185,11 +165,11 @@ impl InFlight {
         if self.handle.is_none() {
             let kind = match &self.source {
                 Some(Source::Request(req)) => kind_of(req),
-                Some(Source::Kind(kind)) => kind.clone(),
+                Some(Source::Kind(kind)) => (**kind).clone(),
                 None => return,
             };
             let route = std::mem::replace(&mut self.route, TaskRoute::None);
-            self.handle = Some(TaskHandle::register(kind, route, cx.waker()));
+            self.handle = Some(Box::new(TaskHandle::register(kind, route, cx.waker())));
         }
     }
 
@@ -206,54 +186,109 @@ impl InFlight {
 
     /// The task handle, once registered.
     pub(crate) fn handle(&self) -> Option<&TaskHandle> {
-        self.handle.as_ref()
+        self.handle.as_deref()
+    }
+
+    /// The app answered with `status`: records the latency, and the outcome for later.
+    pub(crate) fn responded(&mut self, status: StatusCode) {
+        if let Some(active) = &mut self.active {
+            active.stats.record_latency(self.start, Instant::now());
+            active.outcome = Some(Outcome::Status(status.as_u16()));
+        }
+    }
+
+    /// Counts a plain request on its route, once actix has said which it is.
+    pub(crate) fn count_on(&mut self, stats: &'static RouteStats) {
+        if self.active.is_none() {
+            self.active = Some(Active::begin(stats));
+        }
+    }
+
+    /// The request was ended by a cancellation.
+    pub(crate) fn cancelled(&mut self, reason: CancelReason) {
+        if let Some(active) = &mut self.active {
+            active.outcome = Some(match reason {
+                CancelReason::Interrupt => Outcome::Interrupted,
+                CancelReason::Cancel => Outcome::Cancelled,
+            });
+        }
     }
 
     /// Records the route of a plain request, once actix has routed it.
-    pub(crate) fn set_route(&mut self, route: &'static underscore_core::registry::DynamicRoute) {
+    pub(crate) fn set_route(&mut self, route: &'static DynamicRoute) {
         match &self.handle {
             Some(handle) => handle.set_route(route),
             None => self.route = TaskRoute::Plain(Some(route)),
         }
     }
 
-    /// Hands the state to the response body, which keeps it until the body is sent. The
-    /// request clone is released now: the body needs only the task entry.
-    pub(crate) fn into_body<B>(mut self, body: B) -> TrackBody<B> {
-        if let Some(Source::Request(req)) = &self.source {
-            if self.handle.is_none() {
-                // Not registered yet: keep what a later registration needs, not the request.
-                self.source = Some(Source::Kind(kind_of(req)));
-            } else {
-                self.source = None;
-            }
+    /// The plain route this request's path matches, as actix's `match_pattern` would say
+    /// before routing.
+    pub(crate) fn resolve_plain(&self) -> Option<&'static DynamicRoute> {
+        match &self.source {
+            Some(Source::Kind(kind)) => match &**kind {
+                TaskKind::Request { method, uri, .. } => {
+                    underscore_core::registry().resolve_plain(method.as_str(), uri.path())
+                }
+                TaskKind::Background { .. } => None,
+            },
+            _ => None,
         }
-        TrackBody {
+    }
+
+    /// Hands the state to the response body, which keeps it until the body is sent. A
+    /// request that never waited, with a body sent in one piece, ends here instead: nothing
+    /// of it can be listed, cancelled or waited on any more.
+    pub(crate) fn into_body<B: MessageBody>(mut self, body: B) -> TrackBody<B> {
+        let keep = self.handle.is_some() || matches!(body.size(), BodySize::Stream);
+        if !keep {
+            return TrackBody::Tracked {
+                body,
+                inflight: None,
+            };
+        }
+        // The request clone goes now (actix recycles requests it holds alone); a streamed
+        // body may still wait, so keep what registering it would need.
+        self.source = match self.source.take() {
+            Some(Source::Request(req)) if self.handle.is_none() => {
+                Some(Source::Kind(Box::new(kind_of(&req))))
+            }
+            Some(Source::Request(_)) => None,
+            other => other,
+        };
+        TrackBody::Tracked {
             body,
-            inflight: Some(self),
+            inflight: Some(Box::new(self)),
         }
     }
 }
 
 pin_project! {
-    /// A response body that keeps its request in flight (listed, counted as active,
-    /// cancellable) until it has been sent. A cancellation while it streams ends the stream
+    /// The body of a tracked response: the app's body, which keeps its request in flight
+    /// (listed, counted as active, cancellable) until it has been sent, or an answer of ours
+    /// (a preempt, an interrupt). A cancellation while the app's body streams ends the stream
     /// with an error, which makes actix close the connection: a response already begun
     /// cannot turn into a 503.
-    pub struct TrackBody<B> {
-        #[pin]
-        body: B,
-        inflight: Option<InFlight>,
+    #[project = TrackBodyProj]
+    #[allow(missing_docs)]
+    pub enum TrackBody<B> {
+        /// The app's body.
+        Tracked {
+            #[pin]
+            body: B,
+            inflight: Option<Box<InFlight>>,
+        },
+        /// An answer of the middleware.
+        Answer {
+            body: BoxBody,
+        },
     }
 }
 
 impl<B> TrackBody<B> {
-    /// A body with nothing in flight (a request some other middleware accounts for).
-    pub(crate) fn untracked(body: B) -> Self {
-        Self {
-            body,
-            inflight: None,
-        }
+    /// An answer of the middleware.
+    pub(crate) fn answer(body: BoxBody) -> Self {
+        TrackBody::Answer { body }
     }
 }
 
@@ -261,45 +296,50 @@ impl<B: MessageBody> MessageBody for TrackBody<B> {
     type Error = Box<dyn StdError>;
 
     fn size(&self) -> BodySize {
-        self.body.size()
+        match self {
+            TrackBody::Tracked { body, .. } => body.size(),
+            TrackBody::Answer { body } => body.size(),
+        }
     }
 
     fn poll_next(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Bytes, Self::Error>>> {
-        let this = self.project();
-        if let Some(inflight) = this.inflight.as_mut() {
-            if let Signal::Cancelled(reason) = inflight.signal(cx) {
-                inflight.cancelled(reason);
-                *this.inflight = None;
-                return Poll::Ready(Some(Err(INTERRUPTED.into())));
+        match self.project() {
+            TrackBodyProj::Answer { body } => Pin::new(body).poll_next(cx),
+            TrackBodyProj::Tracked { body, inflight } => {
+                if let Some(state) = inflight.as_mut() {
+                    if let Signal::Cancelled(reason) = state.signal(cx) {
+                        state.cancelled(reason);
+                        *inflight = None;
+                        return Poll::Ready(Some(Err(INTERRUPTED.into())));
+                    }
+                }
+                let next = body.poll_next(cx);
+                match &next {
+                    Poll::Pending => {
+                        if let Some(state) = inflight.as_mut() {
+                            state.register(cx);
+                        }
+                    }
+                    Poll::Ready(None | Some(Err(_))) => *inflight = None,
+                    Poll::Ready(Some(Ok(_))) => {}
+                }
+                next.map(|item| item.map(|res| res.map_err(Into::into)))
             }
-        }
-        let next = this.body.poll_next(cx);
-        if next.is_pending() {
-            if let Some(inflight) = this.inflight.as_mut() {
-                inflight.register(cx);
-            }
-        }
-        match next {
-            Poll::Ready(None) => {
-                *this.inflight = None;
-                Poll::Ready(None)
-            }
-            Poll::Ready(Some(Err(err))) => {
-                *this.inflight = None;
-                Poll::Ready(Some(Err(err.into())))
-            }
-            Poll::Ready(Some(Ok(bytes))) => Poll::Ready(Some(Ok(bytes))),
-            Poll::Pending => Poll::Pending,
         }
     }
 
     fn try_into_bytes(self) -> Result<Bytes, Self> {
-        let TrackBody { body, inflight } = self;
-        // A body actix can send in one piece: the request ends as this returns.
-        body.try_into_bytes()
-            .map_err(|body| TrackBody { body, inflight })
+        match self {
+            // A body actix can send in one piece: the request ends as this returns.
+            TrackBody::Tracked { body, inflight } => body
+                .try_into_bytes()
+                .map_err(|body| TrackBody::Tracked { body, inflight }),
+            TrackBody::Answer { body } => body
+                .try_into_bytes()
+                .map_err(|body| TrackBody::Answer { body }),
+        }
     }
 }

@@ -10,12 +10,12 @@ use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Instant;
 
-use actix_web::body::EitherBody;
 use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Transform};
 use actix_web::error::InternalError;
 use actix_web::http::StatusCode;
-use actix_web::Error;
+use actix_web::{Error, HttpResponse};
 use pin_project_lite::pin_project;
 use underscore_core::registry::{registry, DynamicRoute};
 use underscore_core::settings::Preempt;
@@ -23,7 +23,7 @@ use underscore_core::stats::{Outcome, RouteStats};
 use underscore_core::tasks::Signal;
 
 use crate::claim;
-use crate::inflight::{InFlight, TrackBody};
+use crate::inflight::InFlight;
 use crate::stack::Traced;
 
 /// App-level middleware: makes routes registered with plain actix-web (not annotated) appear in
@@ -70,7 +70,7 @@ impl<S, B> Transform<S, ServiceRequest> for Observe
 where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error>,
 {
-    type Response = ServiceResponse<EitherBody<TrackBody<B>>>;
+    type Response = ServiceResponse<B>;
     type Error = Error;
     type Transform = ObserveMiddleware<S>;
     type InitError = ();
@@ -130,9 +130,9 @@ impl<S, B> Service<ServiceRequest> for ObserveMiddleware<S>
 where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error>,
 {
-    type Response = ServiceResponse<EitherBody<TrackBody<B>>>;
+    type Response = ServiceResponse<B>;
     type Error = Error;
-    type Future = ObserveFuture<S::Future, B>;
+    type Future = ObserveFuture<S::Future>;
 
     forward_ready!(service);
 
@@ -141,20 +141,27 @@ where
             if let Some((route, preempt)) = self.plain_preempt(&req) {
                 route.stats.begin();
                 route.stats.end(Outcome::Preempted);
-                let res = req.into_response(crate::preempt::response(&preempt));
-                return ObserveFuture::Preempted {
-                    res: Some(res.map_into_right_body()),
+                return ObserveFuture::Answered {
+                    res: Some(answer(crate::preempt::response(&preempt))),
                 };
             }
         }
+        let start = Instant::now();
         // Taken now: once the request is handed to actix's router it is out of reach.
-        let inflight = InFlight::before_routing(&req);
-        let (fut, claimed) = claim::observe(|| self.service.call(req));
+        let details = InFlight::before_routing(&req, start);
+        let (fut, claimed) = claim::observe(start, || self.service.call(req));
         ObserveFuture::Running {
             fut: crate::stack::root(fut),
-            plain: (!claimed).then(|| (self.routes.clone(), inflight)),
+            plain: (!claimed).then(|| Box::new((self.routes.clone(), InFlight::plain(details)))),
         }
     }
+}
+
+/// An answer of `Observe` itself. The request is out of reach here (actix's router holds it,
+/// or is about to), so the answer travels as an error carrying its response, which actix's
+/// dispatcher sends as is. (Middleware wrapped outside `Observe` see an error.)
+fn answer(res: HttpResponse) -> Error {
+    InternalError::from_response("answered by underscore", res).into()
 }
 
 pin_project! {
@@ -162,35 +169,36 @@ pin_project! {
     #[project = ObserveFutureProj]
     #[project_replace = ObserveFutureReplace]
     #[allow(missing_docs)]
-    pub enum ObserveFuture<F, B> {
+    pub enum ObserveFuture<F> {
         /// The request runs in the app; `plain` is `Some` when no `Track` claimed it.
         Running {
             #[pin]
             fut: Traced<F>,
-            plain: Option<(RouteCache, InFlight)>,
+            plain: Option<Box<(RouteCache, InFlight)>>,
         },
-        /// A plain route is preempted: the answer is ready, the app is not called.
-        Preempted {
-            res: Option<ServiceResponse<EitherBody<TrackBody<B>>>>,
+        /// Answered by `Observe` (a preempted or interrupted plain route).
+        Answered {
+            res: Option<Error>,
         },
     }
 }
 
-impl<F, B> Future for ObserveFuture<F, B>
+impl<F, B> Future for ObserveFuture<F>
 where
     F: Future<Output = Result<ServiceResponse<B>, Error>>,
 {
-    type Output = Result<ServiceResponse<EitherBody<TrackBody<B>>>, Error>;
+    type Output = F::Output;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.as_mut().project() {
             ObserveFutureProj::Running { fut, plain } => {
-                let signal = plain
-                    .as_mut()
-                    .map_or(Signal::None, |(_, inflight)| inflight.signal(cx));
+                let Some((_, inflight)) = plain.as_deref_mut() else {
+                    // Claimed by a `Track`, which accounts for it: pass through.
+                    return fut.poll(cx);
+                };
+                let signal = inflight.signal(cx);
                 if let Signal::Cancelled(reason) = signal {
-                    let (_, mut inflight) =
-                        plain.take().expect("only a plain request has a signal");
+                    let (_, mut inflight) = *plain.take().expect("checked above");
                     // Not routed yet as far as anyone knows: counted on the route its path
                     // matches.
                     let stats = inflight
@@ -198,46 +206,29 @@ where
                         .map_or(registry().unmatched(), |route| &route.stats);
                     inflight.count_on(stats);
                     inflight.cancelled(reason);
-                    // Drops the handler's future now. The request itself is out of reach here
-                    // (actix holds it), so the answer travels as an error response, which
-                    // actix's dispatcher sends as is.
+                    // Drops the handler's future now, on this worker.
                     self.as_mut()
-                        .project_replace(ObserveFuture::Preempted { res: None });
+                        .project_replace(ObserveFuture::Answered { res: None });
                     drop(inflight);
-                    let err = InternalError::from_response(
-                        crate::inflight::INTERRUPTED,
-                        crate::inflight::interrupted_response(),
-                    );
-                    return Poll::Ready(Err(err.into()));
+                    return Poll::Ready(Err(answer(crate::inflight::interrupted_response())));
                 }
-                let polled = match (signal, plain.as_ref()) {
-                    (Signal::Stack, Some((_, inflight))) => {
-                        crate::stack::capture(fut, cx, inflight)
-                    }
-                    _ => fut.poll(cx),
+                let polled = if signal == Signal::Stack {
+                    crate::stack::capture(fut, cx, inflight)
+                } else {
+                    fut.poll(cx)
                 };
                 let out = match polled {
                     Poll::Pending => {
-                        if let Some((_, inflight)) = plain.as_mut() {
-                            inflight.register(cx);
-                        }
+                        inflight.register(cx);
                         return Poll::Pending;
                     }
                     Poll::Ready(out) => out,
                 };
-                let Some((routes, mut inflight)) = plain.take() else {
-                    return Poll::Ready(out.map(|res| {
-                        res.map_body(|_, body| EitherBody::left(TrackBody::untracked(body)))
-                    }));
-                };
+                let (routes, mut inflight) = *plain.take().expect("checked above");
                 let (stats, status) = match &out {
                     Ok(res) => match classify(&routes, res) {
                         // A `Track` behind a deferring middleware counted it.
-                        Served::Claimed => {
-                            return Poll::Ready(out.map(|res| {
-                                res.map_body(|_, body| EitherBody::left(TrackBody::untracked(body)))
-                            }))
-                        }
+                        Served::Claimed => return Poll::Ready(out),
                         Served::Route(route) => {
                             inflight.set_route(route);
                             (&route.stats, res.status())
@@ -255,13 +246,11 @@ where
                 };
                 inflight.count_on(stats);
                 inflight.responded(status);
-                Poll::Ready(
-                    out.map(|res| {
-                        res.map_body(|_, body| EitherBody::left(inflight.into_body(body)))
-                    }),
-                )
+                // A plain request ends with its response head: `Observe` cannot change the
+                // app's body type to follow the body, as `Track` does.
+                Poll::Ready(out)
             }
-            ObserveFutureProj::Preempted { res } => Poll::Ready(Ok(res
+            ObserveFutureProj::Answered { res } => Poll::Ready(Err(res
                 .take()
                 .expect("an ObserveFuture is not polled after completion"))),
         }

@@ -7,7 +7,7 @@ use std::future::{ready, Future, Ready};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use actix_web::body::EitherBody;
+use actix_web::body::MessageBody;
 use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Transform};
 use actix_web::Error;
 use pin_project_lite::pin_project;
@@ -38,8 +38,9 @@ impl Track {
 impl<S, B> Transform<S, ServiceRequest> for Track
 where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error>,
+    B: MessageBody,
 {
-    type Response = ServiceResponse<EitherBody<TrackBody<B>>>;
+    type Response = ServiceResponse<TrackBody<B>>;
     type Error = Error;
     type Transform = TrackMiddleware<S>;
     type InitError = ();
@@ -70,8 +71,9 @@ pub struct TrackMiddleware<S> {
 impl<S, B> Service<ServiceRequest> for TrackMiddleware<S>
 where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error>,
+    B: MessageBody,
 {
-    type Response = ServiceResponse<EitherBody<TrackBody<B>>>;
+    type Response = ServiceResponse<TrackBody<B>>;
     type Error = Error;
     type Future = TrackFuture<S::Future, B>;
 
@@ -93,7 +95,7 @@ where
             state.stats.end(Outcome::Preempted);
             let res = req.into_response(crate::preempt::response(&preempt));
             return TrackFuture::Done {
-                res: Some(res.map_into_right_body()),
+                res: Some(res.map_body(|_, body| TrackBody::answer(body))),
             };
         }
         // Safe at resource level: routing is over, so actix no longer needs the request to be
@@ -101,7 +103,8 @@ where
         let inflight = InFlight::from_request(
             req.request().clone(),
             TaskRoute::Annotated(self.route),
-            Active::begin(&state.stats, Instant::now()),
+            Active::begin(&state.stats),
+            claim::observed_start().unwrap_or_else(Instant::now),
         );
         TrackFuture::Running {
             fut: crate::stack::root(self.service.call(req)),
@@ -125,7 +128,7 @@ pin_project! {
         },
         /// The answer is ready; the app is not (or no longer) called.
         Done {
-            res: Option<ServiceResponse<EitherBody<TrackBody<B>>>>,
+            res: Option<ServiceResponse<TrackBody<B>>>,
         },
     }
 }
@@ -133,8 +136,9 @@ pin_project! {
 impl<F, B> Future for TrackFuture<F, B>
 where
     F: Future<Output = Result<ServiceResponse<B>, Error>>,
+    B: MessageBody,
 {
-    type Output = Result<ServiceResponse<EitherBody<TrackBody<B>>>, Error>;
+    type Output = Result<ServiceResponse<TrackBody<B>>, Error>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.as_mut().project() {
@@ -155,7 +159,7 @@ where
                         drop(inflight);
                         let res =
                             ServiceResponse::new(request, crate::inflight::interrupted_response());
-                        return Poll::Ready(Ok(res.map_into_right_body()));
+                        return Poll::Ready(Ok(res.map_body(|_, body| TrackBody::answer(body))));
                     }
                     Signal::Stack => {}
                     Signal::None => {}
@@ -177,9 +181,7 @@ where
                             // actix turns the error into this response.
                             Err(err) => inflight.responded(err.as_response_error().status_code()),
                         }
-                        Poll::Ready(out.map(|res| {
-                            res.map_body(|_, body| EitherBody::left(inflight.into_body(body)))
-                        }))
+                        Poll::Ready(out.map(|res| res.map_body(|_, body| inflight.into_body(body))))
                     }
                 }
             }

@@ -150,6 +150,16 @@ impl Registry {
         route
     }
 
+    /// The statistics of every route and bucket, for the sampler of the rolling windows.
+    pub fn all_stats(&'static self) -> Vec<&'static RouteStats> {
+        self.annotated
+            .iter()
+            .map(|(_, meta)| &meta.state.stats)
+            .chain(self.dynamic().into_iter().map(|route| &route.stats))
+            .chain([&self.unmatched, &self.method_not_allowed])
+            .collect()
+    }
+
     /// Requests that matched no route (404): one bucket, whatever their path, so scanners
     /// cannot grow memory.
     pub fn unmatched(&self) -> &RouteStats {

@@ -59,12 +59,19 @@ pub const OUTCOME_NAMES: [&str; OUTCOMES] = [
 const SUB: u32 = 2;
 const BUCKETS: usize = 128;
 
-/// The 15-second slots of the rolling windows: 60 of them make 15 minutes.
-const SLOT_SECS: u64 = 15;
-const SLOTS: usize = 60;
+/// The rolling windows are computed from samples of the cumulative count and sum, taken every
+/// 15 seconds by a background thread (see [`start_sampler`]); 60 samples cover 15 minutes.
+/// The request path only adds to the cumulative figures.
+const PERIOD_SECS: u64 = 15;
+const SAMPLES: usize = 61;
 
-/// Process start, the origin of window slots.
+/// Process start, the origin of sampling periods.
 static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
+
+/// The current sampling period.
+fn period_now() -> u64 {
+    EPOCH.elapsed().as_secs() / PERIOD_SECS
+}
 
 /// Statistics of one route.
 #[derive(Debug)]
@@ -72,10 +79,11 @@ pub struct RouteStats {
     total: AtomicU64,
     outcomes: [AtomicU64; OUTCOMES],
     histogram: [AtomicU64; BUCKETS],
-    latency_count: AtomicU64,
+    sum_us: AtomicU64,
     max_us: AtomicU64,
-    /// Per 15-second slot: the slot number it holds, the count and the summed microseconds.
-    slots: [[AtomicU64; 3]; SLOTS],
+    /// Cumulative `(period, count, sum_us)` at the start of each period, written by the
+    /// sampler only.
+    samples: [[AtomicU64; 3]; SAMPLES],
 }
 
 impl Default for RouteStats {
@@ -87,7 +95,7 @@ impl Default for RouteStats {
 #[allow(clippy::declare_interior_mutable_const)]
 const ZERO: AtomicU64 = AtomicU64::new(0);
 #[allow(clippy::declare_interior_mutable_const)]
-const EMPTY_SLOT: [AtomicU64; 3] = [AtomicU64::new(u64::MAX), ZERO, ZERO];
+const NO_SAMPLE: [AtomicU64; 3] = [AtomicU64::new(u64::MAX), ZERO, ZERO];
 
 impl RouteStats {
     /// All zero.
@@ -96,9 +104,9 @@ impl RouteStats {
             total: ZERO,
             outcomes: [ZERO; OUTCOMES],
             histogram: [ZERO; BUCKETS],
-            latency_count: ZERO,
+            sum_us: ZERO,
             max_us: ZERO,
-            slots: [EMPTY_SLOT; SLOTS],
+            samples: [NO_SAMPLE; SAMPLES],
         }
     }
 
@@ -117,46 +125,45 @@ impl RouteStats {
     /// The app answered a request that started at `start`, at `end`.
     #[inline]
     pub fn record_latency(&self, start: Instant, end: Instant) {
-        let slot_no = end.saturating_duration_since(*EPOCH).as_secs() / SLOT_SECS;
-        self.record_at(end.saturating_duration_since(start), slot_no);
-    }
-
-    fn record_at(&self, latency: Duration, slot_no: u64) {
-        let us = latency.as_micros().min(u128::from(u64::MAX)) as u64;
+        let us = end
+            .saturating_duration_since(start)
+            .as_micros()
+            .min(u128::from(u64::MAX)) as u64;
         self.histogram[bucket(us)].fetch_add(1, Ordering::Relaxed);
-        self.latency_count.fetch_add(1, Ordering::Relaxed);
+        self.sum_us.fetch_add(us, Ordering::Relaxed);
+        // A load first: the maximum rarely changes, and a plain load costs no cache-line write.
         if us > self.max_us.load(Ordering::Relaxed) {
             self.max_us.fetch_max(us, Ordering::Relaxed);
         }
-        let slot = &self.slots[(slot_no % SLOTS as u64) as usize];
-        let tag = slot[0].load(Ordering::Relaxed);
-        if tag != slot_no && tag != u64::MAX && tag > slot_no {
-            // The slot already holds a later period (a sample older than 15 minutes): too old
-            // for any window.
-            return;
-        }
-        if tag != slot_no {
-            // The slot holds an older period: claim and clear it. A sample recorded
-            // concurrently by another worker in this instant may be lost; a window is an
-            // estimate over thousands of samples, not a ledger.
-            if slot[0]
-                .compare_exchange(tag, slot_no, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-            {
-                slot[1].store(0, Ordering::Relaxed);
-                slot[2].store(0, Ordering::Relaxed);
-            }
-        }
-        slot[1].fetch_add(1, Ordering::Relaxed);
-        slot[2].fetch_add(us, Ordering::Relaxed);
+    }
+
+    fn cumulative(&self) -> (u64, u64) {
+        // Sum first: a sample may then count a request's latency in `sum` but not yet in the
+        // histogram, which skews a window by one sample at most.
+        let sum = self.sum_us.load(Ordering::Relaxed);
+        let count = self
+            .histogram
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .sum();
+        (count, sum)
+    }
+
+    /// Records the cumulative figures at the start of `period` (the sampler's job).
+    pub fn sample(&self, period: u64) {
+        let (count, sum) = self.cumulative();
+        let slot = &self.samples[(period % SAMPLES as u64) as usize];
+        slot[0].store(period, Ordering::Relaxed);
+        slot[1].store(count, Ordering::Relaxed);
+        slot[2].store(sum, Ordering::Relaxed);
     }
 
     /// A consistent-enough copy of every figure.
     pub fn snapshot(&self) -> StatsSnapshot {
-        self.snapshot_at(EPOCH.elapsed().as_secs() / SLOT_SECS)
+        self.snapshot_at(period_now())
     }
 
-    fn snapshot_at(&self, now_slot: u64) -> StatsSnapshot {
+    fn snapshot_at(&self, now: u64) -> StatsSnapshot {
         let outcomes: [u64; OUTCOMES] =
             std::array::from_fn(|i| self.outcomes[i].load(Ordering::Relaxed));
         // Read the outcomes first: `total` only grows, so active is never negative.
@@ -164,18 +171,30 @@ impl RouteStats {
         let total = self.total.load(Ordering::Relaxed).max(ended);
         let histogram: [u64; BUCKETS] =
             std::array::from_fn(|i| self.histogram[i].load(Ordering::Relaxed));
+        let (count, sum) = (
+            histogram.iter().sum::<u64>(),
+            self.sum_us.load(Ordering::Relaxed),
+        );
         let window = |minutes: u64| -> Option<f64> {
-            let slots = minutes * 60 / SLOT_SECS;
-            let (mut count, mut sum) = (0u64, 0u64);
-            for slot in &self.slots {
-                let tag = slot[0].load(Ordering::Relaxed);
-                // The current slot and the `slots - 1` before it.
-                if tag <= now_slot && now_slot - tag < slots {
-                    count += slot[1].load(Ordering::Relaxed);
-                    sum += slot[2].load(Ordering::Relaxed);
-                }
-            }
-            (count > 0).then(|| sum as f64 / count as f64 / 1000.0)
+            // The sample from the start of the period `minutes` ago (minus the current one);
+            // the earliest later one if the sampler skipped it; none if the route (or the
+            // process) is younger: then everything so far is within the window.
+            let first = now.saturating_sub(minutes * 60 / PERIOD_SECS - 1);
+            let base = self
+                .samples
+                .iter()
+                .map(|s| {
+                    (
+                        s[0].load(Ordering::Relaxed),
+                        s[1].load(Ordering::Relaxed),
+                        s[2].load(Ordering::Relaxed),
+                    )
+                })
+                .filter(|&(p, _, _)| p != u64::MAX && p >= first && p <= now)
+                .min_by_key(|&(p, _, _)| p)
+                .map_or((0, 0), |(_, c, s)| (c, s));
+            let n = count.saturating_sub(base.0);
+            (n > 0).then(|| sum.saturating_sub(base.1) as f64 / n as f64 / 1000.0)
         };
         let max = self.max_us.load(Ordering::Relaxed);
         StatsSnapshot {
@@ -184,10 +203,32 @@ impl RouteStats {
             outcomes,
             avg_ms: [window(1), window(5), window(15)],
             percentiles_ms: [0.5, 0.9, 0.99].map(|q| percentile(&histogram, q, max)),
-            max_ms: (histogram.iter().any(|&c| c > 0)).then(|| max as f64 / 1000.0),
-            latency_count: self.latency_count.load(Ordering::Relaxed),
+            max_ms: (count > 0).then(|| max as f64 / 1000.0),
+            latency_count: count,
         }
     }
+}
+
+/// Starts the thread that samples `all()` at the start of every 15-second period, once per
+/// process; the rolling windows of stats that are never sampled cover the whole lifetime.
+pub fn start_sampler(all: fn() -> Vec<&'static RouteStats>) {
+    static STARTED: std::sync::Once = std::sync::Once::new();
+    STARTED.call_once(|| {
+        let spawned = std::thread::Builder::new()
+            .name("underscore-stats".to_owned())
+            .spawn(move || loop {
+                let period = period_now();
+                for stats in all() {
+                    stats.sample(period);
+                }
+                let next = EPOCH.elapsed().as_secs_f64() / PERIOD_SECS as f64;
+                let wait = (next.floor() + 1.0 - next) * PERIOD_SECS as f64;
+                std::thread::sleep(Duration::from_secs_f64(wait.max(0.01)));
+            });
+        if let Err(err) = spawned {
+            eprintln!("underscore: could not start the stats sampler ({err}); rolling windows will cover the whole lifetime");
+        }
+    });
 }
 
 /// The bucket of a latency in microseconds.
@@ -286,8 +327,9 @@ mod tests {
     #[test]
     fn percentiles_are_ordered_and_close() {
         let s = RouteStats::new();
+        let t0 = Instant::now();
         for ms in 1..=100u64 {
-            s.record_at(Duration::from_millis(ms), 7);
+            s.record_latency(t0, t0 + Duration::from_millis(ms));
         }
         let snap = s.snapshot_at(7);
         let [p50, p90, p99] = snap.percentiles_ms.map(Option::unwrap);
@@ -334,28 +376,46 @@ mod tests {
     }
 
     #[test]
-    fn windows_cover_1_5_and_15_minutes_and_roll_over() {
+    fn windows_cover_1_5_and_15_minutes() {
         let s = RouteStats::new();
-        let now = 1000; // slot number: 15 s each
-        s.record_at(Duration::from_millis(2), now); // now
-        s.record_at(Duration::from_millis(8), now - 8); // 2 minutes ago
-        s.record_at(Duration::from_millis(20), now - 40); // 10 minutes ago
-        s.record_at(Duration::from_millis(99), now - 60); // 15 minutes ago: out
-        let snap = s.snapshot_at(now);
-        assert_eq!(snap.avg_ms, [Some(2.0), Some(5.0), Some(10.0)]);
-        // Boundaries: the current slot and the 3 before it make the last minute.
-        let s = RouteStats::new();
-        s.record_at(Duration::from_millis(4), now - 3);
-        s.record_at(Duration::from_millis(6), now - 4);
-        assert_eq!(s.snapshot_at(now).avg_ms[0], Some(4.0));
-        // Nothing recent: the window is empty (None), not 0 and not NaN.
-        assert_eq!(s.snapshot_at(now + 100).avg_ms, [None, None, None]);
-        // A slot reused a full cycle later is cleared first: old samples do not leak in.
-        let s = RouteStats::new();
-        s.record_at(Duration::from_millis(50), now);
-        s.record_at(Duration::from_millis(1), now + SLOTS as u64);
-        assert_eq!(s.snapshot_at(now + SLOTS as u64).avg_ms[2], Some(1.0));
-        // The histogram keeps every sample.
-        assert_eq!(s.snapshot_at(now).latency_count, 2);
+        let t0 = Instant::now();
+        let rec = |ms: u64| s.record_latency(t0, t0 + Duration::from_millis(ms));
+        let now = 1000; // periods of 15 s
+                        // 10 minutes ago: one request of 20 ms; 2 minutes ago: one of 8 ms; now: one of 2 ms.
+        s.sample(now - 60);
+        s.sample(now - 40);
+        rec(20);
+        s.sample(now - 39);
+        s.sample(now - 9);
+        rec(8);
+        s.sample(now - 8);
+        s.sample(now - 7);
+        s.sample(now - 3);
+        rec(2);
+        s.sample(now);
+        assert_eq!(
+            s.snapshot_at(now).avg_ms,
+            [Some(2.0), Some(5.0), Some(10.0)]
+        );
+        // Nothing in the last minute: None, never 0 or NaN.
+        let quiet = RouteStats::new();
+        quiet.sample(now - 10);
+        let t1 = Instant::now();
+        quiet.record_latency(t1, t1 + Duration::from_millis(4));
+        quiet.sample(now - 3);
+        assert_eq!(quiet.snapshot_at(now).avg_ms, [None, Some(4.0), Some(4.0)]);
+        // Never sampled (no sampler, or a young route): the windows cover everything.
+        let young = RouteStats::new();
+        young.record_latency(t1, t1 + Duration::from_millis(6));
+        assert_eq!(
+            young.snapshot_at(now).avg_ms,
+            [Some(6.0), Some(6.0), Some(6.0)]
+        );
+        assert_eq!(young.snapshot_at(now).latency_count, 1);
+        // A sample overwritten a full cycle later is not mistaken for a recent one.
+        let cycled = RouteStats::new();
+        cycled.sample(now - SAMPLES as u64);
+        cycled.record_latency(t1, t1 + Duration::from_millis(9));
+        assert_eq!(cycled.snapshot_at(now).avg_ms[0], Some(9.0));
     }
 }

@@ -1,0 +1,219 @@
+//! The per-request cost of underscore, measured two ways:
+//!
+//! 1. the core operations alone (stats recording, and in-flight task registration for a
+//!    request that has to wait), in nanoseconds per request, on 1 and 2 threads;
+//! 2. the whole middleware stack (`Observe` + `Track`) against the same actix app without it,
+//!    calling the app's service directly (no network), alternating the two apps.
+//!
+//! Run with: `cargo bench -p underscore-actix --bench hot_path`
+//! Target: stats recording and in-flight tracking together under 100 ns per request.
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::task::{Wake, Waker};
+use std::time::{Duration, Instant};
+
+use actix_web::dev::Service;
+use actix_web::{get, test, web, App, Responder};
+use underscore_actix::core::stats::{Outcome, RouteStats};
+use underscore_actix::core::tasks::{TaskHandle, TaskKind, TaskRoute};
+use underscore_actix::{underscore_route, Observe};
+
+struct Noop;
+impl Wake for Noop {
+    fn wake(self: Arc<Self>) {}
+}
+
+fn per_op(iterations: u64, mut f: impl FnMut()) -> f64 {
+    let start = Instant::now();
+    for _ in 0..iterations {
+        f();
+    }
+    start.elapsed().as_nanos() as f64 / iterations as f64
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+static STATS: RouteStats = RouteStats::new();
+static STATS_B: RouteStats = RouteStats::new();
+
+/// Stats recording for one request: begin, latency (two clock reads), outcome.
+fn stats_once(stats: &'static RouteStats) {
+    let start = Instant::now();
+    stats.begin();
+    stats.record_latency(start, Instant::now());
+    stats.end(Outcome::Status(200));
+}
+
+/// In-flight tracking for one request that waits: register, one poll's check, remove.
+fn task_once(waker: &Waker) {
+    let kind = TaskKind::Request {
+        method: http::Method::GET,
+        uri: http::Uri::from_static("/hello/bench"),
+        peer: None,
+        opaque_id: None,
+    };
+    let mut handle = TaskHandle::register(kind, TaskRoute::None, waker);
+    black_box(handle.poll_signal(waker));
+    drop(handle);
+}
+
+fn core_ops() {
+    const N: u64 = 2_000_000;
+    let waker = Waker::from(Arc::new(Noop));
+    let stats_1 = median((0..5).map(|_| per_op(N, || stats_once(&STATS))).collect());
+    let tasks_1 = median((0..5).map(|_| per_op(N, || task_once(&waker))).collect());
+    let both_1 = median(
+        (0..5)
+            .map(|_| {
+                per_op(N, || {
+                    stats_once(&STATS);
+                    task_once(&waker)
+                })
+            })
+            .collect(),
+    );
+    println!("core, 1 thread:  stats {stats_1:>5.1} ns, in-flight task {tasks_1:>5.1} ns, both {both_1:>5.1} ns per request");
+    for (label, second) in [("same route", &STATS), ("own routes", &STATS_B)] {
+        let run = |stats: &'static RouteStats| {
+            let waker = Waker::from(Arc::new(Noop));
+            median(
+                (0..5)
+                    .map(|_| {
+                        per_op(N, || {
+                            stats_once(stats);
+                            task_once(&waker)
+                        })
+                    })
+                    .collect::<Vec<_>>(),
+            )
+        };
+        let (a, b) = std::thread::scope(|s| {
+            let a = s.spawn(|| run(&STATS));
+            let b = s.spawn(|| run(second));
+            (a.join().unwrap(), b.join().unwrap())
+        });
+        println!(
+            "core, 2 threads, {label}: both {:>5.1} ns per request (per thread)",
+            (a + b) / 2.0
+        );
+    }
+}
+
+#[underscore_route]
+#[get("/hello/{name}")]
+async fn hello(name: web::Path<String>) -> impl Responder {
+    format!("Hello {name}!")
+}
+
+#[underscore_route]
+#[get("/wait/{name}")]
+async fn wait(name: web::Path<String>) -> impl Responder {
+    actix_web::rt::task::yield_now().await;
+    format!("Hello {name}!")
+}
+
+async fn plain_hello(name: web::Path<String>) -> impl Responder {
+    format!("Hello {name}!")
+}
+
+async fn plain_wait(name: web::Path<String>) -> impl Responder {
+    actix_web::rt::task::yield_now().await;
+    format!("Hello {name}!")
+}
+
+fn middleware() {
+    actix_rt::System::new().block_on(async {
+        let plain = test::init_service(
+            App::new()
+                .route("/hello/{name}", web::get().to(plain_hello))
+                .route("/wait/{name}", web::get().to(plain_wait)),
+        )
+        .await;
+        let tracked = test::init_service(App::new().wrap(Observe::new()).service(hello).service(wait)).await;
+        let n: u32 = std::env::var("HOT_PATH_N").ok().and_then(|n| n.parse().ok()).unwrap_or(100_000);
+        for path in ["/hello/bench", "/wait/bench"] {
+            let mut deltas = Vec::new();
+            let mut base = Vec::new();
+            for _ in 0..7 {
+                let t = Instant::now();
+                for _ in 0..n {
+                    let res = plain.call(test::TestRequest::get().uri(path).to_request()).await.unwrap();
+                    black_box(res);
+                }
+                let a = t.elapsed();
+                let t = Instant::now();
+                for _ in 0..n {
+                    let res = tracked.call(test::TestRequest::get().uri(path).to_request()).await.unwrap();
+                    black_box(res);
+                }
+                let b = t.elapsed();
+                let ns = |d: Duration| d.as_nanos() as f64 / f64::from(n);
+                base.push(ns(a));
+                deltas.push(ns(b) - ns(a));
+            }
+            println!(
+                "middleware, GET {path:<13}: plain actix {:>6.0} ns/request, underscore adds {:>5.0} ns (median of 7 alternating rounds; min {:.0}, max {:.0})",
+                median(base),
+                median(deltas.clone()),
+                deltas.iter().copied().fold(f64::INFINITY, f64::min),
+                deltas.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+            );
+        }
+    });
+}
+
+/// Runs `n` requests to `path` on one app only: for instruction counts under callgrind
+/// (`HOT_PATH=plain|tracked HOT_PATH_N=.. HOT_PATH_URI=..`).
+fn one_app(tracked: bool) {
+    let n: u32 = std::env::var("HOT_PATH_N")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(10_000);
+    let path = std::env::var("HOT_PATH_URI").unwrap_or_else(|_| "/hello/bench".to_owned());
+    actix_rt::System::new().block_on(async move {
+        if tracked {
+            let app =
+                test::init_service(App::new().wrap(Observe::new()).service(hello).service(wait))
+                    .await;
+            for _ in 0..n {
+                black_box(
+                    app.call(test::TestRequest::get().uri(&path).to_request())
+                        .await
+                        .unwrap(),
+                );
+            }
+        } else {
+            let app = test::init_service(
+                App::new()
+                    .route("/hello/{name}", web::get().to(plain_hello))
+                    .route("/wait/{name}", web::get().to(plain_wait)),
+            )
+            .await;
+            for _ in 0..n {
+                black_box(
+                    app.call(test::TestRequest::get().uri(&path).to_request())
+                        .await
+                        .unwrap(),
+                );
+            }
+        }
+    });
+}
+
+fn main() {
+    // `HOT_PATH=middleware` runs only the middleware part (for profiling under callgrind).
+    match std::env::var("HOT_PATH").as_deref() {
+        Ok("plain") => one_app(false),
+        Ok("tracked") => one_app(true),
+        Ok("middleware") => middleware(),
+        Ok("core") => core_ops(),
+        _ => {
+            core_ops();
+            middleware();
+        }
+    }
+}
