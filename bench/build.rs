@@ -1,0 +1,20 @@
+//! Generates 1,000 annotated routes for the route-count round of the benchmark.
+
+use std::fmt::Write as _;
+
+fn main() {
+    let mut out = String::new();
+    for n in 0..1000 {
+        let _ = writeln!(
+            out,
+            "#[::underscore_actix::underscore_route]\n#[::actix_web::get(\"/r/{n:03}\")]\npub(crate) async fn r{n:03}() -> &'static str {{ \"r\" }}"
+        );
+    }
+    out.push_str("pub(crate) fn register(cfg: &mut ::actix_web::web::ServiceConfig) {\n");
+    for n in 0..1000 {
+        let _ = writeln!(out, "    cfg.service(r{n:03});");
+    }
+    out.push_str("}\n");
+    let path = std::path::Path::new(&std::env::var("OUT_DIR").unwrap()).join("annotated_routes.rs");
+    std::fs::write(path, out).unwrap();
+}
