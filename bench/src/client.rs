@@ -22,7 +22,9 @@ pub fn run(addr: &str, path: &str, n: u64) -> io::Result<()> {
         line.clear();
         reader.read_line(&mut line)?;
         if !line.starts_with("HTTP/1.1 200") {
-            return Err(io::Error::other(format!("unexpected status line: {line:?}")));
+            return Err(io::Error::other(format!(
+                "unexpected status line: {line:?}"
+            )));
         }
         let mut length = 0usize;
         loop {

@@ -150,9 +150,13 @@ where
         // Taken now: once the request is handed to actix's router it is out of reach.
         let details = InFlight::before_routing(&req, start);
         let (fut, claimed) = claim::observe(start, || self.service.call(req));
+        if claimed {
+            // A `Track` accounts for it: pass through, at no cost.
+            return ObserveFuture::Claimed { fut };
+        }
         ObserveFuture::Running {
             fut: crate::stack::root(fut),
-            plain: (!claimed).then(|| Box::new((self.routes.clone(), InFlight::plain(details)))),
+            plain: Some(Box::new((self.routes.clone(), InFlight::plain(details)))),
         }
     }
 }
@@ -170,7 +174,12 @@ pin_project! {
     #[project_replace = ObserveFutureReplace]
     #[allow(missing_docs)]
     pub enum ObserveFuture<F> {
-        /// The request runs in the app; `plain` is `Some` when no `Track` claimed it.
+        /// A `Track` claimed the request.
+        Claimed {
+            #[pin]
+            fut: F,
+        },
+        /// A request no `Track` claimed runs in the app.
         Running {
             #[pin]
             fut: Traced<F>,
@@ -191,11 +200,11 @@ where
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.as_mut().project() {
+            ObserveFutureProj::Claimed { fut } => fut.poll(cx),
             ObserveFutureProj::Running { fut, plain } => {
-                let Some((_, inflight)) = plain.as_deref_mut() else {
-                    // Claimed by a `Track`, which accounts for it: pass through.
-                    return fut.poll(cx);
-                };
+                let (_, inflight) = plain
+                    .as_deref_mut()
+                    .expect("an ObserveFuture is not polled after completion");
                 let signal = inflight.signal(cx);
                 if let Signal::Cancelled(reason) = signal {
                     let (_, mut inflight) = *plain.take().expect("checked above");

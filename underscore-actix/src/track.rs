@@ -95,7 +95,7 @@ where
             state.stats.end(Outcome::Preempted);
             let res = req.into_response(crate::preempt::response(&preempt));
             return TrackFuture::Done {
-                res: Some(res.map_body(|_, body| TrackBody::answer(body))),
+                res: Some(Box::new(res.map_body(|_, body| TrackBody::answer(body)))),
             };
         }
         // Safe at resource level: routing is over, so actix no longer needs the request to be
@@ -127,8 +127,9 @@ pin_project! {
             inflight: Option<InFlight>,
         },
         /// The answer is ready; the app is not (or no longer) called.
+        // Boxed: the rare path must not make every request's future bigger.
         Done {
-            res: Option<ServiceResponse<TrackBody<B>>>,
+            res: Option<Box<ServiceResponse<TrackBody<B>>>>,
         },
     }
 }
@@ -185,7 +186,7 @@ where
                     }
                 }
             }
-            TrackFutureProj::Done { res } => Poll::Ready(Ok(res
+            TrackFutureProj::Done { res } => Poll::Ready(Ok(*res
                 .take()
                 .expect("a TrackFuture is not polled after completion"))),
         }

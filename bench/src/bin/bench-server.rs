@@ -51,7 +51,10 @@ fn extra_routes(cfg: &mut web::ServiceConfig, annotated: bool) {
 fn main() -> std::io::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let mode = args.get(1).cloned().unwrap_or_default();
-    let addr = args.get(2).cloned().unwrap_or_else(|| "127.0.0.1:0".to_owned());
+    let addr = args
+        .get(2)
+        .cloned()
+        .unwrap_or_else(|| "127.0.0.1:0".to_owned());
     let extra = std::env::var("BENCH_ROUTES").is_ok_and(|v| v == "1000");
     actix_web::rt::System::new().block_on(async move {
         macro_rules! announce {
@@ -65,7 +68,11 @@ fn main() -> std::io::Result<()> {
             "plain" => {
                 let s = HttpServer::new(move || {
                     App::new()
-                        .configure(|cfg| if extra { extra_routes(cfg, false) })
+                        .configure(|cfg| {
+                            if extra {
+                                extra_routes(cfg, false)
+                            }
+                        })
                         .route("/hello/{name}", web::get().to(hello))
                         .route("/json", web::get().to(json))
                 })
@@ -78,7 +85,11 @@ fn main() -> std::io::Result<()> {
                 let s = HttpServer::new(move || {
                     App::new()
                         .wrap(Observe::new())
-                        .configure(|cfg| if extra { extra_routes(cfg, true) })
+                        .configure(|cfg| {
+                            if extra {
+                                extra_routes(cfg, true)
+                            }
+                        })
                         .service(hello_u)
                         .service(json_u)
                 })
@@ -95,7 +106,11 @@ fn main() -> std::io::Result<()> {
                 let s = HttpServer::new(move || {
                     App::new()
                         .wrap(prometheus.clone())
-                        .configure(|cfg| if extra { extra_routes(cfg, false) })
+                        .configure(|cfg| {
+                            if extra {
+                                extra_routes(cfg, false)
+                            }
+                        })
                         .route("/hello/{name}", web::get().to(hello))
                         .route("/json", web::get().to(json))
                 })
@@ -111,8 +126,8 @@ fn main() -> std::io::Result<()> {
         };
         if mode == "underscore" {
             // Fully on: the admin socket is up too.
-            let socket = std::env::temp_dir()
-                .join(format!("underscore-bench-{}.sock", std::process::id()));
+            let socket =
+                std::env::temp_dir().join(format!("underscore-bench-{}.sock", std::process::id()));
             let admin = AdminSocket::bind(&socket).map_err(std::io::Error::from)?;
             println!("admin socket {}", socket.display());
             admin.run_alongside(server).await

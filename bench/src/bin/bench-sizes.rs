@@ -12,5 +12,8 @@ fn main() {
         "per plain actix route: {} bytes (+ its pattern and id strings)",
         std::mem::size_of::<DynamicRoute>()
     );
-    println!("per in-flight request that waits: {} bytes (its task entry)", entry_size());
+    println!(
+        "per in-flight request that waits: {} bytes (its task entry)",
+        entry_size()
+    );
 }
