@@ -520,3 +520,55 @@ fn print_stack_shows_where_a_request_waits() {
     );
     assert_eq!(srv.admin("GET", "/_tasks/nope/print_stack").status, 400);
 }
+
+/// Starts a background task that runs until cancelled.
+#[underscore_route]
+#[get("/spawn")]
+async fn spawn() -> impl Responder {
+    underscore_actix::spawn_task("ticker", async {
+        loop {
+            actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    "spawned"
+}
+
+#[test]
+fn background_tasks_are_listed_and_cancellable() {
+    fn with_spawn(cfg: &mut web::ServiceConfig) {
+        cfg.service(spawn);
+    }
+    let srv = TestServer::start(with_spawn);
+    assert_eq!(srv.http("GET", "/spawn").body, "spawned");
+    wait_until("ticker", || task_ids(&srv, "background:ticker").len() == 1);
+    let json = tasks_json(&srv, "group_by=none&actions=background:*");
+    let task = &json["tasks"][0];
+    assert_eq!(task["type"], "background");
+    assert_eq!(task["action"], "background:ticker");
+    assert!(
+        task["route_id"].is_null() && task["path"].is_null(),
+        "{task}"
+    );
+    let id = task_ids(&srv, "background:ticker").remove(0);
+    let stack = srv.admin("GET", &format!("/_tasks/{id}/print_stack")).body;
+    assert!(
+        stack.contains("tokio::time::sleep") && stack.contains("tasks::spawn"),
+        "{stack}"
+    );
+    assert_eq!(
+        curl_unix(&srv.socket, "POST", &format!("/_tasks/{id}/_cancel"), None).status,
+        200
+    );
+    wait_until("ticker gone", || {
+        task_ids(&srv, "background:ticker").is_empty()
+    });
+    // Interrupting routes never touches background tasks.
+    assert_eq!(srv.http("GET", "/spawn").status, 200);
+    wait_until("ticker again", || {
+        task_ids(&srv, "background:ticker").len() == 1
+    });
+    curl_unix(&srv.socket, "POST", "/_routes/spawn/interrupt", None);
+    assert_eq!(task_ids(&srv, "background:ticker").len(), 1);
+    let id = task_ids(&srv, "background:ticker").remove(0);
+    curl_unix(&srv.socket, "POST", &format!("/_tasks/{id}/_cancel"), None);
+}

@@ -36,6 +36,7 @@
 //! Then: `curl --unix-socket /tmp/underscore.sock 'http://./_cat/routes?v'`.
 
 pub mod admin;
+mod background;
 mod claim;
 mod inflight;
 mod observe;
@@ -46,6 +47,7 @@ mod socket;
 mod stack;
 mod track;
 
+pub use background::spawn_task;
 pub use inflight::{Active, TrackBody};
 pub use observe::{Observe, ObserveFuture, ObserveMiddleware};
 pub use setup::Underscore;

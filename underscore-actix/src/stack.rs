@@ -8,7 +8,7 @@
 //! which records the backtrace of every tokio await point it reaches, and the trace travels
 //! back unresolved: symbols are resolved by the admin request, off the worker.
 
-pub(crate) use imp::{capture, declare_support, root, Traced};
+pub(crate) use imp::{capture, capture_task, declare_support, root, Traced};
 
 #[cfg(all(
     feature = "taskdump",
@@ -23,7 +23,7 @@ mod imp {
     use std::task::{Context, Poll};
 
     use tokio::runtime::dump::{Root, Trace};
-    use underscore_core::tasks::tasks;
+    use underscore_core::tasks::{tasks, TaskHandle};
 
     use crate::inflight::InFlight;
 
@@ -46,10 +46,20 @@ mod imp {
         cx: &mut Context<'_>,
         inflight: &InFlight,
     ) -> Poll<F::Output> {
-        let (res, trace) = Trace::capture(|| fut.poll(cx));
-        if let Some(handle) = inflight.handle() {
-            handle.send_stack(Box::new(move || render(&trace)));
+        match inflight.handle() {
+            Some(handle) => capture_task(fut, cx, handle),
+            None => fut.poll(cx),
         }
+    }
+
+    /// [`capture`] for a task with its handle at hand.
+    pub(crate) fn capture_task<F: Future>(
+        fut: Pin<&mut Traced<F>>,
+        cx: &mut Context<'_>,
+        handle: &TaskHandle,
+    ) -> Poll<F::Output> {
+        let (res, trace) = Trace::capture(|| fut.poll(cx));
+        handle.send_stack(Box::new(move || render(&trace)));
         if res.is_pending() {
             // In tracing mode tokio's leaf futures return without registering a wake-up:
             // poll again, for real.
@@ -114,6 +124,8 @@ mod imp {
     use std::pin::Pin;
     use std::task::{Context, Poll};
 
+    use underscore_core::tasks::TaskHandle;
+
     use crate::inflight::InFlight;
 
     /// Request futures are not traced in this build.
@@ -133,11 +145,21 @@ mod imp {
         cx: &mut Context<'_>,
         inflight: &InFlight,
     ) -> Poll<F::Output> {
-        if let Some(handle) = inflight.handle() {
-            handle.send_stack(Box::new(|| {
-                "stack capture is not enabled in this build\n".to_owned()
-            }));
+        match inflight.handle() {
+            Some(handle) => capture_task(fut, cx, handle),
+            None => fut.poll(cx),
         }
+    }
+
+    /// [`capture`] for a task with its handle at hand.
+    pub(crate) fn capture_task<F: Future>(
+        fut: Pin<&mut Traced<F>>,
+        cx: &mut Context<'_>,
+        handle: &TaskHandle,
+    ) -> Poll<F::Output> {
+        handle.send_stack(Box::new(|| {
+            "stack capture is not enabled in this build\n".to_owned()
+        }));
         fut.poll(cx)
     }
 }
