@@ -19,8 +19,9 @@ use std::future::Future;
 use std::io::Write;
 use std::time::Duration;
 
+use actix_web::middleware::DefaultHeaders;
 use actix_web::{get, post, web, App, HttpResponse, HttpServer, Responder};
-use underscore_actix::{underscore_route, AdminSocket, Observe, Underscore};
+use underscore_actix::{record, underscore_route, AdminSocket, Observe, Underscore};
 
 /// Says hello from the root.
 #[underscore_route]
@@ -120,11 +121,23 @@ async fn main() -> std::io::Result<()> {
         .init()
         .unwrap_or_else(|err| fail(&err));
     let admin = AdminSocket::bind(&socket).unwrap_or_else(|err| fail(&err));
-    let server = HttpServer::new(|| App::new().wrap(Observe::new()).configure(configure))
-        // Ctrl-C (and SIGTERM) stop gracefully: in-flight requests get up to 5 s to finish.
-        .shutdown_signal(interrupted())
-        .shutdown_timeout(5)
-        .bind(&addr)?;
+    let server = HttpServer::new(|| {
+        App::new()
+            // Recorded, so that `_cat/middlewares` shows it (actix cannot list middleware).
+            .wrap(record(
+                DefaultHeaders::new().add(("X-Served-By", "underscore-quickstart")),
+            ))
+            // Outermost: it sees every request first.
+            .wrap(Observe::new())
+            .configure(configure)
+    })
+    // Counts the open connections shown by `_cat/transports`.
+    .on_connect(underscore_actix::on_connect)
+    // Ctrl-C (and SIGTERM) stop gracefully: in-flight requests get up to 5 s to finish.
+    .shutdown_signal(interrupted())
+    .shutdown_timeout(5)
+    .bind(&addr)?;
+    underscore_actix::record_listeners(server.addrs_with_scheme());
     // Where to connect, on stdout. Write errors are ignored: a closed stdout (`| head -1`)
     // must not take the server down.
     let mut out = std::io::stdout();

@@ -29,6 +29,18 @@ const BASES: [&str; 3] = ["/_cat", "/_routes", "/_tasks"];
 /// # }
 /// ```
 pub fn configure(cfg: &mut web::ServiceConfig) {
+    underscore_core::components::record_transport(
+        "admin",
+        "in-app",
+        "mounted on the app's own listeners",
+        None,
+        false,
+    );
+    register(cfg);
+}
+
+/// Registers the admin services (both modes).
+pub(crate) fn register(cfg: &mut web::ServiceConfig) {
     for base in BASES {
         cfg.service(
             web::resource([base.to_owned(), format!("{base}/{{tail:.*}}")])

@@ -41,6 +41,7 @@ mod claim;
 mod inflight;
 mod observe;
 mod preempt;
+mod record;
 mod setup;
 #[cfg(unix)]
 mod socket;
@@ -50,6 +51,7 @@ mod track;
 pub use background::spawn_task;
 pub use inflight::{Active, TrackBody};
 pub use observe::{Observe, ObserveFuture, ObserveMiddleware};
+pub use record::{on_connect, record, record_in, record_listeners, Recorded};
 pub use setup::Underscore;
 #[cfg(unix)]
 pub use socket::{AdminSocket, SocketError};

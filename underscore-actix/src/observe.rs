@@ -77,6 +77,11 @@ where
     type Future = Ready<Result<Self::Transform, Self::InitError>>;
 
     fn new_transform(&self, service: S) -> Self::Future {
+        underscore_core::components::note_middleware(
+            "app",
+            std::any::type_name::<Observe>(),
+            "underscore",
+        );
         // Relaxed: `Track` only needs to see it eventually (see `claim`).
         claim::OBSERVE_INSTALLED.store(true, Ordering::Relaxed);
         // In-flight plain requests are given a route by matching their path, as actix would.

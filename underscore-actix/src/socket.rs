@@ -196,12 +196,24 @@ impl AdminSocket {
         let listener = self.listener.take().ok_or_else(|| {
             io::Error::other("the admin server was already built from this socket")
         })?;
-        Ok(HttpServer::new(|| {
+        let connections = underscore_core::components::record_transport(
+            "admin",
+            "uds",
+            &self.path.display().to_string(),
+            Some("0600"),
+            true,
+        );
+        Ok(HttpServer::new(move || {
             App::new()
-                .configure(crate::admin::configure)
+                .configure(crate::admin::register)
                 .default_service(web::to(crate::admin::fallback))
         })
-        .on_connect(|conn, ext| {
+        .on_connect(move |conn, ext| {
+            if let Some(counter) = &connections {
+                ext.insert(underscore_core::components::Connection::open(
+                    counter.clone(),
+                ));
+            }
             // Peer credentials, for the audit log of every change made through the socket.
             if let Some(stream) = conn.downcast_ref::<actix_rt::net::UnixStream>() {
                 if let Ok(cred) = stream.peer_cred() {
@@ -244,6 +256,10 @@ impl Drop for AdminSocket {
         // Remove the socket only if it is still the one this instance created.
         match fs::symlink_metadata(&self.path) {
             Ok(meta) if (meta.dev(), meta.ino()) == self.identity => {
+                underscore_core::components::forget_transport(
+                    "admin",
+                    &self.path.display().to_string(),
+                );
                 if let Err(err) = fs::remove_file(&self.path) {
                     tracing::warn!(path = %self.path.display(), %err, "could not remove the admin socket");
                 } else {

@@ -49,6 +49,11 @@ where
     fn new_transform(&self, service: S) -> Self::Future {
         self.route.state.set_mounted();
         crate::stack::declare_support();
+        underscore_core::components::note_middleware(
+            "resource (every annotated route)",
+            std::any::type_name::<Track>(),
+            "underscore",
+        );
         ready(Ok(TrackMiddleware {
             service,
             route: self.route,

@@ -3,6 +3,7 @@
 //! and in-app) answer exactly the same.
 
 mod cat;
+mod components;
 mod routes;
 mod settings;
 mod tasks;
@@ -94,6 +95,8 @@ pub const CAT_ENDPOINTS: &[&str] = &[
     "/_cat/routes/{ids}",
     "/_cat/tasks",
     "/_cat/tasks/{task_ids}",
+    "/_cat/middlewares",
+    "/_cat/transports",
 ];
 
 const GET: &str = "GET, HEAD";
@@ -137,6 +140,14 @@ fn dispatch(reg: &Registry, req: &Request<'_>) -> Result<Response, ApiError> {
         ["_cat", "routes", ids] => {
             allow(GET)?;
             cat::routes(reg, query, path, Some(ids)).map(Response::ok)
+        }
+        ["_cat", "middlewares"] => {
+            allow(GET)?;
+            components::middlewares_cat(query, path).map(Response::ok)
+        }
+        ["_cat", "transports"] => {
+            allow(GET)?;
+            components::transports_cat(query, path).map(Response::ok)
         }
         ["_cat", "tasks"] => {
             allow(GET)?;
