@@ -1,14 +1,17 @@
 //! Run with: `cargo run --example in_app`
 //!
 //! The admin APIs mounted inside the app, on the app's own port (`IN_APP_ADDR`, default
-//! `127.0.0.1:8081`). Convenient for development; anyone who can reach the app can reach them,
-//! so prefer the private socket of the `quickstart` example in production.
+//! `127.0.0.1:8081`), guarded: loopback peers only, and `Authorization: Bearer $IN_APP_TOKEN`
+//! when that variable is set. Prefer the private socket of the `quickstart` example in
+//! production.
 //!
 //! ```text
 //! curl 'http://127.0.0.1:8081/_cat/routes?v'
+//! IN_APP_TOKEN=s3cret cargo run --example in_app   # then: curl -H 'Authorization: Bearer s3cret' ...
 //! ```
 
 use actix_web::{get, App, HttpServer, Responder};
+use underscore_actix::admin::InApp;
 use underscore_actix::{underscore_route, Observe};
 
 /// Says hello.
@@ -21,11 +24,16 @@ async fn index() -> impl Responder {
 #[actix_web::main]
 async fn main() -> std::io::Result<()> {
     let addr = std::env::var("IN_APP_ADDR").unwrap_or_else(|_| "127.0.0.1:8081".to_owned());
-    let server = HttpServer::new(|| {
+    let token = std::env::var("IN_APP_TOKEN").ok();
+    let server = HttpServer::new(move || {
+        let mut admin = InApp::new().loopback_only();
+        if let Some(token) = &token {
+            admin = admin.bearer_token(token);
+        }
         App::new()
             .wrap(Observe::new())
             .service(index)
-            .configure(underscore_actix::admin::configure)
+            .configure(|cfg| admin.configure(cfg))
     })
     .bind(&addr)?;
     for addr in server.addrs() {

@@ -4,6 +4,7 @@
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
+use std::sync::Arc;
 use underscore_core::api::{self, Request, MAX_BODY};
 use underscore_core::ApiError;
 
@@ -12,11 +13,14 @@ use crate::claim::AdminClaim;
 /// The path prefixes the admin APIs answer under.
 const BASES: [&str; 3] = ["/_cat", "/_routes", "/_tasks"];
 
-/// Mounts the admin APIs (`/_cat`, `/_routes`, `/_tasks`) into an actix-web app or scope.
+/// Mounts the admin APIs (`/_cat`, `/_routes`, `/_tasks`) into an actix-web app or scope,
+/// without any guard.
 ///
 /// This is the in-app mode: the admin APIs then share the application's listeners, so anyone
-/// who can reach the app can reach them. Prefer [`AdminSocket`](crate::AdminSocket) (a private
-/// UNIX socket) in production. The admin APIs' own requests are never counted as routes.
+/// who can reach the app can read them and change route settings. Prefer
+/// [`AdminSocket`](crate::AdminSocket) (a private UNIX socket) in production, or at least
+/// [`InApp`] with a bearer token and loopback-only peers. Mounting without a guard logs a
+/// warning once. The admin APIs' own requests are never counted as routes.
 ///
 /// ```no_run
 /// use actix_web::{App, HttpServer};
@@ -29,34 +33,195 @@ const BASES: [&str; 3] = ["/_cat", "/_routes", "/_tasks"];
 /// # }
 /// ```
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    underscore_core::components::record_transport(
-        "admin",
-        "in-app",
-        "mounted on the app's own listeners",
-        None,
-        false,
-    );
-    register(cfg);
+    InApp::new().configure(cfg);
+}
+
+/// The in-app mount of the admin APIs, with its guards.
+///
+/// ```no_run
+/// use actix_web::{App, HttpServer};
+/// use underscore_actix::admin::InApp;
+///
+/// # async fn run() -> std::io::Result<()> {
+/// let token = std::env::var("ADMIN_TOKEN").expect("a secret token");
+/// HttpServer::new(move || {
+///     let admin = InApp::new().bearer_token(&token).loopback_only();
+///     App::new().configure(|cfg| admin.configure(cfg))
+/// })
+/// .bind("0.0.0.0:8080")?
+/// .run()
+/// .await
+/// # }
+/// ```
+#[derive(Debug, Clone, Default)]
+#[must_use]
+pub struct InApp {
+    policy: Policy,
+}
+
+impl InApp {
+    /// The mount, with no guard yet.
+    pub fn new() -> Self {
+        Self {
+            policy: Policy {
+                in_app: true,
+                ..Policy::default()
+            },
+        }
+    }
+
+    /// Requires `Authorization: Bearer <token>` on every admin request (compared in constant
+    /// time); others get a 401.
+    pub fn bearer_token(mut self, token: impl AsRef<str>) -> Self {
+        self.policy.token = Some(Arc::from(token.as_ref().as_bytes()));
+        self
+    }
+
+    /// Answers only peers on the loopback interface (127.0.0.0/8, ::1); others get a 403.
+    /// Behind a reverse proxy on the same host every peer is loopback: use a token as well.
+    pub fn loopback_only(mut self) -> Self {
+        self.policy.loopback_only = true;
+        self
+    }
+
+    /// Mounts the admin APIs into `cfg`.
+    pub fn configure(&self, cfg: &mut web::ServiceConfig) {
+        underscore_core::components::record_transport(
+            "admin",
+            "in-app",
+            "mounted on the app's own listeners",
+            None,
+            false,
+        );
+        if self.policy.token.is_none() && !self.policy.loopback_only {
+            static WARNED: std::sync::Once = std::sync::Once::new();
+            WARNED.call_once(|| {
+                tracing::warn!(
+                    "the underscore admin APIs are mounted in the app without a guard: anyone who \
+                     can reach the app can read them and change route settings (use the UNIX \
+                     socket, or InApp::bearer_token / loopback_only)"
+                );
+            });
+        }
+        register(cfg, self.policy.clone());
+    }
+}
+
+/// Who may use the admin APIs.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Policy {
+    /// The in-app mount (mutations from browsers are refused).
+    pub in_app: bool,
+    pub token: Option<Arc<[u8]>>,
+    pub loopback_only: bool,
+    /// UNIX socket: the peer uids allowed, if restricted.
+    pub uids: Option<Arc<[u32]>>,
+}
+
+impl Policy {
+    /// `Err(response)` for a request that may not pass.
+    fn check(&self, req: &HttpRequest) -> Result<(), HttpResponse> {
+        let deny = |status: u16, reason: String| {
+            let mut err = ApiError::illegal_argument(reason);
+            err.status = status;
+            err.kind = "security_exception";
+            respond(err.into())
+        };
+        if let Some(uids) = &self.uids {
+            let uid = req.conn_data::<PeerCred>().map(|c| c.uid);
+            if !uid.is_some_and(|uid| uids.contains(&uid)) {
+                return Err(deny(
+                    403,
+                    format!(
+                        "uid [{}] may not use the admin APIs",
+                        uid.map_or("unknown".to_owned(), |u| u.to_string())
+                    ),
+                ));
+            }
+        }
+        if self.loopback_only && !req.peer_addr().is_some_and(|a| a.ip().is_loopback()) {
+            return Err(deny(
+                403,
+                "the admin APIs answer loopback peers only".to_owned(),
+            ));
+        }
+        if let Some(token) = &self.token {
+            let given = req
+                .headers()
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "));
+            if !given.is_some_and(|given| constant_time_eq(given, token)) {
+                let mut res = deny(
+                    401,
+                    format!(
+                        "missing or wrong bearer token for REST request [{}]",
+                        req.path()
+                    ),
+                );
+                res.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"underscore\""),
+                );
+                return Err(res);
+            }
+        }
+        // A browser page on another origin can send a POST (a form) to an app it can reach;
+        // it cannot drop the Origin header. State changes from browsers are refused in-app.
+        if self.in_app
+            && !matches!(req.method().as_str(), "GET" | "HEAD")
+            && req.headers().contains_key(header::ORIGIN)
+        {
+            return Err(deny(
+                403,
+                "the admin APIs take no state change from a browser (a request with an Origin header)"
+                    .to_owned(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Compares in time that depends only on the lengths, not on where the inputs differ.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Registers the admin services (both modes).
-pub(crate) fn register(cfg: &mut web::ServiceConfig) {
+pub(crate) fn register(cfg: &mut web::ServiceConfig, policy: Policy) {
     for base in BASES {
+        let policy = policy.clone();
         cfg.service(
             web::resource([base.to_owned(), format!("{base}/{{tail:.*}}")])
                 .wrap(AdminClaim)
-                .to(move |req: HttpRequest, body: web::Payload| serve(req, body, Some(base))),
+                .to(move |req: HttpRequest, body: web::Payload| {
+                    serve(req, body, Some(base), policy.clone())
+                }),
         );
     }
 }
 
 /// Serves any path: the fallback of the admin server, so unknown paths get an
 /// Elasticsearch-shaped 404 rather than actix's empty one.
-pub(crate) async fn fallback(req: HttpRequest, body: web::Payload) -> HttpResponse {
-    serve(req, body, None).await
+pub(crate) async fn fallback(
+    req: HttpRequest,
+    body: web::Payload,
+    policy: web::Data<Policy>,
+) -> HttpResponse {
+    serve(req, body, None, (**policy).clone()).await
 }
 
-async fn serve(req: HttpRequest, body: web::Payload, base: Option<&'static str>) -> HttpResponse {
+async fn serve(
+    req: HttpRequest,
+    body: web::Payload,
+    base: Option<&'static str>,
+    policy: Policy,
+) -> HttpResponse {
+    if let Err(denied) = policy.check(&req) {
+        return denied;
+    }
     let path = match (base, req.match_info().get("tail")) {
         (Some(base), Some(tail)) => format!("{base}/{tail}"),
         (Some(base), None) => base.to_owned(),
@@ -133,4 +298,83 @@ fn respond(res: api::Response) -> HttpResponse {
         out.insert_header((header::ALLOW, HeaderValue::from_static(allow)));
     }
     out.body(res.body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::test::TestRequest;
+
+    fn policy(token: Option<&str>, loopback_only: bool) -> Policy {
+        Policy {
+            in_app: true,
+            token: token.map(|t| Arc::from(t.as_bytes())),
+            loopback_only,
+            uids: None,
+        }
+    }
+
+    #[test]
+    fn bearer_tokens_are_checked() {
+        let p = policy(Some("s3cret"), false);
+        let ok = TestRequest::get()
+            .insert_header(("Authorization", "Bearer s3cret"))
+            .to_http_request();
+        assert!(p.check(&ok).is_ok());
+        for header in [
+            None,
+            Some("Bearer s3cre"),
+            Some("Bearer s3cret2"),
+            Some("Basic s3cret"),
+            Some("bearer s3cret"),
+        ] {
+            let mut req = TestRequest::get();
+            if let Some(h) = header {
+                req = req.insert_header(("Authorization", h));
+            }
+            let res = p.check(&req.to_http_request()).unwrap_err();
+            assert_eq!(res.status(), 401, "{header:?}");
+            assert!(res.headers().contains_key(header::WWW_AUTHENTICATE));
+        }
+    }
+
+    #[test]
+    fn loopback_only_refuses_other_peers() {
+        let p = policy(None, true);
+        let local = TestRequest::get()
+            .peer_addr("127.0.0.1:4000".parse().unwrap())
+            .to_http_request();
+        let local6 = TestRequest::get()
+            .peer_addr("[::1]:4000".parse().unwrap())
+            .to_http_request();
+        let remote = TestRequest::get()
+            .peer_addr("10.1.2.3:4000".parse().unwrap())
+            .to_http_request();
+        let unknown = TestRequest::get().to_http_request();
+        assert!(p.check(&local).is_ok() && p.check(&local6).is_ok());
+        assert_eq!(p.check(&remote).unwrap_err().status(), 403);
+        assert_eq!(p.check(&unknown).unwrap_err().status(), 403);
+    }
+
+    #[test]
+    fn browsers_cannot_change_state_in_app() {
+        let p = policy(None, false);
+        let form = TestRequest::post()
+            .insert_header(("Origin", "https://evil.example"))
+            .to_http_request();
+        assert_eq!(p.check(&form).unwrap_err().status(), 403);
+        let read = TestRequest::get()
+            .insert_header(("Origin", "https://evil.example"))
+            .to_http_request();
+        assert!(p.check(&read).is_ok());
+        assert!(p.check(&TestRequest::post().to_http_request()).is_ok());
+    }
+
+    #[test]
+    fn constant_time_comparison() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+        assert!(constant_time_eq(b"", b""));
+    }
 }

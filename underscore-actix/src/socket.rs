@@ -7,6 +7,7 @@ use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, OpenOptionsExt,
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 
 use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
@@ -85,6 +86,7 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> SocketError + '_ {
 pub struct AdminSocket {
     path: PathBuf,
     listener: Option<UnixListener>,
+    allowed_uids: Option<Vec<u32>>,
     /// `(device, inode)` of the socket file this instance created.
     identity: (u64, u64),
     _lock: File,
@@ -119,6 +121,7 @@ impl AdminSocket {
                 .map_err(io_err(&parent))?;
         }
 
+        check_directory(&parent);
         let mut lock_path = OsString::from(path.as_os_str());
         lock_path.push(".lock");
         let lock_path = PathBuf::from(lock_path);
@@ -171,9 +174,19 @@ impl AdminSocket {
         Ok(Self {
             path,
             listener: Some(listener),
+            allowed_uids: None,
             identity: (meta.dev(), meta.ino()),
             _lock: lock,
         })
+    }
+
+    /// Answers only peers with these uids (from the connection's peer credentials); others
+    /// get a 403. The socket's `0600` mode already keeps out every uid but its owner's and
+    /// root's; this narrows that further (to keep out root, or for a socket made more open).
+    #[must_use]
+    pub fn allow_uids(mut self, uids: impl IntoIterator<Item = u32>) -> Self {
+        self.allowed_uids = Some(uids.into_iter().collect());
+        self
     }
 
     /// The socket's path.
@@ -203,9 +216,15 @@ impl AdminSocket {
             Some("0600"),
             true,
         );
+        let policy = crate::admin::Policy {
+            uids: self.allowed_uids.clone().map(Arc::from),
+            ..crate::admin::Policy::default()
+        };
         Ok(HttpServer::new(move || {
+            let policy = policy.clone();
             App::new()
-                .configure(crate::admin::register)
+                .app_data(web::Data::new(policy.clone()))
+                .configure(|cfg| crate::admin::register(cfg, policy))
                 .default_service(web::to(crate::admin::fallback))
         })
         .on_connect(move |conn, ext| {
@@ -267,6 +286,23 @@ impl Drop for AdminSocket {
                 }
             }
             _ => {}
+        }
+    }
+}
+
+/// Warns when others may write the socket's directory without the sticky bit: they could
+/// remove the socket (and put their own in its place). The socket's own mode keeps them from
+/// connecting either way.
+fn check_directory(dir: &Path) {
+    if let Ok(meta) = fs::metadata(dir) {
+        let mode = meta.permissions().mode();
+        if mode & 0o022 != 0 && mode & 0o1000 == 0 {
+            tracing::warn!(
+                dir = %dir.display(),
+                mode = format!("{:o}", mode & 0o7777),
+                "the admin socket's directory is writable by others without the sticky bit: \
+                 they could remove the socket; prefer a private directory (0700)"
+            );
         }
     }
 }
