@@ -120,12 +120,12 @@ pub(crate) struct Policy {
 
 impl Policy {
     /// `Err(response)` for a request that may not pass.
-    fn check(&self, req: &HttpRequest) -> Result<(), HttpResponse> {
+    fn check(&self, req: &HttpRequest) -> Result<(), Box<HttpResponse>> {
         let deny = |status: u16, reason: String| {
             let mut err = ApiError::illegal_argument(reason);
             err.status = status;
             err.kind = "security_exception";
-            respond(err.into())
+            Box::new(respond(err.into()))
         };
         if let Some(uids) = &self.uids {
             let uid = req.conn_data::<PeerCred>().map(|c| c.uid);
@@ -220,7 +220,7 @@ async fn serve(
     policy: Policy,
 ) -> HttpResponse {
     if let Err(denied) = policy.check(&req) {
-        return denied;
+        return *denied;
     }
     let path = match (base, req.match_info().get("tail")) {
         (Some(base), Some(tail)) => format!("{base}/{tail}"),
