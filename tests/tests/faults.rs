@@ -67,7 +67,7 @@ fn counts_add_up_under_faults_and_the_registry_drains() {
                     for i in 0..each {
                         let n = c * each + i;
                         let (route, path) = match n % 5 {
-                            0 | 1 | 2 => ("work", format!("/work/{n}")),
+                            0..=2 => ("work", format!("/work/{n}")),
                             3 => ("quick", "/quick".to_owned()),
                             _ => ("plainwork", "/plainwork".to_owned()),
                         };
