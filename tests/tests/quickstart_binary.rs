@@ -253,3 +253,81 @@ fn a_corrupt_settings_file_stops_start_up_and_is_left_untouched() {
     assert_eq!(std::fs::read_to_string(&settings).unwrap(), corrupt);
     assert!(!socket.exists(), "nothing was served");
 }
+
+#[test]
+fn persistent_settings_survive_sigkill_at_any_instant() {
+    // `CRASH_ROUNDS=200` for a longer run.
+    let rounds: u32 = std::env::var("CRASH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("underscore.sock");
+    let settings = dir.path().join("settings.json");
+    let mut attempted: std::collections::HashSet<u64> = std::collections::HashSet::new();
+    let mut next_status = 200u64;
+    for round in 0..rounds {
+        // Start-up must load whatever the previous kill left: a corrupt file would stop it.
+        let mut qs = start_with(&socket, &settings);
+        let now = common::curl_unix(
+            &socket,
+            "GET",
+            "/_routes/hello/settings?flat_settings",
+            None,
+        )
+        .json();
+        let held = &now["hello"]["persistent"]["preempt.status"];
+        if round > 0 {
+            let held = held.as_u64().expect("a persistent state survives");
+            assert!(
+                attempted.contains(&held),
+                "round {round}: {held} was never written"
+            );
+        }
+        // A burst of persistent PUTs, and a SIGKILL in the middle of it.
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let burst = {
+            let (socket, stop) = (socket.clone(), stop.clone());
+            let values: Vec<u64> = (0..1000).map(|i| 200 + (next_status + i) % 400).collect();
+            std::thread::spawn(move || {
+                let mut sent = Vec::new();
+                for status in values {
+                    if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        break;
+                    }
+                    sent.push(status);
+                    let body = format!(r#"{{"persistent":{{"preempt.status":{status}}}}}"#);
+                    let out = Command::new("curl")
+                        .args(["-s", "--max-time", "5", "-X", "PUT", "--unix-socket"])
+                        .arg(&socket)
+                        .args(["-d", &body, "http://./_routes/hello/settings"])
+                        .output();
+                    if out.map_or(true, |o| !o.status.success()) {
+                        break;
+                    }
+                }
+                sent
+            })
+        };
+        std::thread::sleep(Duration::from_millis(20 + u64::from(round % 7) * 15));
+        signal(&qs.child, "-KILL");
+        wait(&mut qs.child, Duration::from_secs(10));
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let sent = burst.join().unwrap();
+        next_status += sent.len() as u64;
+        attempted.extend(sent);
+        // The file is whole: valid JSON in the settings format, whatever instant the kill hit.
+        let text = std::fs::read_to_string(&settings).unwrap();
+        let doc: serde_json::Value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("round {round}: torn file ({e}): {text}"));
+        assert_eq!(doc["format"], "underscore-settings/1");
+    }
+    // One last start, then a clean stop.
+    let mut qs = start_with(&socket, &settings);
+    signal(&qs.child, "-INT");
+    assert!(wait(&mut qs.child, Duration::from_secs(15)).success());
+    println!(
+        "survived {rounds} SIGKILLs during bursts of {} persistent PUTs",
+        attempted.len()
+    );
+}
