@@ -15,11 +15,11 @@
 //! ```
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::io::Write;
 use std::time::Duration;
 
 use actix_web::middleware::DefaultHeaders;
+use actix_web::rt::signal;
 use actix_web::{get, post, web, App, HttpResponse, HttpServer, Responder};
 use underscore_actix::{record, underscore_route, AdminSocket, Observe, Underscore};
 
@@ -72,17 +72,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 /// Resolves on Ctrl-C (SIGINT) or SIGTERM. actix's own handler treats SIGINT as a forced stop.
-async fn interrupted() {
-    use actix_web::rt::signal;
+/// The handlers are installed by the caller, before anything is announced: a signal that
+/// arrives right after start-up must still stop the server gracefully.
+async fn interrupted(mut int: signal::unix::Signal, mut term: signal::unix::Signal) {
     use std::task::Poll;
-    let mut term = signal::unix::signal(signal::unix::SignalKind::terminate())
-        .expect("installing a SIGTERM handler succeeds on Unix");
-    let mut ctrl_c = std::pin::pin!(signal::ctrl_c());
-    let mut term = std::pin::pin!(term.recv());
     let which = std::future::poll_fn(|cx| {
-        if ctrl_c.as_mut().poll(cx).is_ready() {
+        if int.poll_recv(cx).is_ready() {
             Poll::Ready("SIGINT")
-        } else if term.as_mut().poll(cx).is_ready() {
+        } else if term.poll_recv(cx).is_ready() {
             Poll::Ready("SIGTERM")
         } else {
             Poll::Pending
@@ -121,6 +118,10 @@ async fn main() -> std::io::Result<()> {
         .init()
         .unwrap_or_else(|err| fail(&err));
     let admin = AdminSocket::bind(&socket).unwrap_or_else(|err| fail(&err));
+    let signals = (
+        signal::unix::signal(signal::unix::SignalKind::interrupt())?,
+        signal::unix::signal(signal::unix::SignalKind::terminate())?,
+    );
     let server = HttpServer::new(|| {
         App::new()
             // Recorded, so that `_cat/middlewares` shows it (actix cannot list middleware).
@@ -134,7 +135,7 @@ async fn main() -> std::io::Result<()> {
     // Counts the open connections shown by `_cat/transports`.
     .on_connect(underscore_actix::on_connect)
     // Ctrl-C (and SIGTERM) stop gracefully: in-flight requests get up to 5 s to finish.
-    .shutdown_signal(interrupted())
+    .shutdown_signal(interrupted(signals.0, signals.1))
     .shutdown_timeout(5)
     .bind(&addr)?;
     underscore_actix::record_listeners(server.addrs_with_scheme());
