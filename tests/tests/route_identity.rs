@@ -66,6 +66,14 @@ fn scoped_routes_report_their_full_path_and_plain_routes_get_documented_ids() {
     );
 }
 
+/// Slow, and reached only through a deferring middleware.
+#[underscore_route]
+#[get("/deferred-slow")]
+async fn deferred_slow() -> impl Responder {
+    actix_web::rt::time::sleep(std::time::Duration::from_millis(600)).await;
+    "slow"
+}
+
 /// Reached only through a deferring middleware.
 #[underscore_route]
 #[get("/deferred/{id}")]
@@ -95,7 +103,7 @@ fn annotated_routes_are_not_double_counted_behind_deferring_middleware() {
                 App::new()
                     .wrap(from_fn(defer))
                     .wrap(Observe::new())
-                    .service(web::scope("/api").service(deferred))
+                    .service(web::scope("/api").service(deferred).service(deferred_slow))
             })
             .workers(1)
             .disable_signals()
@@ -108,6 +116,27 @@ fn annotated_routes_are_not_double_counted_behind_deferring_middleware() {
         })
     });
     let (addr, handle) = rx.recv().unwrap();
+    // A waiting request is one task (the `Track`'s), not two.
+    let url = format!("http://{addr}/api/deferred-slow");
+    let slow = std::thread::spawn(move || common::http("GET", &url, None));
+    let mut listed = Vec::new();
+    for _ in 0..100 {
+        let json = common::curl_unix(&socket, "GET", "/_tasks?group_by=none", None).json();
+        listed = json["tasks"].as_array().unwrap().clone();
+        if !listed.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let json = common::curl_unix(&socket, "GET", "/_tasks?group_by=none", None).json();
+    let tasks = json["tasks"].as_array().unwrap();
+    assert_eq!(tasks.len(), 1, "{tasks:?} (first seen: {listed:?})");
+    assert_eq!(tasks[0]["action"], "http:deferred_slow");
+    assert_eq!(slow.join().unwrap().body, "slow");
+    let stats = common::curl_unix(&socket, "GET", "/_routes/stats", None).json();
+    assert_eq!(stats["routes"]["deferred_slow"]["requests"]["total"], 1);
+    assert_eq!(stats["unmatched"]["404"]["requests"]["total"], 0, "{stats}");
     for _ in 0..5 {
         let res = common::http("GET", &format!("http://{addr}/api/deferred/1"), None);
         assert_eq!(res.status, 200);

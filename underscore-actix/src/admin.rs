@@ -139,11 +139,27 @@ impl Policy {
                 ));
             }
         }
-        if self.loopback_only && !req.peer_addr().is_some_and(|a| a.ip().is_loopback()) {
-            return Err(deny(
-                403,
-                "the admin APIs answer loopback peers only".to_owned(),
-            ));
+        if self.loopback_only {
+            // `to_canonical`: on a dual-stack listener, 127.0.0.1 arrives as ::ffff:127.0.0.1.
+            if !req
+                .peer_addr()
+                .is_some_and(|a| a.ip().to_canonical().is_loopback())
+            {
+                return Err(deny(
+                    403,
+                    "the admin APIs answer loopback peers only".to_owned(),
+                ));
+            }
+            // DNS rebinding: a page of another site, resolved to 127.0.0.1, still names its
+            // own host. Without a token, loopback peers must name a loopback host.
+            if self.token.is_none() && !loopback_host(req) {
+                return Err(deny(
+                    403,
+                    "the admin APIs answer requests to a loopback host only \
+                     (Host: localhost, 127.0.0.1 or [::1])"
+                        .to_owned(),
+                ));
+            }
         }
         if let Some(token) = &self.token {
             let given = req
@@ -179,6 +195,21 @@ impl Policy {
         }
         Ok(())
     }
+}
+
+/// Whether the request's `Host` names the loopback interface.
+fn loopback_host(req: &HttpRequest) -> bool {
+    let host = req.connection_info().host().to_owned();
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host
+            .rsplit_once(':')
+            .map_or(host.as_str(), |(name, _)| name),
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.to_canonical().is_loopback())
 }
 
 /// Compares in time that depends only on the lengths, not on where the inputs differ.
@@ -354,6 +385,43 @@ mod tests {
         assert!(p.check(&local).is_ok() && p.check(&local6).is_ok());
         assert_eq!(p.check(&remote).unwrap_err().status(), 403);
         assert_eq!(p.check(&unknown).unwrap_err().status(), 403);
+    }
+
+    #[test]
+    fn loopback_peers_must_name_a_loopback_host_without_a_token() {
+        let p = policy(None, true);
+        let peer = "127.0.0.1:4000".parse().unwrap();
+        let mapped = "[::ffff:127.0.0.1]:4000".parse().unwrap();
+        for host in [
+            "localhost:8080",
+            "127.0.0.1:8080",
+            "[::1]:8080",
+            "LOCALHOST",
+        ] {
+            let req = TestRequest::get()
+                .peer_addr(peer)
+                .insert_header(("Host", host))
+                .to_http_request();
+            assert!(p.check(&req).is_ok(), "{host}");
+        }
+        let req = TestRequest::get()
+            .peer_addr(mapped)
+            .insert_header(("Host", "localhost"))
+            .to_http_request();
+        assert!(p.check(&req).is_ok(), "IPv4-mapped loopback peer");
+        let rebound = TestRequest::get()
+            .peer_addr(peer)
+            .insert_header(("Host", "evil.example"))
+            .to_http_request();
+        assert_eq!(p.check(&rebound).unwrap_err().status(), 403);
+        // With a token, the token is the guard.
+        let p = policy(Some("t"), true);
+        let req = TestRequest::get()
+            .peer_addr(peer)
+            .insert_header(("Host", "app.internal"))
+            .insert_header(("Authorization", "Bearer t"))
+            .to_http_request();
+        assert!(p.check(&req).is_ok());
     }
 
     #[test]

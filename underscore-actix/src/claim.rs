@@ -76,6 +76,24 @@ pub(crate) fn observe<T>(start: Instant, call: impl FnOnce() -> T) -> (T, bool) 
     })
 }
 
+/// Polls a plain request's future (`poll`) with the flag raised, so that a `Track` reached
+/// only now (behind a middleware that deferred the call) claims it here: returns the poll's
+/// result and whether it did.
+#[inline]
+pub(crate) fn observe_poll<T>(poll: impl FnOnce() -> T) -> (T, bool) {
+    STATE.with(|state| {
+        let outer = state.replace(OBSERVING);
+        let out = poll();
+        let claimed = state.get() == CLAIMED;
+        state.set(if claimed && outer == OBSERVING {
+            CLAIMED
+        } else {
+            outer
+        });
+        (out, claimed)
+    })
+}
+
 /// Whether the claim marker was left in the extensions of the request of `res`.
 pub(crate) fn claimed_late<B>(res: &ServiceResponse<B>) -> bool {
     res.request().extensions().contains::<Claimed>()

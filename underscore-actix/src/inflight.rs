@@ -123,6 +123,9 @@ pub struct InFlight {
     active: Option<Active>,
     /// When the request entered the middleware.
     start: Instant,
+    /// A plain request not counted yet: if dropped so, it is counted as `dropped` on the route
+    /// its path matches.
+    uncounted_plain: bool,
 }
 
 #[derive(Debug)]
@@ -159,6 +162,7 @@ impl InFlight {
             handle: None,
             active: Some(active),
             start,
+            uncounted_plain: false,
         }
     }
 
@@ -188,6 +192,7 @@ impl InFlight {
             handle: None,
             active: None,
             start: details.start,
+            uncounted_plain: true,
         }
     }
 
@@ -241,9 +246,30 @@ impl InFlight {
 
     /// Counts a plain request on its route, once actix has said which it is.
     pub(crate) fn count_on(&mut self, stats: &'static RouteStats) {
+        self.uncounted_plain = false;
         if self.active.is_none() {
             self.active = Some(Active::begin(stats));
         }
+    }
+
+    /// The statistics of the route this plain request's path matches, or the unmatched
+    /// bucket.
+    pub(crate) fn stats_by_path(&self) -> &'static RouteStats {
+        self.resolve_plain()
+            .map_or(underscore_core::registry().unmatched(), |route| {
+                &route.stats
+            })
+    }
+
+    /// Counts a plain request that ends before actix said which route it was on.
+    pub(crate) fn count_by_path(&mut self) {
+        let stats = self.stats_by_path();
+        self.count_on(stats);
+    }
+
+    /// A `Track` claimed this request after all: it counts it, so this state goes quietly.
+    pub(crate) fn disown(mut self) {
+        self.uncounted_plain = false;
     }
 
     /// The request was ended by a cancellation.
@@ -382,6 +408,16 @@ impl<B: MessageBody> MessageBody for TrackBody<B> {
             TrackBody::Answer { body } => body
                 .try_into_bytes()
                 .map_err(|body| TrackBody::Answer { body }),
+        }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        // A plain request dropped before it ended (its client went away while actix was
+        // shutting down, say): it still counts, once, as dropped.
+        if self.uncounted_plain {
+            self.count_by_path();
         }
     }
 }

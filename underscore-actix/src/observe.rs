@@ -207,18 +207,17 @@ where
         match self.as_mut().project() {
             ObserveFutureProj::Claimed { fut } => fut.poll(cx),
             ObserveFutureProj::Running { fut, plain } => {
-                let (_, inflight) = plain
-                    .as_deref_mut()
-                    .expect("an ObserveFuture is not polled after completion");
+                let Some(state) = plain.as_deref_mut() else {
+                    // A `Track` claimed it late: it accounts for it.
+                    return fut.poll(cx);
+                };
+                let inflight = &mut state.1;
                 let signal = inflight.signal(cx);
                 if let Signal::Cancelled(reason) = signal {
                     let (_, mut inflight) = *plain.take().expect("checked above");
                     // Not routed yet as far as anyone knows: counted on the route its path
                     // matches.
-                    let stats = inflight
-                        .resolve_plain()
-                        .map_or(registry().unmatched(), |route| &route.stats);
-                    inflight.count_on(stats);
+                    inflight.count_by_path();
                     inflight.cancelled(reason);
                     // Drops the handler's future now, on this worker.
                     self.as_mut()
@@ -226,11 +225,20 @@ where
                     drop(inflight);
                     return Poll::Ready(Err(answer(crate::inflight::interrupted_response())));
                 }
-                let polled = if signal == Signal::Stack {
-                    crate::stack::capture(fut, cx, inflight)
-                } else {
-                    fut.poll(cx)
-                };
+                // Raised around the poll too: a `Track` behind a deferring middleware is
+                // reached only now, and claims the request here.
+                let (polled, claimed) = claim::observe_poll(|| {
+                    if signal == Signal::Stack {
+                        crate::stack::capture(fut, cx, inflight)
+                    } else {
+                        fut.poll(cx)
+                    }
+                });
+                if claimed {
+                    // Not ours after all: drop our task entry, count nothing.
+                    plain.take().expect("checked above").1.disown();
+                    return polled;
+                }
                 let out = match polled {
                     Poll::Pending => {
                         inflight.register(cx);
@@ -252,9 +260,7 @@ where
                     // actix turns the error into a response; which route failed is known only
                     // by its path.
                     Err(err) => (
-                        inflight
-                            .resolve_plain()
-                            .map_or(registry().unmatched(), |route| &route.stats),
+                        inflight.stats_by_path(),
                         err.as_response_error().status_code(),
                     ),
                 };

@@ -144,8 +144,8 @@ impl AdminSocket {
             Ok(meta) if !meta.file_type().is_socket() => {
                 return Err(SocketError::NotASocket { path })
             }
-            Ok(_) => match UnixStream::connect(&path) {
-                Ok(_) => return Err(SocketError::InUse { path }),
+            Ok(_) => match probe(&path) {
+                Ok(()) => return Err(SocketError::InUse { path }),
                 Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
                     fs::remove_file(&path).map_err(io_err(&path))?;
                     tracing::info!(path = %path.display(), "removed a stale admin socket");
@@ -288,6 +288,19 @@ impl Drop for AdminSocket {
             _ => {}
         }
     }
+}
+
+/// Connects to the socket at `path`, giving up after a second: a live server whose backlog is
+/// full would otherwise block the connect (and the start-up) indefinitely. A connect that does
+/// not complete in time is taken as a live socket.
+fn probe(path: &Path) -> io::Result<()> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let target = path.to_owned();
+    std::thread::spawn(move || {
+        let _ = tx.send(UnixStream::connect(&target).map(drop));
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(1))
+        .unwrap_or(Ok(()))
 }
 
 /// Warns when others may write the socket's directory without the sticky bit: they could

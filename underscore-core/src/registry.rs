@@ -36,6 +36,8 @@ pub struct Registry {
 /// The process-wide registry, built from the inventory on first use.
 pub fn registry() -> &'static Registry {
     static REGISTRY: LazyLock<Registry> = LazyLock::new(|| {
+        // The rolling windows' sampler; its first look waits for this initialisation to end.
+        crate::stats::start_sampler(|| registry().all_stats());
         Registry::from_routes(inventory::iter::<RouteRef>.into_iter().map(|r| r.0))
     });
     &REGISTRY
@@ -348,6 +350,9 @@ pub struct DynamicRoute {
     pub settings: SettingsSlot,
 }
 
+/// Extension methods kept per route before the rest fold into `OTHER`.
+const MAX_EXTENSION_METHODS: usize = 8;
+
 /// A set of HTTP methods, updated without a lock for the standard ones.
 #[derive(Debug, Default)]
 pub struct MethodSet {
@@ -368,9 +373,16 @@ impl MethodSet {
                 }
             }
             None => {
+                // Clients choose these: a few are kept, the rest fold into one, so a scanner
+                // cannot grow memory.
                 let mut ext = self.extension.lock().unwrap_or_else(|e| e.into_inner());
-                if !ext.iter().any(|m| m == method) {
-                    ext.push(method.to_owned());
+                let name = if ext.len() < MAX_EXTENSION_METHODS {
+                    method
+                } else {
+                    "OTHER"
+                };
+                if !ext.iter().any(|m| m == name) {
+                    ext.push(name.to_owned());
                 }
             }
         }
@@ -480,5 +492,32 @@ mod tests {
         set.insert("PURGE");
         set.insert("GET");
         assert_eq!(set.to_vec(), ["GET", "POST", "PURGE"]);
+        for i in 0..100 {
+            set.insert(&format!("X{i}"));
+        }
+        assert_eq!(set.to_vec().len(), 3 + 7 + 1, "{:?}", set.to_vec());
+        assert!(set.contains("OTHER"));
+    }
+}
+
+#[cfg(test)]
+mod sampler_tests {
+    #[test]
+    fn the_process_wide_registry_starts_the_window_sampler() {
+        let _ = super::registry();
+        let running = || {
+            std::fs::read_dir("/proc/self/task").unwrap().any(|t| {
+                std::fs::read_to_string(t.unwrap().path().join("comm"))
+                    .is_ok_and(|name| name.trim() == "underscore-stat")
+            })
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !running() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no underscore-stat thread"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
     }
 }

@@ -419,6 +419,15 @@ pub enum SettingsError {
         /// What is wrong.
         reason: String,
     },
+    /// The file is not safe to trust: another user owns it or may write it; it was left
+    /// untouched.
+    #[error("the settings file {} is not safe to use: {reason}", .path.display())]
+    Insecure {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
     /// A settings file is already configured for this process.
     #[error("a settings file is already configured ({}); it can be set once per process", .path.display())]
     AlreadyConfigured {
@@ -597,8 +606,40 @@ pub(crate) fn no_file() -> ApiError {
     )
 }
 
+/// Refuses a settings file that another user owns or may write: whoever can write it decides
+/// which routes answer 503 at the next start.
+fn check_owner(path: &Path) -> Result<(), SettingsError> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = fs::symlink_metadata(path) else {
+        return Ok(());
+    };
+    // The owner of /proc/self is this process's effective uid.
+    let me = fs::metadata("/proc/self").map(|m| m.uid()).ok();
+    let insecure = |reason: String| SettingsError::Insecure {
+        path: path.to_owned(),
+        reason,
+    };
+    if !meta.file_type().is_file() {
+        return Err(insecure("it is not a regular file".to_owned()));
+    }
+    if me.is_some_and(|me| me != meta.uid()) {
+        return Err(insecure(format!(
+            "it is owned by uid {}, not by this process",
+            meta.uid()
+        )));
+    }
+    if meta.mode() & 0o022 != 0 {
+        return Err(insecure(format!(
+            "others may write it (mode {:o}); chmod go-w it",
+            meta.mode() & 0o777
+        )));
+    }
+    Ok(())
+}
+
 /// Reads the persistent tier from `path`; a missing file is an empty tier.
 fn load_file(path: &Path) -> Result<BTreeMap<String, Flat>, SettingsError> {
+    check_owner(path)?;
     let bytes = match fs::read(path) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
@@ -670,28 +711,45 @@ fn write_file(path: &Path, persistent: &BTreeMap<String, Flat>) -> io::Result<()
     let name = path
         .file_name()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "the path has no file name"))?;
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let mut tmp_name = std::ffi::OsString::from(".");
     tmp_name.push(name);
-    tmp_name.push(format!(".tmp.{}", std::process::id()));
+    tmp_name.push(format!(
+        ".tmp.{}.{}.{}",
+        std::process::id(),
+        SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos())
+    ));
     let tmp = dir.join(tmp_name);
-    let result = (|| {
+    let written = (|| {
+        // `create_new`: never write into a file someone else prepared (or a link to one).
         let mut file = OpenOptions::new()
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
             .mode(0o600)
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(&tmp)?;
         file.write_all(&bytes)?;
         file.sync_all()?;
         drop(file);
-        fs::rename(&tmp, path)?;
-        File::open(&dir)?.sync_all()
+        fs::rename(&tmp, path)
     })();
-    if result.is_err() {
+    if let Err(err) = written {
         let _ = fs::remove_file(&tmp);
+        return Err(err);
     }
-    result
+    // The new file is in place: from here the change is made, whatever happens next.
+    if let Err(err) = File::open(&dir).and_then(|d| d.sync_all()) {
+        tracing::warn!(
+            file = %path.display(),
+            %err,
+            "settings file written, but its directory could not be synced: a power loss now \
+             could bring back the previous version"
+        );
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -849,6 +907,13 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, ["settings.json"], "no temporary file is left behind");
+        // A file others may write is refused, and left as it is.
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o666)).unwrap();
+        let err = load_file(&path).unwrap_err();
+        assert!(matches!(err, SettingsError::Insecure { .. }), "{err}");
+        assert!(err.to_string().contains("others may write it"), "{err}");
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
 
         for bad in [
             "{",

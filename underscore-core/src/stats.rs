@@ -215,7 +215,7 @@ pub fn start_sampler(all: fn() -> Vec<&'static RouteStats>) {
     static STARTED: std::sync::Once = std::sync::Once::new();
     STARTED.call_once(|| {
         let spawned = std::thread::Builder::new()
-            .name("underscore-stats".to_owned())
+            .name("underscore-stat".to_owned())
             .spawn(move || loop {
                 let period = period_now();
                 for stats in all() {

@@ -469,13 +469,18 @@ impl TaskRegistry {
         Some(f(shard, entry))
     }
 
-    /// Cancels one task.
+    /// Cancels one task (`POST /_tasks/{id}/_cancel`).
     pub fn cancel(&self, number: u64) -> CancelOutcome {
+        self.cancel_as(number, CancelReason::Cancel)
+    }
+
+    /// Cancels one task, for `reason`.
+    pub fn cancel_as(&self, number: u64, reason: CancelReason) -> CancelOutcome {
         let waker = self.with_entry(number, |shard, entry| {
             if entry.cancelled.is_some() {
                 return Err(());
             }
-            entry.cancelled = Some(CancelReason::Cancel);
+            entry.cancelled = Some(reason);
             // Release: the flag above is visible to whoever sees the new epoch.
             shard.epoch.fetch_add(1, Ordering::Release);
             Ok(entry.waker.clone())
@@ -491,35 +496,6 @@ impl TaskRegistry {
                 CancelOutcome::Cancelled
             }
         }
-    }
-
-    /// Cancels every task `matches` selects; returns the numbers cancelled now.
-    pub fn cancel_where(
-        &self,
-        mut matches: impl FnMut(&TaskRoute, &TaskKind) -> bool,
-    ) -> Vec<(u64, TaskRoute)> {
-        let mut cancelled = Vec::new();
-        let mut wakers = Vec::new();
-        for shard in self.all_shards() {
-            let mut any = false;
-            let mut slab = shard.lock();
-            for entry in slab
-                .iter_mut()
-                .filter(|e| e.cancelled.is_none() && matches(&e.route, &e.kind))
-            {
-                entry.cancelled = Some(CancelReason::Interrupt);
-                any = true;
-                cancelled.push((entry.number, entry.route.clone()));
-                wakers.extend(entry.waker.clone());
-            }
-            if any {
-                shard.epoch.fetch_add(1, Ordering::Release);
-            }
-        }
-        for waker in wakers {
-            waker.wake();
-        }
-        cancelled
     }
 
     /// Asks a task for its stack: the task's next poll captures it and sends it back.

@@ -22,9 +22,31 @@ fn scalar(value: &Value) -> String {
     match value {
         Value::Array(_) => "[]".to_owned(),
         Value::Object(_) => "{}".to_owned(),
-        // JSON's quoting and escapes are a subset of YAML's double-quoted style.
+        Value::String(s) => quoted(s),
+        // Numbers, booleans and null read the same in YAML.
         other => other.to_string(),
     }
+}
+
+/// A YAML double-quoted string: JSON's escapes, plus DEL and the C1 controls, which YAML does
+/// not allow raw.
+fn quoted(s: &str) -> String {
+    let json = Value::String(s.to_owned()).to_string();
+    if !json
+        .chars()
+        .any(|c| c == '\u{7f}' || ('\u{80}'..='\u{9f}').contains(&c))
+    {
+        return json;
+    }
+    json.chars()
+        .map(|c| {
+            if c == '\u{7f}' || ('\u{80}'..='\u{9f}').contains(&c) {
+                format!("\\x{:02X}", c as u32)
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 fn is_block(value: &Value) -> bool {
@@ -36,19 +58,19 @@ fn is_block(value: &Value) -> bool {
 }
 
 fn key(k: &str) -> String {
-    let plain = !k.is_empty()
+    // Plain only when no YAML reader could take it for anything but a string: a letter or `_`
+    // first (no number, date or `.inf`), then letters, digits, `_`, `.`, `-`; no reserved word.
+    let plain = k.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
         && k.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
-        && !k.starts_with('-')
         && !matches!(
             k.to_ascii_lowercase().as_str(),
-            "true" | "false" | "null" | "yes" | "no" | "on" | "off" | "y" | "n" | "~"
-        )
-        && k.parse::<f64>().is_err();
+            "true" | "false" | "null" | "yes" | "no" | "on" | "off" | "y" | "n" | "nan" | "inf"
+        );
     if plain {
         k.to_owned()
     } else {
-        Value::String(k.to_owned()).to_string()
+        quoted(k)
     }
 }
 
@@ -120,6 +142,15 @@ mod tests {
             to_string(&doc),
             "---\nindex:\n  methods:\n  - \"GET\"\n  - \"HEAD\"\n  line: 12\n  doc: null\n  x: {}\n\
              \"true\":\n-\n  - 1\n  - 2\n- a: \"b: c\\n\"\n"
+        );
+    }
+
+    #[test]
+    fn keys_and_strings_never_change_type() {
+        let doc = json!({"0x10": 1, ".inf": 2, "2024-01-01": 3, "_ok": 4, "a\u{7f}b": "c\u{85}d"});
+        assert_eq!(
+            to_string(&doc),
+            "---\n\"0x10\": 1\n\".inf\": 2\n\"2024-01-01\": 3\n_ok: 4\n\"a\\x7Fb\": \"c\\x85d\"\n"
         );
     }
 

@@ -202,22 +202,33 @@ pub(crate) fn parse(args: TokenStream, item: TokenStream) -> syn::Result<Route> 
         ));
     }
 
-    let id = match &args.name {
+    let declared = match &args.name {
         Some(lit) => Some(lit.clone()),
         None => actix.iter().find_map(|a| a.resource_name.clone()),
-    }
-    .map_or_else(
-        || item.sig.ident.to_string(),
-        |lit| {
+    };
+    let id = match declared {
+        Some(lit) => {
             if !valid_id(&lit.value()) {
                 errors.push(syn::Error::new_spanned(
-                &lit,
-                "a route id is made of ASCII letters, digits, `_`, `-` and `.` (and is not `_all`)",
-            ));
+                    &lit,
+                    "a route id is made of ASCII letters, digits, `_`, `-` and `.` (and is not `_all`)",
+                ));
             }
             lit.value()
-        },
-    );
+        }
+        None => {
+            // `r#type` is the id `type`; a fn name outside ASCII cannot be typed in a URL.
+            let id = syn::ext::IdentExt::unraw(&item.sig.ident).to_string();
+            if !valid_id(&id) {
+                errors.push(syn::Error::new_spanned(
+                    &item.sig.ident,
+                    "this fn name is not a valid route id (ASCII letters, digits, `_`, `-`, `.`): \
+                     give one with #[underscore_route(name = \"...\")]",
+                ));
+            }
+            id
+        }
+    };
 
     let doc = item
         .attrs

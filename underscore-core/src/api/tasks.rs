@@ -336,28 +336,23 @@ pub(crate) fn interrupt(
     let params = doc_params(query, path)?;
     let routes = super::routes::selected(reg, Some(ids))?;
     let selected: Vec<String> = routes.into_iter().map(|r| r.id).collect();
+    // Which tasks belong to those routes is worked out from a snapshot, outside the workers'
+    // shard locks (matching a plain request's path compiles patterns); then each is cancelled
+    // by number. A request that starts after the snapshot is not interrupted.
     let mut hits: Vec<String> = Vec::new();
-    tasks().cancel_where(|route, kind| {
-        let id = match route {
-            TaskRoute::Annotated(meta) => reg.annotated_id(meta).map(str::to_owned),
-            TaskRoute::Plain(Some(route)) => Some(route.id.clone()),
-            // Still being served: its route is known only by matching its path.
-            TaskRoute::Plain(None) => match kind {
-                TaskKind::Request { method, uri, .. } => reg
-                    .resolve_plain(method.as_str(), uri.path())
-                    .map(|r| r.id.clone()),
-                TaskKind::Background { .. } => None,
-            },
-            TaskRoute::None => None,
+    for view in views(reg) {
+        let Some(id) = view.route_id.filter(|id| selected.contains(id)) else {
+            continue;
         };
-        match id {
-            Some(id) if selected.contains(&id) => {
-                hits.push(id);
-                true
-            }
-            _ => false,
+        if matches!(view.info.kind, TaskKind::Background { .. }) {
+            continue;
         }
-    });
+        if tasks().cancel_as(view.info.number, crate::tasks::CancelReason::Interrupt)
+            == CancelOutcome::Cancelled
+        {
+            hits.push(id);
+        }
+    }
     let counts: Map<String, Value> = selected
         .iter()
         .map(|id| {
