@@ -8,7 +8,26 @@
 //! which records the backtrace of every tokio await point it reaches, and the trace travels
 //! back unresolved: symbols are resolved by the admin request, off the worker.
 
-pub(crate) use imp::{capture, capture_task, declare_support, root, Traced};
+pub(crate) use imp::{capture_task, declare_support, root, Traced};
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use crate::inflight::InFlight;
+
+/// Polls `fut` once in tracing mode and sends the trace to whoever asked (a request whose
+/// task is not registered has no one asking: it is just polled).
+pub(crate) fn capture<F: Future>(
+    fut: Pin<&mut Traced<F>>,
+    cx: &mut Context<'_>,
+    inflight: &InFlight,
+) -> Poll<F::Output> {
+    match inflight.handle() {
+        Some(handle) => capture_task(fut, cx, handle),
+        None => fut.poll(cx),
+    }
+}
 
 #[cfg(all(
     feature = "taskdump",
@@ -25,8 +44,6 @@ mod imp {
     use tokio::runtime::dump::{Root, Trace};
     use underscore_core::tasks::{tasks, TaskHandle};
 
-    use crate::inflight::InFlight;
-
     /// A request future that tokio can trace.
     pub(crate) type Traced<F> = Root<F>;
 
@@ -38,18 +55,6 @@ mod imp {
     /// This build can capture stacks.
     pub(crate) fn declare_support() {
         tasks().enable_stacks();
-    }
-
-    /// Polls `fut` once in tracing mode and sends the trace to whoever asked.
-    pub(crate) fn capture<F: Future>(
-        fut: Pin<&mut Traced<F>>,
-        cx: &mut Context<'_>,
-        inflight: &InFlight,
-    ) -> Poll<F::Output> {
-        match inflight.handle() {
-            Some(handle) => capture_task(fut, cx, handle),
-            None => fut.poll(cx),
-        }
     }
 
     /// [`capture`] for a task with its handle at hand.
@@ -126,8 +131,6 @@ mod imp {
 
     use underscore_core::tasks::TaskHandle;
 
-    use crate::inflight::InFlight;
-
     /// Request futures are not traced in this build.
     pub(crate) type Traced<F> = F;
 
@@ -140,18 +143,6 @@ mod imp {
     pub(crate) fn declare_support() {}
 
     /// Not reached (the admin API answers 501 first); answers plainly if it ever is.
-    pub(crate) fn capture<F: Future>(
-        fut: Pin<&mut Traced<F>>,
-        cx: &mut Context<'_>,
-        inflight: &InFlight,
-    ) -> Poll<F::Output> {
-        match inflight.handle() {
-            Some(handle) => capture_task(fut, cx, handle),
-            None => fut.poll(cx),
-        }
-    }
-
-    /// [`capture`] for a task with its handle at hand.
     pub(crate) fn capture_task<F: Future>(
         fut: Pin<&mut Traced<F>>,
         cx: &mut Context<'_>,

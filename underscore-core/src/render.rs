@@ -45,3 +45,29 @@ pub fn document(
         )),
     }
 }
+
+/// The parameters of a JSON document endpoint: `format`, `pretty` and `filter_path`.
+#[derive(Debug)]
+pub(crate) struct DocParams {
+    format: Format,
+    pretty: bool,
+    filter: Option<String>,
+}
+
+impl DocParams {
+    /// Takes them out of `query`, and rejects whatever else it holds.
+    pub(crate) fn take(mut query: crate::params::Query, path: &str) -> Result<Self, ApiError> {
+        let params = Self {
+            format: query.take_format(Format::Json)?,
+            pretty: query.take_bool("pretty")?,
+            filter: query.take("filter_path"),
+        };
+        query.finish(path)?;
+        Ok(params)
+    }
+
+    /// Renders `value` as they ask.
+    pub(crate) fn render(&self, value: Value) -> Result<Rendered, ApiError> {
+        document(value, self.format, self.pretty, self.filter.as_deref())
+    }
+}

@@ -4,11 +4,12 @@ use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
 
-use crate::params::{Format, Query};
+use crate::params::Query;
 use crate::registry::Registry;
+use crate::render::DocParams;
 use crate::settings::Preempt;
 use crate::stats::StatsSnapshot;
-use crate::{render, ApiError};
+use crate::ApiError;
 
 /// What the admin APIs show of one route, read from the registry at one instant.
 #[derive(Debug, Clone)]
@@ -115,14 +116,11 @@ pub(crate) fn selected(reg: &Registry, ids: Option<&str>) -> Result<Vec<RouteInf
 
 pub(crate) fn get(
     reg: &Registry,
-    mut query: Query,
+    query: Query,
     path: &str,
     ids: Option<&str>,
 ) -> Result<crate::cat::Rendered, ApiError> {
-    let format = query.take_format(Format::Json)?;
-    let pretty = query.take_bool("pretty")?;
-    let filter = query.take("filter_path");
-    query.finish(path)?;
+    let params = DocParams::take(query, path)?;
     let routes = selected(reg, ids)?;
     let body: Map<String, Value> = routes
         .into_iter()
@@ -141,7 +139,7 @@ pub(crate) fn get(
             (r.id, value)
         })
         .collect();
-    render::document(Value::Object(body), format, pretty, filter.as_deref())
+    params.render(Value::Object(body))
 }
 
 /// The statistics of one route (or bucket), as `_routes/stats` shows them.
@@ -179,14 +177,11 @@ fn stats_json(s: &StatsSnapshot, active: u64) -> Value {
 /// `GET /_routes/stats` and `GET /_routes/{ids}/stats`.
 pub(crate) fn stats(
     reg: &Registry,
-    mut query: Query,
+    query: Query,
     path: &str,
     ids: Option<&str>,
 ) -> Result<crate::cat::Rendered, ApiError> {
-    let format = query.take_format(Format::Json)?;
-    let pretty = query.take_bool("pretty")?;
-    let filter = query.take("filter_path");
-    query.finish(path)?;
+    let params = DocParams::take(query, path)?;
     let routes: Map<String, Value> = selected(reg, ids)?
         .into_iter()
         .map(|r| {
@@ -204,5 +199,5 @@ pub(crate) fn stats(
             "405": stats_json(&not_allowed, not_allowed.active),
         });
     }
-    render::document(body, format, pretty, filter.as_deref())
+    params.render(body)
 }

@@ -6,6 +6,7 @@ use serde_json::{json, Map, Value};
 
 use crate::cat::{self, CatParams, Cell, Column, Rendered};
 use crate::params::{split_list, Format, Query};
+use crate::render::DocParams;
 use crate::tasks::{tasks, CancelOutcome, TaskInfo, TaskKind, TaskRoute};
 use crate::{glob, render, ApiError, Registry};
 
@@ -208,22 +209,6 @@ fn not_running(id: &str) -> ApiError {
     ApiError::not_found(format!("task [{id}] isn't running"))
 }
 
-struct DocParams {
-    format: Format,
-    pretty: bool,
-    filter: Option<String>,
-}
-
-fn doc_params(mut query: Query, path: &str) -> Result<DocParams, ApiError> {
-    let params = DocParams {
-        format: query.take_format(Format::Json)?,
-        pretty: query.take_bool("pretty")?,
-        filter: query.take("filter_path"),
-    };
-    query.finish(path)?;
-    Ok(params)
-}
-
 /// `GET /_tasks/{task_id}`.
 pub(crate) fn get(
     reg: &Registry,
@@ -231,11 +216,11 @@ pub(crate) fn get(
     path: &str,
     id: &str,
 ) -> Result<Rendered, ApiError> {
-    let params = doc_params(query, path)?;
+    let params = DocParams::take(query, path)?;
     let n = number(id)?;
     let info = tasks().get(n).ok_or_else(|| not_running(id))?;
     let body = json!({"completed": false, "task": View::new(reg, info).json(true)});
-    render::document(body, params.format, params.pretty, params.filter.as_deref())
+    params.render(body)
 }
 
 /// `POST /_tasks/{task_id}/_cancel` (and `/cancel`).
@@ -246,7 +231,7 @@ pub(crate) fn cancel(
     id: &str,
     caller: &str,
 ) -> Result<Rendered, ApiError> {
-    let params = doc_params(query, path)?;
+    let params = DocParams::take(query, path)?;
     let n = number(id)?;
     let info = tasks().get(n).ok_or_else(|| not_running(id))?;
     let outcome = tasks().cancel(n);
@@ -269,7 +254,7 @@ pub(crate) fn cancel(
             body
         }
     };
-    render::document(body, params.format, params.pretty, params.filter.as_deref())
+    params.render(body)
 }
 
 /// `GET /_tasks/{task_id}/print_stack`.
@@ -333,7 +318,7 @@ pub(crate) fn interrupt(
     ids: &str,
     caller: &str,
 ) -> Result<Rendered, ApiError> {
-    let params = doc_params(query, path)?;
+    let params = DocParams::take(query, path)?;
     let routes = super::routes::selected(reg, Some(ids))?;
     let selected: Vec<String> = routes.into_iter().map(|r| r.id).collect();
     // Which tasks belong to those routes is worked out from a snapshot, outside the workers'
@@ -362,12 +347,7 @@ pub(crate) fn interrupt(
         .collect();
     let cancelled = hits;
     tracing::info!(target: "underscore::audit", caller, routes = ?selected, interrupted = cancelled.len(), "routes interrupted");
-    render::document(
-        Value::Object(counts),
-        params.format,
-        params.pretty,
-        params.filter.as_deref(),
-    )
+    params.render(Value::Object(counts))
 }
 
 /// The columns of `_cat/tasks`, in `h=*` order.
