@@ -3,7 +3,20 @@
 use std::fmt::Write as _;
 
 fn main() {
-    let mut out = String::new();
+    // The same 1,000 routes twice, with the same actix attribute: annotated (for underscore) and
+    // plain (for the others), so the comparison isolates underscore.
+    let mut out = String::from("pub(crate) mod plain {\n");
+    for n in 0..1000 {
+        let _ = writeln!(
+            out,
+            "#[::actix_web::get(\"/r/{n:03}\")]\npub(crate) async fn r{n:03}() -> &'static str {{ \"r\" }}"
+        );
+    }
+    out.push_str("pub(crate) fn register(cfg: &mut ::actix_web::web::ServiceConfig) {\n");
+    for n in 0..1000 {
+        let _ = writeln!(out, "    cfg.service(r{n:03});");
+    }
+    out.push_str("}\n}\n");
     for n in 0..1000 {
         let _ = writeln!(
             out,
