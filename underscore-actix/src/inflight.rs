@@ -216,7 +216,12 @@ impl InFlight {
                 None => return,
             };
             let route = std::mem::replace(&mut self.route, TaskRoute::None);
-            self.handle = Some(Box::new(TaskHandle::register(kind, route, cx.waker())));
+            self.handle = Some(Box::new(TaskHandle::register_started(
+                kind,
+                route,
+                cx.waker(),
+                self.start,
+            )));
         }
     }
 

@@ -18,7 +18,7 @@
 //! blocking code keeps running until it yields, and tasks the handler spawned are not stopped.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard, RwLock};
 use std::task::Waker;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -175,11 +175,9 @@ impl Shard {
 /// The in-flight tasks of the process. There is one: see [`tasks`].
 #[derive(Debug)]
 pub struct TaskRegistry {
-    shards: RwLock<Vec<Arc<Shard>>>,
+    shards: RwLock<Vec<&'static Shard>>,
     node: String,
     anchor: (Instant, SystemTime),
-    /// Tasks currently registered, for the gauge in `_cat` and tests.
-    live: AtomicUsize,
     /// How to turn on stack capture, when this build cannot capture (`None`: it can).
     stack_support: RwLock<Option<&'static str>>,
 }
@@ -191,7 +189,9 @@ pub fn tasks() -> &'static TaskRegistry {
 }
 
 thread_local! {
-    static SHARD: Arc<Shard> = tasks().new_shard();
+    // Shards live as long as the process: threads that run requests do too, and a `&'static`
+    // costs no reference counting per request.
+    static SHARD: &'static Shard = tasks().new_shard();
 }
 
 /// A cancellation seen by a task's future.
@@ -208,16 +208,35 @@ pub enum Signal {
 /// A registered task, held by its future; removes the entry when dropped.
 #[derive(Debug)]
 pub struct TaskHandle {
-    shard: Arc<Shard>,
+    shard: &'static Shard,
     key: usize,
     seen_epoch: u64,
-    waker: Option<Waker>,
+    /// Identifies the waker the entry holds (its data and vtable pointers), to notice a new one
+    /// without a clone or a lock.
+    waker_id: (usize, usize),
+}
+
+fn waker_id(waker: &Waker) -> (usize, usize) {
+    (
+        waker.data() as usize,
+        std::ptr::from_ref(waker.vtable()) as usize,
+    )
 }
 
 impl TaskHandle {
-    /// Registers a task on the current thread's shard.
+    /// Registers a task on the current thread's shard, started now.
     pub fn register(kind: TaskKind, route: TaskRoute, waker: &Waker) -> Self {
-        SHARD.with(|shard| {
+        Self::register_started(kind, route, waker, Instant::now())
+    }
+
+    /// Registers a task on the current thread's shard, started at `started`.
+    pub fn register_started(
+        kind: TaskKind,
+        route: TaskRoute,
+        waker: &Waker,
+        started: Instant,
+    ) -> Self {
+        SHARD.with(|&shard| {
             // Relaxed: only this thread draws from its shard's counter.
             let seq = shard.next.fetch_add(1, Ordering::Relaxed);
             let number = (seq << SHARD_BITS) | shard.index as u64;
@@ -226,17 +245,16 @@ impl TaskHandle {
                 number,
                 kind,
                 route,
-                started: Instant::now(),
+                started,
                 waker: Some(waker.clone()),
                 cancelled: None,
                 stack: None,
             });
-            tasks().live.fetch_add(1, Ordering::Relaxed);
             TaskHandle {
-                shard: shard.clone(),
+                shard,
                 key,
                 seen_epoch,
-                waker: Some(waker.clone()),
+                waker_id: waker_id(waker),
             }
         })
     }
@@ -246,7 +264,8 @@ impl TaskHandle {
     pub fn poll_signal(&mut self, waker: &Waker) -> Signal {
         // Acquire pairs with the Release bump in `cancel`: the flag written before is visible.
         let epoch = self.shard.epoch.load(Ordering::Acquire);
-        let waker_changed = !self.waker.as_ref().is_some_and(|w| w.will_wake(waker));
+        // What `Waker::will_wake` compares, without keeping a clone here.
+        let waker_changed = self.waker_id != waker_id(waker);
         if epoch == self.seen_epoch && !waker_changed {
             return Signal::None;
         }
@@ -257,7 +276,7 @@ impl TaskHandle {
         };
         if waker_changed {
             entry.waker = Some(waker.clone());
-            self.waker = Some(waker.clone());
+            self.waker_id = waker_id(waker);
         }
         if let Some(reason) = entry.cancelled {
             Signal::Cancelled(reason)
@@ -297,9 +316,6 @@ impl TaskHandle {
 impl Drop for TaskHandle {
     fn drop(&mut self) {
         let removed = self.shard.lock().remove(self.key);
-        if removed.is_some() {
-            tasks().live.fetch_sub(1, Ordering::Relaxed);
-        }
         // `removed` (and its waker) drops after the lock is released.
         drop(removed);
     }
@@ -357,7 +373,6 @@ impl TaskRegistry {
             shards: RwLock::new(Vec::new()),
             node: node_name(),
             anchor: (Instant::now(), SystemTime::now()),
-            live: AtomicUsize::new(0),
             stack_support: RwLock::new(Some(
                 "print_stack needs underscore-actix's `taskdump` feature and a build with \
                  RUSTFLAGS=\"--cfg tokio_unstable\" (see the README)",
@@ -381,21 +396,21 @@ impl TaskRegistry {
         }
     }
 
-    fn new_shard(&self) -> Arc<Shard> {
+    fn new_shard(&self) -> &'static Shard {
         let mut shards = self.shards.write().unwrap_or_else(|e| e.into_inner());
         // Past MAX_SHARDS threads, shards share an index: their numbers stay unique because
         // the shared shard's counter is the same one (the shard itself is reused).
         if shards.len() >= MAX_SHARDS {
             let index = shards.len() % MAX_SHARDS;
-            return shards[index].clone();
+            return shards[index];
         }
-        let shard = Arc::new(Shard {
+        let shard: &'static Shard = Box::leak(Box::new(Shard {
             index: shards.len(),
             epoch: AtomicU64::new(0),
             next: AtomicU64::new(1),
             slab: Mutex::new(Slab::default()),
-        });
-        shards.push(shard.clone());
+        }));
+        shards.push(shard);
         shard
     }
 
@@ -406,7 +421,7 @@ impl TaskRegistry {
 
     /// The number of tasks registered now.
     pub fn len(&self) -> usize {
-        self.live.load(Ordering::Relaxed)
+        self.all_shards().iter().map(|s| s.lock().len).sum()
     }
 
     /// Whether no task is registered.
@@ -414,7 +429,7 @@ impl TaskRegistry {
         self.len() == 0
     }
 
-    fn all_shards(&self) -> Vec<Arc<Shard>> {
+    fn all_shards(&self) -> Vec<&'static Shard> {
         self.shards
             .read()
             .unwrap_or_else(|e| e.into_inner())
