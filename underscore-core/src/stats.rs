@@ -226,7 +226,10 @@ pub fn start_sampler(all: fn() -> Vec<&'static RouteStats>) {
                 std::thread::sleep(Duration::from_secs_f64(wait.max(0.01)));
             });
         if let Err(err) = spawned {
-            eprintln!("underscore: could not start the stats sampler ({err}); rolling windows will cover the whole lifetime");
+            tracing::warn!(
+                %err,
+                "could not start the stats sampler: rolling windows will cover the whole lifetime"
+            );
         }
     });
 }
