@@ -2,6 +2,8 @@
 //! never a panic, never a hang, never a partial change; every rejection is an
 //! Elasticsearch-shaped 4xx.
 
+mod common;
+
 use std::time::Duration;
 
 use actix_web::dev::Service;
@@ -276,24 +278,16 @@ fn hostile_requests_get_a_4xx_at_worst_and_change_nothing_when_rejected() {
 #[test]
 fn malformed_http_is_refused_by_the_socket_layer_and_the_server_survives() {
     use std::io::{Read, Write};
-    let (tx, rx) = std::sync::mpsc::channel();
-    let thread = std::thread::spawn(move || {
-        actix_rt::System::new().block_on(async move {
-            let server = actix_web::HttpServer::new(|| {
-                App::new().configure(underscore_actix::admin::configure)
-            })
-            .workers(1)
-            .disable_signals()
-            .client_request_timeout(Duration::from_secs(2))
-            .bind("127.0.0.1:0")
-            .unwrap();
-            let addr = server.addrs()[0];
-            let server = server.run();
-            tx.send((addr, server.handle())).unwrap();
-            server.await.unwrap();
-        })
+    let server = common::run_server(None, || {
+        let server =
+            actix_web::HttpServer::new(|| App::new().configure(underscore_actix::admin::configure))
+                .workers(1)
+                .disable_signals()
+                .client_request_timeout(Duration::from_secs(2))
+                .bind("127.0.0.1:0")?;
+        Ok((server.addrs()[0], server.run()))
     });
-    let (addr, handle) = rx.recv().unwrap();
+    let addr = server.addr;
     let send = |raw: &[u8]| -> String {
         let mut conn = std::net::TcpStream::connect(addr).unwrap();
         conn.set_read_timeout(Some(Duration::from_secs(10)))
@@ -321,6 +315,5 @@ fn malformed_http_is_refused_by_the_socket_layer_and_the_server_survives() {
     // Still serving.
     let ok = send(b"GET /_cat HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
-    actix_rt::System::new().block_on(handle.stop(false));
-    thread.join().unwrap();
+    server.stop();
 }

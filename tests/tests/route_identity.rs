@@ -94,28 +94,20 @@ async fn defer(
 fn annotated_routes_are_not_double_counted_behind_deferring_middleware() {
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("admin.sock");
-    let sock = socket.clone();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let thread = std::thread::spawn(move || {
-        actix_rt::System::new().block_on(async move {
-            let admin = underscore_actix::AdminSocket::bind(&sock).unwrap();
-            let server = HttpServer::new(|| {
-                App::new()
-                    .wrap(from_fn(defer))
-                    .wrap(Observe::new())
-                    .service(web::scope("/api").service(deferred).service(deferred_slow))
-            })
-            .workers(1)
-            .disable_signals()
-            .bind("127.0.0.1:0")
-            .unwrap();
-            let addr = server.addrs()[0];
-            let server = server.run();
-            tx.send((addr, server.handle())).unwrap();
-            admin.run_alongside(server).await.unwrap();
+    let admin = underscore_actix::AdminSocket::bind(&socket).unwrap();
+    let server = common::run_server(Some(admin), || {
+        let server = HttpServer::new(|| {
+            App::new()
+                .wrap(from_fn(defer))
+                .wrap(Observe::new())
+                .service(web::scope("/api").service(deferred).service(deferred_slow))
         })
+        .workers(1)
+        .disable_signals()
+        .bind("127.0.0.1:0")?;
+        Ok((server.addrs()[0], server.run()))
     });
-    let (addr, handle) = rx.recv().unwrap();
+    let addr = server.addr;
     // A waiting request is one task (the `Track`'s), not two.
     let url = format!("http://{addr}/api/deferred-slow");
     let slow = std::thread::spawn(move || common::http("GET", &url, None));
@@ -159,8 +151,7 @@ fn annotated_routes_are_not_double_counted_behind_deferring_middleware() {
     let row = rows.iter().find(|r| r["id"] == "deferred").unwrap();
     assert_eq!(row["path"], "/api/deferred/{id}");
     assert_eq!(row["total"], 5);
-    actix_rt::System::new().block_on(handle.stop(true));
-    thread.join().unwrap();
+    server.stop();
 }
 
 fn with_admin(cfg: &mut web::ServiceConfig) {

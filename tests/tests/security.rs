@@ -20,26 +20,19 @@ fn raw(addr: std::net::SocketAddr, request: &str) -> String {
 
 #[test]
 fn in_app_guards_require_the_token_and_refuse_browser_state_changes() {
-    let (tx, rx) = std::sync::mpsc::channel();
-    let thread = std::thread::spawn(move || {
-        actix_rt::System::new().block_on(async move {
-            let server = HttpServer::new(|| {
-                let admin = InApp::new().bearer_token("t0ken").loopback_only();
-                App::new()
-                    .route("/", web::get().to(|| async { "app" }))
-                    .configure(|cfg| admin.configure(cfg))
-            })
-            .workers(1)
-            .disable_signals()
-            .bind("127.0.0.1:0")
-            .unwrap();
-            let addr = server.addrs()[0];
-            let server = server.run();
-            tx.send((addr, server.handle())).unwrap();
-            server.await.unwrap();
+    let server = common::run_server(None, || {
+        let server = HttpServer::new(|| {
+            let admin = InApp::new().bearer_token("t0ken").loopback_only();
+            App::new()
+                .route("/", web::get().to(|| async { "app" }))
+                .configure(|cfg| admin.configure(cfg))
         })
+        .workers(1)
+        .disable_signals()
+        .bind("127.0.0.1:0")?;
+        Ok((server.addrs()[0], server.run()))
     });
-    let (addr, handle) = rx.recv().unwrap();
+    let addr = server.addr;
 
     let no_token = raw(
         addr,
@@ -89,8 +82,7 @@ fn in_app_guards_require_the_token_and_refuse_browser_state_changes() {
     )
     .ends_with("app"));
 
-    actix_rt::System::new().block_on(handle.stop(true));
-    thread.join().unwrap();
+    server.stop();
 }
 
 #[test]
@@ -101,22 +93,14 @@ fn socket_uid_allow_list_is_enforced() {
     for (allowed, expected) in [(me, 200), (me + 4242, 403)] {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("admin.sock");
-        let sock = path.clone();
-        let (tx, rx) = std::sync::mpsc::channel();
-        let thread = std::thread::spawn(move || {
-            actix_rt::System::new().block_on(async move {
-                let admin = AdminSocket::bind(&sock).unwrap().allow_uids([allowed]);
-                let app = HttpServer::new(App::new)
-                    .workers(1)
-                    .disable_signals()
-                    .bind("127.0.0.1:0")
-                    .unwrap()
-                    .run();
-                tx.send(app.handle()).unwrap();
-                admin.run_alongside(app).await.unwrap();
-            })
+        let admin = AdminSocket::bind(&path).unwrap().allow_uids([allowed]);
+        let server = common::run_server(Some(admin), || {
+            let app = HttpServer::new(App::new)
+                .workers(1)
+                .disable_signals()
+                .bind("127.0.0.1:0")?;
+            Ok((app.addrs()[0], app.run()))
         });
-        let handle = rx.recv().unwrap();
         let res = common::curl_unix(&path, "GET", "/_cat", None);
         assert_eq!(
             res.status, expected,
@@ -131,7 +115,6 @@ fn socket_uid_allow_list_is_enforced() {
                 res.body
             );
         }
-        actix_rt::System::new().block_on(handle.stop(true));
-        thread.join().unwrap();
+        server.stop();
     }
 }

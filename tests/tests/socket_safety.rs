@@ -1,6 +1,8 @@
 //! The admin socket is private, never steals or deletes what is not its own, and is removed
 //! on shutdown.
 
+mod common;
+
 use std::fs;
 use std::io::{Read, Write};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
@@ -160,22 +162,14 @@ fn missing_parent_directory_is_created_private() {
 fn socket_file_is_removed_when_the_app_stops() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("admin.sock");
-    let sock = path.clone();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let thread = std::thread::spawn(move || {
-        actix_rt::System::new().block_on(async move {
-            let admin = AdminSocket::bind(&sock).unwrap();
-            let app = actix_web::HttpServer::new(actix_web::App::new)
-                .disable_signals()
-                .workers(1)
-                .bind("127.0.0.1:0")
-                .unwrap()
-                .run();
-            tx.send(app.handle()).unwrap();
-            admin.run_alongside(app).await
-        })
+    let admin = AdminSocket::bind(&path).unwrap();
+    let server = common::run_server(Some(admin), || {
+        let app = actix_web::HttpServer::new(actix_web::App::new)
+            .disable_signals()
+            .workers(1)
+            .bind("127.0.0.1:0")?;
+        Ok((app.addrs()[0], app.run()))
     });
-    let handle = rx.recv().unwrap();
     let out = std::process::Command::new("curl")
         .args(["-s", "--unix-socket"])
         .arg(&path)
@@ -186,7 +180,6 @@ fn socket_file_is_removed_when_the_app_stops() {
         String::from_utf8_lossy(&out.stdout),
         "=^.^=\n/_cat/routes\n/_cat/routes/{ids}\n/_cat/tasks\n/_cat/tasks/{task_ids}\n/_cat/middlewares\n/_cat/transports\n"
     );
-    actix_rt::System::new().block_on(handle.stop(true));
-    thread.join().unwrap().unwrap();
+    server.stop();
     assert!(!path.exists(), "the socket outlived the app");
 }

@@ -9,7 +9,7 @@ use std::process::Command;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
-use actix_web::dev::ServerHandle;
+use actix_web::dev::{Server, ServerHandle};
 use actix_web::{web, App, HttpServer};
 use underscore_actix::{AdminSocket, Observe};
 
@@ -34,12 +34,66 @@ impl Reply {
     }
 }
 
+/// A server running in its own actix `System` on its own thread; stopped gracefully on drop.
+pub struct Running {
+    pub addr: SocketAddr,
+    handle: ServerHandle,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// Runs the server `build` binds (inside the new `System`), with the admin APIs on `admin`
+/// alongside when given.
+pub fn run_server<B>(admin: Option<AdminSocket>, build: B) -> Running
+where
+    B: FnOnce() -> std::io::Result<(SocketAddr, Server)> + Send + 'static,
+{
+    let (tx, rx) = mpsc::channel();
+    let thread = std::thread::spawn(move || {
+        actix_rt::System::new().block_on(async move {
+            let (addr, server) = build().expect("the server binds");
+            tx.send((addr, server.handle())).unwrap();
+            match admin {
+                Some(admin) => admin.run_alongside(server).await,
+                None => server.await,
+            }
+            .expect("the server ran cleanly");
+        });
+    });
+    let (addr, handle) = rx.recv().expect("server started");
+    Running {
+        addr,
+        handle,
+        thread: Some(thread),
+    }
+}
+
+impl Running {
+    /// Stops the server gracefully and waits for its thread (and the admin socket's removal).
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        if let Some(thread) = self.thread.take() {
+            actix_rt::System::new().block_on(self.handle.stop(true));
+            thread.join().expect("server thread ended cleanly");
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            self.shutdown();
+        }
+    }
+}
+
 /// A running app: routes from `configure` behind `Observe`, admin APIs on a private socket.
 pub struct TestServer {
     pub addr: SocketAddr,
     pub socket: PathBuf,
-    handle: ServerHandle,
-    thread: Option<JoinHandle<()>>,
+    server: Running,
     _dir: tempfile::TempDir,
 }
 
@@ -52,36 +106,26 @@ impl TestServer {
     pub fn start_with(configure: fn(&mut web::ServiceConfig), in_app: bool) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let socket = dir.path().join("admin.sock");
-        let (tx, rx) = mpsc::channel();
-        let sock = socket.clone();
-        let thread = std::thread::spawn(move || {
-            actix_rt::System::new().block_on(async move {
-                let admin = AdminSocket::bind(&sock).expect("bind the admin socket");
-                let server = HttpServer::new(move || {
-                    let app = App::new().wrap(Observe::new()).configure(configure);
-                    if in_app {
-                        app.configure(underscore_actix::admin::configure)
-                    } else {
-                        app
-                    }
-                })
-                .workers(2)
-                .disable_signals()
-                .shutdown_timeout(1)
-                .bind("127.0.0.1:0")
-                .unwrap();
-                let addr = server.addrs()[0];
-                let server = server.run();
-                tx.send((addr, server.handle())).unwrap();
-                admin.run_alongside(server).await.unwrap();
-            });
+        let admin = AdminSocket::bind(&socket).expect("bind the admin socket");
+        let server = run_server(Some(admin), move || {
+            let server = HttpServer::new(move || {
+                let app = App::new().wrap(Observe::new()).configure(configure);
+                if in_app {
+                    app.configure(underscore_actix::admin::configure)
+                } else {
+                    app
+                }
+            })
+            .workers(2)
+            .disable_signals()
+            .shutdown_timeout(1)
+            .bind("127.0.0.1:0")?;
+            Ok((server.addrs()[0], server.run()))
         });
-        let (addr, handle) = rx.recv().expect("server started");
         Self {
-            addr,
+            addr: server.addr,
             socket,
-            handle,
-            thread: Some(thread),
+            server,
             _dir: dir,
         }
     }
@@ -101,23 +145,8 @@ impl TestServer {
     }
 
     /// Stops the app (gracefully) and waits until the admin socket is gone.
-    pub fn stop(mut self) {
-        self.shutdown();
-    }
-
-    fn shutdown(&mut self) {
-        if let Some(thread) = self.thread.take() {
-            actix_rt::System::new().block_on(self.handle.stop(true));
-            thread.join().expect("server thread ended cleanly");
-        }
-    }
-}
-
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            self.shutdown();
-        }
+    pub fn stop(self) {
+        self.server.stop();
     }
 }
 

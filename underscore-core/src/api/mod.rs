@@ -221,14 +221,15 @@ fn dispatch(reg: &Registry, req: &Request<'_>) -> Result<Response, ApiError> {
     }
 }
 
-/// Resolves an `{ids}` expression (comma list, `*` wildcards, `_all`) against `ids`.
+/// Resolves an `{ids}` expression (comma list, `*` wildcards, `_all`) against the ids of
+/// `what` (routes, tasks).
 ///
 /// Returns indexes into `ids`, in `ids` order, each once.
 ///
 /// # Errors
 ///
 /// A 400 for an empty item; a 404 naming the first item that matches no id.
-pub fn select_ids(expr: &str, ids: &[&str]) -> Result<Vec<usize>, ApiError> {
+pub fn select_ids(expr: &str, ids: &[&str], what: &str) -> Result<Vec<usize>, ApiError> {
     let mut selected = vec![false; ids.len()];
     for item in crate::params::split_list("ids", expr)? {
         let mut any = false;
@@ -246,10 +247,35 @@ pub fn select_ids(expr: &str, ids: &[&str]) -> Result<Vec<usize>, ApiError> {
             }
         }
         if !(any || item == "_all" || item == "*") {
-            return Err(ApiError::not_found(format!("no such route [{item}]")));
+            return Err(ApiError::not_found(format!("no such {what} [{item}]")));
         }
     }
     Ok((0..ids.len()).filter(|&i| selected[i]).collect())
+}
+
+/// Keeps the `items` an `{ids}` expression selects (all of them without one), in order.
+///
+/// # Errors
+///
+/// As [`select_ids`].
+pub(crate) fn select<T>(
+    items: Vec<T>,
+    expr: Option<&str>,
+    what: &str,
+    id: impl Fn(&T) -> String,
+) -> Result<Vec<T>, ApiError> {
+    let Some(expr) = expr else {
+        return Ok(items);
+    };
+    let ids: Vec<String> = items.iter().map(id).collect();
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let mut keep = select_ids(expr, &refs, what)?.into_iter().peekable();
+    Ok(items
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| keep.next_if_eq(i).is_some())
+        .map(|(_, item)| item)
+        .collect())
 }
 
 #[cfg(test)]
@@ -257,21 +283,37 @@ mod tests {
     use super::*;
 
     #[test]
+    fn selecting_items_keeps_their_order() {
+        let items = vec![("a", 1), ("b", 2), ("c", 3)];
+        let id = |t: &(&str, i32)| t.0.to_owned();
+        assert_eq!(select(items.clone(), None, "thing", id).unwrap(), items);
+        assert_eq!(
+            select(items.clone(), Some("c,a"), "thing", id).unwrap(),
+            [("a", 1), ("c", 3)]
+        );
+        let err = select(items, Some("z"), "thing", id).unwrap_err();
+        assert_eq!(err.reason, "no such thing [z]");
+    }
+
+    #[test]
     fn id_expressions() {
         let ids = ["echo", "hello", "index", "slow"];
-        assert_eq!(select_ids("hello", &ids).unwrap(), [1]);
-        assert_eq!(select_ids("slow,echo", &ids).unwrap(), [0, 3]);
-        assert_eq!(select_ids("*l*", &ids).unwrap(), [1, 3]);
-        assert_eq!(select_ids("_all", &ids).unwrap(), [0, 1, 2, 3]);
-        assert_eq!(select_ids("*,echo", &ids).unwrap(), [0, 1, 2, 3]);
-        assert_eq!(select_ids("_all", &[]).unwrap(), Vec::<usize>::new());
-        let err = select_ids("hello,nope", &ids).unwrap_err();
+        assert_eq!(select_ids("hello", &ids, "route").unwrap(), [1]);
+        assert_eq!(select_ids("slow,echo", &ids, "route").unwrap(), [0, 3]);
+        assert_eq!(select_ids("*l*", &ids, "route").unwrap(), [1, 3]);
+        assert_eq!(select_ids("_all", &ids, "route").unwrap(), [0, 1, 2, 3]);
+        assert_eq!(select_ids("*,echo", &ids, "route").unwrap(), [0, 1, 2, 3]);
+        assert_eq!(
+            select_ids("_all", &[], "route").unwrap(),
+            Vec::<usize>::new()
+        );
+        let err = select_ids("hello,nope", &ids, "route").unwrap_err();
         assert_eq!(
             (err.status, err.reason.as_str()),
             (404, "no such route [nope]")
         );
-        assert_eq!(select_ids("x*", &ids).unwrap_err().status, 404);
-        assert_eq!(select_ids("a,,b", &ids).unwrap_err().status, 400);
+        assert_eq!(select_ids("x*", &ids, "route").unwrap_err().status, 404);
+        assert_eq!(select_ids("a,,b", &ids, "route").unwrap_err().status, 400);
     }
 
     #[test]

@@ -95,23 +95,7 @@ pub(crate) fn snapshot(reg: &Registry) -> Vec<RouteInfo> {
 
 /// The routes an `{ids}` expression selects (all of them without one).
 pub(crate) fn selected(reg: &Registry, ids: Option<&str>) -> Result<Vec<RouteInfo>, ApiError> {
-    let mut all = snapshot(reg);
-    let Some(expr) = ids else {
-        return Ok(all);
-    };
-    let keys: Vec<&str> = all.iter().map(|r| r.id.as_str()).collect();
-    let keep = super::select_ids(expr, &keys)?;
-    let mut keep = keep.into_iter().peekable();
-    let mut index = 0;
-    all.retain(|_| {
-        let hit = keep.peek() == Some(&index);
-        if hit {
-            keep.next();
-        }
-        index += 1;
-        hit
-    });
-    Ok(all)
+    super::select(snapshot(reg), ids, "route", |r| r.id.clone())
 }
 
 pub(crate) fn get(

@@ -40,15 +40,7 @@ fn known_ids(reg: &Registry, state: &StoreState) -> Vec<String> {
 }
 
 fn select(reg: &Registry, state: &StoreState, expr: Option<&str>) -> Result<Vec<String>, ApiError> {
-    let known = known_ids(reg, state);
-    let Some(expr) = expr else {
-        return Ok(known);
-    };
-    let refs: Vec<&str> = known.iter().map(String::as_str).collect();
-    Ok(super::select_ids(expr, &refs)?
-        .into_iter()
-        .map(|i| known[i].clone())
-        .collect())
+    super::select(known_ids(reg, state), expr, "route", Clone::clone)
 }
 
 fn body(state: &StoreState, ids: &[String], params: &Params) -> Result<Rendered, ApiError> {

@@ -507,24 +507,7 @@ pub(crate) fn cat(
 ) -> Result<Rendered, ApiError> {
     let params = CatParams::take(&mut query)?;
     query.finish(path)?;
-    let mut all = views(reg);
-    if let Some(expr) = ids {
-        let keys: Vec<String> = all.iter().map(|v| v.info.id()).collect();
-        let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
-        let keep = super::select_ids(expr, &refs).map_err(|e| {
-            if e.status == 404 {
-                ApiError::not_found(e.reason.replace("no such route", "no such task"))
-            } else {
-                e
-            }
-        })?;
-        let mut index = 0;
-        all.retain(|_| {
-            let hit = keep.contains(&index);
-            index += 1;
-            hit
-        });
-    }
+    let all = super::select(views(reg), ids, "task", |v| v.info.id())?;
     let text = |s: Option<String>| s.map_or(Cell::Null, Cell::Str);
     let rows = all
         .iter()
