@@ -6,21 +6,19 @@ fn main() {
     // The same 1,000 routes twice, with the same actix attribute: annotated (for underscore) and
     // plain (for the others), so the comparison isolates underscore.
     let mut out = String::from("pub(crate) mod plain {\n");
+    routes(&mut out, "");
+    out.push_str("}\n");
+    routes(&mut out, "#[::underscore_actix::underscore_route]\n");
+    let path = std::path::Path::new(&std::env::var("OUT_DIR").unwrap()).join("annotated_routes.rs");
+    std::fs::write(path, out).unwrap();
+}
+
+/// Writes the 1,000 handlers, each under `attribute` and `#[get]`, and their `register`.
+fn routes(out: &mut String, attribute: &str) {
     for n in 0..1000 {
         let _ = writeln!(
             out,
-            "#[::actix_web::get(\"/r/{n:03}\")]\npub(crate) async fn r{n:03}() -> &'static str {{ \"r\" }}"
-        );
-    }
-    out.push_str("pub(crate) fn register(cfg: &mut ::actix_web::web::ServiceConfig) {\n");
-    for n in 0..1000 {
-        let _ = writeln!(out, "    cfg.service(r{n:03});");
-    }
-    out.push_str("}\n}\n");
-    for n in 0..1000 {
-        let _ = writeln!(
-            out,
-            "#[::underscore_actix::underscore_route]\n#[::actix_web::get(\"/r/{n:03}\")]\npub(crate) async fn r{n:03}() -> &'static str {{ \"r\" }}"
+            "{attribute}#[::actix_web::get(\"/r/{n:03}\")]\npub(crate) async fn r{n:03}() -> &'static str {{ \"r\" }}"
         );
     }
     out.push_str("pub(crate) fn register(cfg: &mut ::actix_web::web::ServiceConfig) {\n");
@@ -28,6 +26,4 @@ fn main() {
         let _ = writeln!(out, "    cfg.service(r{n:03});");
     }
     out.push_str("}\n");
-    let path = std::path::Path::new(&std::env::var("OUT_DIR").unwrap()).join("annotated_routes.rs");
-    std::fs::write(path, out).unwrap();
 }

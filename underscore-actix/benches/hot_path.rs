@@ -125,31 +125,60 @@ async fn plain_wait(name: web::Path<String>) -> impl Responder {
     format!("Hello {name}!")
 }
 
-fn middleware() {
-    actix_rt::System::new().block_on(async {
-        let plain = test::init_service(
+/// The app without underscore, and the same app annotated and observed (macros, not
+/// functions, because `init_service`'s type cannot be named here).
+macro_rules! plain_app {
+    () => {
+        test::init_service(
             App::new()
                 .route("/hello/{name}", web::get().to(plain_hello))
                 .route("/wait/{name}", web::get().to(plain_wait)),
         )
-        .await;
-        let tracked = test::init_service(App::new().wrap(Observe::new()).service(hello).service(wait)).await;
-        let n: u32 = std::env::var("HOT_PATH_N").ok().and_then(|n| n.parse().ok()).unwrap_or(100_000);
+        .await
+    };
+}
+
+macro_rules! tracked_app {
+    () => {
+        test::init_service(App::new().wrap(Observe::new()).service(hello).service(wait)).await
+    };
+}
+
+/// `HOT_PATH_N`, the number of requests per round, or `default`.
+fn requests(default: u32) -> u32 {
+    std::env::var("HOT_PATH_N")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Sends `n` GET requests to `path` through `app`, one after another.
+macro_rules! drive {
+    ($app:expr, $n:expr, $path:expr) => {
+        for _ in 0..$n {
+            black_box(
+                $app.call(test::TestRequest::get().uri($path).to_request())
+                    .await
+                    .unwrap(),
+            );
+        }
+    };
+}
+
+fn middleware() {
+    actix_rt::System::new().block_on(async {
+        let plain = plain_app!();
+        let tracked = tracked_app!();
+        let n = requests(100_000);
         for path in ["/hello/bench", "/wait/bench"] {
             let mut deltas = Vec::new();
             let mut base = Vec::new();
             for _ in 0..7 {
                 let t = Instant::now();
-                for _ in 0..n {
-                    let res = plain.call(test::TestRequest::get().uri(path).to_request()).await.unwrap();
-                    black_box(res);
-                }
+                drive!(plain, n, path);
                 let a = t.elapsed();
                 let t = Instant::now();
-                for _ in 0..n {
-                    let res = tracked.call(test::TestRequest::get().uri(path).to_request()).await.unwrap();
-                    black_box(res);
-                }
+                drive!(tracked, n, path);
                 let b = t.elapsed();
                 let ns = |d: Duration| d.as_nanos() as f64 / f64::from(n);
                 base.push(ns(a));
@@ -169,37 +198,15 @@ fn middleware() {
 /// Runs `n` requests to `path` on one app only: for instruction counts under callgrind
 /// (`HOT_PATH=plain|tracked HOT_PATH_N=.. HOT_PATH_URI=..`).
 fn one_app(tracked: bool) {
-    let n: u32 = std::env::var("HOT_PATH_N")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(10_000);
+    let n = requests(10_000);
     let path = std::env::var("HOT_PATH_URI").unwrap_or_else(|_| "/hello/bench".to_owned());
     actix_rt::System::new().block_on(async move {
         if tracked {
-            let app =
-                test::init_service(App::new().wrap(Observe::new()).service(hello).service(wait))
-                    .await;
-            for _ in 0..n {
-                black_box(
-                    app.call(test::TestRequest::get().uri(&path).to_request())
-                        .await
-                        .unwrap(),
-                );
-            }
+            let app = tracked_app!();
+            drive!(app, n, &path);
         } else {
-            let app = test::init_service(
-                App::new()
-                    .route("/hello/{name}", web::get().to(plain_hello))
-                    .route("/wait/{name}", web::get().to(plain_wait)),
-            )
-            .await;
-            for _ in 0..n {
-                black_box(
-                    app.call(test::TestRequest::get().uri(&path).to_request())
-                        .await
-                        .unwrap(),
-                );
-            }
+            let app = plain_app!();
+            drive!(app, n, &path);
         }
     });
 }

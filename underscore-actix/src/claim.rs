@@ -60,20 +60,10 @@ pub(crate) fn claim(req: &ServiceRequest) {
 /// result and whether it claimed the request synchronously.
 #[inline]
 pub(crate) fn observe<T>(start: Instant, call: impl FnOnce() -> T) -> (T, bool) {
-    STATE.with(|state| {
-        let outer = state.replace(OBSERVING);
-        let outer_start = START.replace(Some(start));
-        let out = call();
-        START.set(outer_start);
-        let claimed = state.get() == CLAIMED;
-        // An enclosing `Observe` must learn of the claim too.
-        state.set(if claimed && outer == OBSERVING {
-            CLAIMED
-        } else {
-            outer
-        });
-        (out, claimed)
-    })
+    let outer_start = START.replace(Some(start));
+    let out = observe_poll(call);
+    START.set(outer_start);
+    out
 }
 
 /// Polls a plain request's future (`poll`) with the flag raised, so that a `Track` reached
@@ -85,6 +75,7 @@ pub(crate) fn observe_poll<T>(poll: impl FnOnce() -> T) -> (T, bool) {
         let outer = state.replace(OBSERVING);
         let out = poll();
         let claimed = state.get() == CLAIMED;
+        // An enclosing `Observe` must learn of the claim too.
         state.set(if claimed && outer == OBSERVING {
             CLAIMED
         } else {

@@ -118,13 +118,14 @@ pub struct CatParams {
 }
 
 impl CatParams {
-    /// Takes the `_cat` parameters out of `query`.
+    /// Takes the `_cat` parameters out of `query`, and rejects whatever else it holds.
     ///
     /// # Errors
     ///
-    /// A 400 for a malformed boolean or format.
-    pub fn take(query: &mut Query) -> Result<Self, ApiError> {
-        Ok(Self {
+    /// A 400 for a malformed boolean or format, or for a parameter of no `_cat` API
+    /// (`path` names the request in the message).
+    pub fn take(mut query: Query, path: &str) -> Result<Self, ApiError> {
+        let params = Self {
             verbose: query.take_bool("v")?,
             help: query.take_bool("help")?,
             headers: query.take("h"),
@@ -132,7 +133,9 @@ impl CatParams {
             format: query.take_format(Format::Text)?,
             pretty: query.take_bool("pretty")?,
             filter_path: query.take("filter_path"),
-        })
+        };
+        query.finish(path)?;
+        Ok(params)
     }
 }
 
@@ -421,10 +424,7 @@ mod tests {
     }
 
     fn params(query: &str) -> CatParams {
-        let mut q = Query::parse(query).unwrap();
-        let p = CatParams::take(&mut q).unwrap();
-        q.finish("/_cat/test").unwrap();
-        p
+        CatParams::take(Query::parse(query).unwrap(), "/_cat/test").unwrap()
     }
 
     fn text(query: &str) -> String {

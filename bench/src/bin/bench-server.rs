@@ -39,12 +39,21 @@ mod annotated_routes {
     include!(concat!(env!("OUT_DIR"), "/annotated_routes.rs"));
 }
 
-fn extra_routes(cfg: &mut web::ServiceConfig, annotated: bool) {
-    if annotated {
-        annotated_routes::register(cfg);
-    } else {
+/// The measured routes, not annotated, behind the extra ones when asked.
+fn plain_routes(cfg: &mut web::ServiceConfig, extra: bool) {
+    if extra {
         annotated_routes::plain::register(cfg);
     }
+    cfg.route("/hello/{name}", web::get().to(hello))
+        .route("/json", web::get().to(json));
+}
+
+/// The measured routes, annotated, behind the extra ones when asked.
+fn underscore_routes(cfg: &mut web::ServiceConfig, extra: bool) {
+    if extra {
+        annotated_routes::register(cfg);
+    }
+    cfg.service(hello_u).service(json_u);
 }
 
 fn main() -> std::io::Result<()> {
@@ -56,67 +65,33 @@ fn main() -> std::io::Result<()> {
         .unwrap_or_else(|| "127.0.0.1:0".to_owned());
     let extra = std::env::var("BENCH_ROUTES").is_ok_and(|v| v == "1000");
     actix_web::rt::System::new().block_on(async move {
-        macro_rules! announce {
-            ($server:expr) => {
-                for a in $server.addrs() {
+        // One worker, bound to `addr`, its addresses announced for the bench script.
+        macro_rules! serve {
+            ($app:expr) => {{
+                let s = HttpServer::new($app).workers(1).bind(&addr)?;
+                for a in s.addrs() {
                     println!("listening on {a}");
                 }
-            };
+                s.run()
+            }};
         }
         let server = match mode.as_str() {
-            "plain" => {
-                let s = HttpServer::new(move || {
-                    App::new()
-                        .configure(|cfg| {
-                            if extra {
-                                extra_routes(cfg, false)
-                            }
-                        })
-                        .route("/hello/{name}", web::get().to(hello))
-                        .route("/json", web::get().to(json))
-                })
-                .workers(1)
-                .bind(&addr)?;
-                announce!(s);
-                s.run()
-            }
-            "underscore" => {
-                let s = HttpServer::new(move || {
-                    App::new()
-                        .wrap(Observe::new())
-                        .configure(|cfg| {
-                            if extra {
-                                extra_routes(cfg, true)
-                            }
-                        })
-                        .service(hello_u)
-                        .service(json_u)
-                })
-                .workers(1)
-                .bind(&addr)?;
-                announce!(s);
-                s.run()
-            }
+            "plain" => serve!(move || App::new().configure(|cfg| plain_routes(cfg, extra))),
+            "underscore" => serve!(move || {
+                App::new()
+                    .wrap(Observe::new())
+                    .configure(|cfg| underscore_routes(cfg, extra))
+            }),
             "prom" => {
                 let prometheus = actix_web_prom::PrometheusMetricsBuilder::new("bench")
                     .endpoint("/metrics")
                     .build()
                     .map_err(|e| std::io::Error::other(e.to_string()))?;
-                let s = HttpServer::new(move || {
+                serve!(move || {
                     App::new()
                         .wrap(prometheus.clone())
-                        .configure(|cfg| {
-                            if extra {
-                                extra_routes(cfg, false)
-                            }
-                        })
-                        .route("/hello/{name}", web::get().to(hello))
-                        .route("/json", web::get().to(json))
+                        .configure(|cfg| plain_routes(cfg, extra))
                 })
-                .workers(1)
-                .bind(&addr)?;
-                announce!(s);
-                s.run()
             }
             other => {
                 eprintln!("usage: bench-server plain|underscore|prom [ADDR] (got {other:?})");

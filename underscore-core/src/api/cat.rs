@@ -229,12 +229,11 @@ pub(crate) const ROUTE_COLUMNS: &[Column] = &[
 
 pub(crate) fn routes(
     reg: &Registry,
-    mut query: Query,
+    query: Query,
     path: &str,
     ids: Option<&str>,
 ) -> Result<Rendered, ApiError> {
-    let params = CatParams::take(&mut query)?;
-    query.finish(path)?;
+    let params = CatParams::take(query, path)?;
     let rows = super::routes::selected(reg, ids)?
         .into_iter()
         .map(|r| {

@@ -45,9 +45,8 @@ const MIDDLEWARE_COLUMNS: &[Column] = &[
     },
 ];
 
-pub(crate) fn middlewares_cat(mut query: Query, path: &str) -> Result<Rendered, ApiError> {
-    let params = CatParams::take(&mut query)?;
-    query.finish(path)?;
+pub(crate) fn middlewares_cat(query: Query, path: &str) -> Result<Rendered, ApiError> {
+    let params = CatParams::take(query, path)?;
     let rows = middlewares()
         .into_iter()
         .enumerate()
@@ -102,9 +101,8 @@ const TRANSPORT_COLUMNS: &[Column] = &[
     },
 ];
 
-pub(crate) fn transports_cat(mut query: Query, path: &str) -> Result<Rendered, ApiError> {
-    let params = CatParams::take(&mut query)?;
-    query.finish(path)?;
+pub(crate) fn transports_cat(query: Query, path: &str) -> Result<Rendered, ApiError> {
+    let params = CatParams::take(query, path)?;
     let rows = transports()
         .into_iter()
         .map(|t| {

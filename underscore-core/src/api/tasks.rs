@@ -501,12 +501,11 @@ fn duration_cell(d: Duration) -> Cell {
 /// `GET /_cat/tasks[/{ids}]`.
 pub(crate) fn cat(
     reg: &Registry,
-    mut query: Query,
+    query: Query,
     path: &str,
     ids: Option<&str>,
 ) -> Result<Rendered, ApiError> {
-    let params = CatParams::take(&mut query)?;
-    query.finish(path)?;
+    let params = CatParams::take(query, path)?;
     let all = super::select(views(reg), ids, "task", |v| v.info.id())?;
     let text = |s: Option<String>| s.map_or(Cell::Null, Cell::Str);
     let rows = all
