@@ -40,7 +40,7 @@ pub(crate) fn interrupted_response() -> HttpResponse {
 /// is dropped (after the response was sent, or on error, panic or cancellation). A request
 /// dropped before any outcome was set ends as `dropped`.
 #[derive(Debug)]
-pub struct Active {
+pub(crate) struct Active {
     stats: &'static RouteStats,
     outcome: Option<Outcome>,
 }
@@ -96,14 +96,39 @@ impl Target {
         }
     }
 
-    fn into_uri(self) -> actix_web::http::Uri {
+    /// The path, without the query.
+    fn path(&self) -> &str {
         match self {
-            Target::Uri(uri) => uri,
+            Target::Uri(uri) => uri.path(),
+            Target::Inline { bytes, len } => {
+                let text = &bytes[..usize::from(*len)];
+                let end = text.iter().position(|&b| b == b'?').unwrap_or(text.len());
+                // Copied from a `str` a moment ago, and cut at an ASCII byte.
+                std::str::from_utf8(&text[..end]).unwrap_or("/")
+            }
+        }
+    }
+
+    fn to_uri(&self) -> actix_web::http::Uri {
+        match self {
+            Target::Uri(uri) => uri.clone(),
             Target::Inline { bytes, len } => {
                 // It was a valid request target a moment ago.
-                actix_web::http::Uri::try_from(&bytes[..usize::from(len)])
+                actix_web::http::Uri::try_from(&bytes[..usize::from(*len)])
                     .unwrap_or_else(|_| actix_web::http::Uri::from_static("/"))
             }
+        }
+    }
+}
+
+impl PlainDetails {
+    /// The task's details, built only when the request has to wait.
+    fn kind(&self) -> TaskKind {
+        TaskKind::Request {
+            method: self.method.clone(),
+            uri: self.target.to_uri(),
+            peer: self.peer,
+            opaque_id: None,
         }
     }
 }
@@ -134,6 +159,8 @@ enum Source {
     /// if the request has to wait.
     Request(HttpRequest),
     /// Details taken before routing (App level, where the request may not be cloned).
+    Plain(Box<PlainDetails>),
+    /// A waiting request's details, once its clone has gone.
     Kind(Box<TaskKind>),
 }
 
@@ -180,18 +207,13 @@ impl InFlight {
 
     /// The state of a plain request, once it is known that no `Track` claimed it.
     pub(crate) fn plain(details: PlainDetails) -> Self {
-        let kind = TaskKind::Request {
-            method: details.method,
-            uri: details.target.into_uri(),
-            peer: details.peer,
-            opaque_id: None,
-        };
+        let start = details.start;
         Self {
-            source: Some(Source::Kind(Box::new(kind))),
+            source: Some(Source::Plain(Box::new(details))),
             route: TaskRoute::Plain(None),
             handle: None,
             active: None,
-            start: details.start,
+            start,
             uncounted_plain: true,
         }
     }
@@ -212,6 +234,7 @@ impl InFlight {
         if self.handle.is_none() {
             let kind = match &self.source {
                 Some(Source::Request(req)) => kind_of(req),
+                Some(Source::Plain(details)) => details.kind(),
                 Some(Source::Kind(kind)) => (**kind).clone(),
                 None => return,
             };
@@ -299,12 +322,8 @@ impl InFlight {
     /// before routing.
     pub(crate) fn resolve_plain(&self) -> Option<&'static DynamicRoute> {
         match &self.source {
-            Some(Source::Kind(kind)) => match &**kind {
-                TaskKind::Request { method, uri, .. } => {
-                    underscore_core::registry().resolve_plain(method.as_str(), uri.path())
-                }
-                TaskKind::Background { .. } => None,
-            },
+            Some(Source::Plain(details)) => underscore_core::registry()
+                .resolve_plain(details.method.as_str(), details.target.path()),
             _ => None,
         }
     }

@@ -49,7 +49,7 @@ mod stack;
 mod track;
 
 pub use background::spawn_task;
-pub use inflight::{Active, TrackBody};
+pub use inflight::TrackBody;
 pub use observe::{Observe, ObserveFuture, ObserveMiddleware};
 pub use record::{on_connect, record, record_in, record_listeners, Recorded};
 pub use setup::Underscore;
