@@ -21,7 +21,7 @@ use actix_web::{Error, HttpResponse};
 use pin_project_lite::pin_project;
 use underscore_core::registry::{registry, DynamicRoute};
 use underscore_core::settings::Preempt;
-use underscore_core::stats::{Outcome, RouteStats};
+use underscore_core::stats::RouteStats;
 use underscore_core::tasks::Signal;
 
 use crate::claim;
@@ -108,22 +108,28 @@ pub struct ObserveMiddleware<S> {
     routes: RouteCache,
 }
 
+/// The route of `pattern` from the worker's cache, or from `find` (then cached).
+fn cached(
+    routes: &RouteCache,
+    pattern: String,
+    find: impl FnOnce(&str) -> Option<&'static DynamicRoute>,
+) -> Option<&'static DynamicRoute> {
+    let mut cache = routes.borrow_mut();
+    if let Some(route) = cache.get(&pattern) {
+        return Some(*route);
+    }
+    let route = find(&pattern)?;
+    cache.insert(pattern, route);
+    Some(route)
+}
+
 impl<S> ObserveMiddleware<S> {
     /// The plain route this request would reach and its preempt, judged before routing.
     fn plain_preempt(&self, req: &ServiceRequest) -> Option<(&'static DynamicRoute, Arc<Preempt>)> {
         // Before routing, `match_pattern` walks the resources by path alone.
         let pattern = req.match_pattern()?;
-        let route = {
-            let mut cache = self.routes.borrow_mut();
-            match cache.get(&pattern) {
-                Some(route) => *route,
-                None => {
-                    let route = registry().dynamic_by_pattern(&pattern)?;
-                    cache.insert(pattern, route);
-                    route
-                }
-            }
-        };
+        // Not cached when missing: the route may be met (and preempted) later.
+        let route = cached(&self.routes, pattern, |p| registry().dynamic_by_pattern(p))?;
         // A method never seen there may belong to another resource with the same path.
         if !route.methods.contains(req.method().as_str()) {
             return None;
@@ -146,10 +152,8 @@ where
     fn call(&self, req: ServiceRequest) -> Self::Future {
         if registry().has_dynamic_preempts() {
             if let Some((route, preempt)) = self.plain_preempt(&req) {
-                route.stats.begin();
-                route.stats.end(Outcome::Preempted);
                 return ObserveFuture::Answered {
-                    res: Some(answer(crate::preempt::response(&preempt))),
+                    res: Some(answer(crate::preempt::answer(&route.stats, &preempt))),
                 };
             }
         }
@@ -304,16 +308,10 @@ fn classify<B>(routes: &RouteCache, res: &ServiceResponse<B>) -> Served {
     if res.status() == StatusCode::METHOD_NOT_ALLOWED {
         return Served::Bucket(registry().method_not_allowed());
     }
-    let route = {
-        let mut cache = routes.borrow_mut();
-        match cache.get(&pattern) {
-            Some(route) => *route,
-            None => {
-                let route = registry().dynamic_route(&pattern, req.match_name());
-                cache.insert(pattern, route);
-                route
-            }
-        }
+    let Some(route) = cached(routes, pattern, |p| {
+        Some(registry().dynamic_route(p, req.match_name()))
+    }) else {
+        unreachable!("dynamic_route finds or makes the route")
     };
     route.methods.insert(req.method().as_str());
     Served::Route(route)

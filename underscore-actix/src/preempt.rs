@@ -4,6 +4,14 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::HttpResponse;
 use underscore_core::settings::Preempt;
+use underscore_core::stats::{Outcome, RouteStats};
+
+/// Counts a preempted request on the route with `stats`, and builds its response.
+pub(crate) fn answer(stats: &RouteStats, preempt: &Preempt) -> HttpResponse {
+    stats.begin();
+    stats.end(Outcome::Preempted);
+    response(preempt)
+}
 
 /// Builds the response of `preempt`: its status, reason phrase, `Retry-After` and body.
 pub(crate) fn response(preempt: &Preempt) -> HttpResponse {

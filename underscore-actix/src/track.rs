@@ -13,7 +13,6 @@ use actix_web::Error;
 use pin_project_lite::pin_project;
 use std::time::Instant;
 
-use underscore_core::stats::Outcome;
 use underscore_core::tasks::{Signal, TaskRoute};
 use underscore_core::RouteMeta;
 
@@ -96,9 +95,7 @@ where
         let state = &self.route.state;
         // One atomic load while the route is not preempted.
         if let Some(preempt) = state.settings.preempt() {
-            state.stats.begin();
-            state.stats.end(Outcome::Preempted);
-            let res = req.into_response(crate::preempt::response(&preempt));
+            let res = req.into_response(crate::preempt::answer(&state.stats, &preempt));
             return TrackFuture::Done {
                 res: Some(Box::new(res.map_body(|_, body| TrackBody::answer(body)))),
             };
