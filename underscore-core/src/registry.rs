@@ -102,13 +102,7 @@ impl Registry {
     /// Takes the registry's lock: callers cache the result (the middleware keeps a per-worker
     /// map), so this runs once per worker and route, not per request.
     pub fn dynamic_route(&self, pattern: &str, name: Option<&str>) -> &'static DynamicRoute {
-        if let Some(route) = self
-            .dynamic
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .find(|r| r.pattern == pattern)
-        {
+        if let Some(route) = self.dynamic_by_pattern(pattern) {
             return route;
         }
         let mut dynamic = self.dynamic.write().unwrap_or_else(|e| e.into_inner());

@@ -511,7 +511,7 @@ impl SettingsStore {
     /// left untouched; [`SettingsError::AlreadyConfigured`] on a second call.
     pub fn configure_file(&self, path: impl Into<PathBuf>) -> Result<Vec<String>, SettingsError> {
         let path = path.into();
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut state = self.lock();
         if let Some(existing) = &state.file {
             return Err(SettingsError::AlreadyConfigured {
                 path: existing.clone(),
@@ -522,15 +522,6 @@ impl SettingsStore {
         state.tiers.persistent = persistent;
         state.file = Some(path);
         Ok(ids)
-    }
-
-    /// The configured settings file.
-    pub fn file(&self) -> Option<PathBuf> {
-        self.state
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .file
-            .clone()
     }
 
     pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, StoreState> {

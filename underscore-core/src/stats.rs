@@ -41,19 +41,6 @@ impl Outcome {
     }
 }
 
-/// The names of the outcomes, in counter order.
-pub const OUTCOME_NAMES: [&str; OUTCOMES] = [
-    "1xx",
-    "2xx",
-    "3xx",
-    "4xx",
-    "5xx",
-    "preempted",
-    "interrupted",
-    "cancelled",
-    "dropped",
-];
-
 /// Latency histogram buckets: 4 linear sub-buckets per power of two of microseconds, from
 /// 1 µs to about 4,300 s; the relative error of a percentile is under 25% (12.5% on average).
 const SUB: u32 = 2;
@@ -287,8 +274,8 @@ pub struct StatsSnapshot {
     pub total: u64,
     /// Requests in flight.
     pub active: u64,
-    /// Ended requests by outcome, in [`OUTCOME_NAMES`] order.
-    pub outcomes: [u64; OUTCOMES],
+    /// Ended requests by outcome (read with [`StatsSnapshot::count`]).
+    outcomes: [u64; OUTCOMES],
     /// Mean latency (ms) over the last 1, 5 and 15 minutes; `None` without requests.
     pub avg_ms: [Option<f64>; 3],
     /// p50, p90 and p99 latency (ms), from the histogram.
@@ -297,6 +284,14 @@ pub struct StatsSnapshot {
     pub max_ms: Option<f64>,
     /// Requests with a latency (answered by the app).
     pub latency_count: u64,
+}
+
+impl StatsSnapshot {
+    /// The requests that ended with `outcome` (a status counts for its class: `Status(404)`
+    /// reads all 4xx).
+    pub fn count(&self, outcome: Outcome) -> u64 {
+        self.outcomes[outcome.index()]
+    }
 }
 
 #[cfg(test)]

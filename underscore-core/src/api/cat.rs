@@ -2,6 +2,7 @@
 
 use crate::cat::{self, CatParams, Cell, Column, Rendered};
 use crate::params::Query;
+use crate::stats::Outcome;
 use crate::{ApiError, Registry};
 
 pub(crate) fn index() -> Rendered {
@@ -238,25 +239,23 @@ pub(crate) fn routes(
         .into_iter()
         .map(|r| {
             let opt = |s: Option<&str>| s.map_or(Cell::Null, |s| Cell::Str(s.to_owned()));
-            // Milliseconds, rounded to the microsecond the histogram and windows keep.
-            let ms = |v: Option<f64>| {
-                v.map_or(Cell::Null, |v| Cell::Float((v * 1000.0).round() / 1000.0))
-            };
+            let ms = |v: Option<f64>| super::rounded_ms(v).map_or(Cell::Null, Cell::Float);
+            let count = |o: Outcome| Cell::Int(r.stats.count(o) as i64);
             vec![
                 Cell::Str(r.id.clone()),
                 Cell::Str(r.methods.join(",")),
                 Cell::Str(r.path()),
-                r.active.map_or(Cell::Null, |n| Cell::Int(n as i64)),
-                Cell::Int(r.total as i64),
-                Cell::Int(r.stats.outcomes[5] as i64),
-                Cell::Int(r.stats.outcomes[6] as i64),
-                Cell::Int(r.stats.outcomes[7] as i64),
-                Cell::Int(r.stats.outcomes[8] as i64),
-                Cell::Int(r.stats.outcomes[0] as i64),
-                Cell::Int(r.stats.outcomes[1] as i64),
-                Cell::Int(r.stats.outcomes[2] as i64),
-                Cell::Int(r.stats.outcomes[3] as i64),
-                Cell::Int(r.stats.outcomes[4] as i64),
+                Cell::Int(r.active as i64),
+                Cell::Int(r.stats.total as i64),
+                count(Outcome::Preempted),
+                count(Outcome::Interrupted),
+                count(Outcome::Cancelled),
+                count(Outcome::Dropped),
+                count(Outcome::Status(100)),
+                count(Outcome::Status(200)),
+                count(Outcome::Status(300)),
+                count(Outcome::Status(400)),
+                count(Outcome::Status(500)),
                 ms(r.stats.avg_ms[0]),
                 ms(r.stats.avg_ms[1]),
                 ms(r.stats.avg_ms[2]),

@@ -253,6 +253,11 @@ pub fn select_ids(expr: &str, ids: &[&str], what: &str) -> Result<Vec<usize>, Ap
     Ok((0..ids.len()).filter(|&i| selected[i]).collect())
 }
 
+/// Milliseconds, rounded to the microsecond the histogram and windows keep.
+pub(crate) fn rounded_ms(v: Option<f64>) -> Option<f64> {
+    v.map(|v| (v * 1000.0).round() / 1000.0)
+}
+
 /// Keeps the `items` an `{ids}` expression selects (all of them without one), in order.
 ///
 /// # Errors

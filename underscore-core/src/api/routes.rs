@@ -8,7 +8,7 @@ use crate::params::Query;
 use crate::registry::Registry;
 use crate::render::DocParams;
 use crate::settings::Preempt;
-use crate::stats::StatsSnapshot;
+use crate::stats::{Outcome, StatsSnapshot};
 use crate::ApiError;
 
 /// What the admin APIs show of one route, read from the registry at one instant.
@@ -24,9 +24,8 @@ pub(crate) struct RouteInfo {
     pub line: Option<u32>,
     pub doc: Option<&'static str>,
     pub mounted: bool,
-    pub total: u64,
     /// Requests in flight.
-    pub active: Option<u64>,
+    pub active: u64,
     /// Statistics.
     pub stats: StatsSnapshot,
     /// The effective preempt.
@@ -41,21 +40,23 @@ impl RouteInfo {
 
 /// Every route, annotated ones first (by id), then plain actix-web ones (in order of discovery).
 pub(crate) fn snapshot(reg: &Registry) -> Vec<RouteInfo> {
-    let annotated = reg.annotated().iter().map(|(id, meta)| RouteInfo {
-        id: id.clone(),
-        annotated: true,
-        handler: Some(meta.handler),
-        name: Some(meta.name.to_owned()),
-        methods: meta.methods.iter().map(|m| (*m).to_owned()).collect(),
-        paths: meta.display_paths(),
-        file: Some(meta.file),
-        line: Some(meta.line),
-        doc: Some(meta.doc).filter(|d| !d.is_empty()),
-        mounted: meta.state.is_mounted(),
-        total: 0,
-        active: None,
-        stats: meta.state.stats.snapshot(),
-        preempt: meta.state.settings.preempt(),
+    let annotated = reg.annotated().iter().map(|(id, meta)| {
+        let stats = meta.state.stats.snapshot();
+        RouteInfo {
+            id: id.clone(),
+            annotated: true,
+            handler: Some(meta.handler),
+            name: Some(meta.name.to_owned()),
+            methods: meta.methods.iter().map(|m| (*m).to_owned()).collect(),
+            paths: meta.display_paths(),
+            file: Some(meta.file),
+            line: Some(meta.line),
+            doc: Some(meta.doc).filter(|d| !d.is_empty()),
+            mounted: meta.state.is_mounted(),
+            active: stats.active,
+            stats,
+            preempt: meta.state.settings.preempt(),
+        }
     });
     let dynamic = reg.dynamic();
     // In-flight requests of plain routes are matched to a route by path (actix has not told
@@ -65,32 +66,27 @@ pub(crate) fn snapshot(reg: &Registry) -> Vec<RouteInfo> {
     } else {
         super::tasks::plain_active(reg)
     };
-    let dynamic = dynamic.into_iter().map(|route| RouteInfo {
-        id: route.id.clone(),
-        annotated: false,
-        handler: None,
-        name: route.name.clone(),
-        methods: route.methods.to_vec(),
-        paths: vec![route.pattern.clone()],
-        file: None,
-        line: None,
-        doc: None,
-        mounted: true,
-        total: 0,
-        active: Some(plain_active.get(&route.id).copied().unwrap_or(0)),
-        stats: route.stats.snapshot(),
-        preempt: route.settings.preempt(),
-    });
-    annotated
-        .chain(dynamic)
-        .map(|mut r| {
-            r.total = r.stats.total;
+    let dynamic = dynamic.into_iter().map(|route| {
+        let stats = route.stats.snapshot();
+        RouteInfo {
+            id: route.id.clone(),
+            annotated: false,
+            handler: None,
+            name: route.name.clone(),
+            methods: route.methods.to_vec(),
+            paths: vec![route.pattern.clone()],
+            file: None,
+            line: None,
+            doc: None,
+            mounted: true,
             // Plain requests are counted when they end: while they run, they are matched to
             // their route by path (see `plain_active`).
-            r.active = Some(r.active.unwrap_or(0) + r.stats.active);
-            r
-        })
-        .collect()
+            active: plain_active.get(&route.id).copied().unwrap_or(0) + stats.active,
+            stats,
+            preempt: route.settings.preempt(),
+        }
+    });
+    annotated.chain(dynamic).collect()
 }
 
 /// The routes an `{ids}` expression selects (all of them without one).
@@ -128,22 +124,22 @@ pub(crate) fn get(
 
 /// The statistics of one route (or bucket), as `_routes/stats` shows them.
 fn stats_json(s: &StatsSnapshot, active: u64) -> Value {
-    let ms = |v: Option<f64>| v.map(|v| (v * 1000.0).round() / 1000.0);
+    let ms = super::rounded_ms;
     json!({
         "requests": {
             "total": s.total,
             "active": active,
-            "preempted": s.outcomes[5],
-            "interrupted": s.outcomes[6],
-            "cancelled": s.outcomes[7],
-            "dropped": s.outcomes[8],
+            "preempted": s.count(Outcome::Preempted),
+            "interrupted": s.count(Outcome::Interrupted),
+            "cancelled": s.count(Outcome::Cancelled),
+            "dropped": s.count(Outcome::Dropped),
         },
         "responses": {
-            "1xx": s.outcomes[0],
-            "2xx": s.outcomes[1],
-            "3xx": s.outcomes[2],
-            "4xx": s.outcomes[3],
-            "5xx": s.outcomes[4],
+            "1xx": s.count(Outcome::Status(100)),
+            "2xx": s.count(Outcome::Status(200)),
+            "3xx": s.count(Outcome::Status(300)),
+            "4xx": s.count(Outcome::Status(400)),
+            "5xx": s.count(Outcome::Status(500)),
         },
         "latency_ms": {
             "count": s.latency_count,
@@ -169,7 +165,7 @@ pub(crate) fn stats(
     let routes: Map<String, Value> = selected(reg, ids)?
         .into_iter()
         .map(|r| {
-            let value = stats_json(&r.stats, r.active.unwrap_or(0));
+            let value = stats_json(&r.stats, r.active);
             (r.id, value)
         })
         .collect();

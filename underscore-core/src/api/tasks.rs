@@ -1,5 +1,6 @@
 //! `_tasks`, `_cat/tasks` and `POST /_routes/{ids}/interrupt`.
 
+use std::collections::HashMap;
 use std::time::{Duration, UNIX_EPOCH};
 
 use serde_json::{json, Map, Value};
@@ -319,34 +320,28 @@ pub(crate) fn interrupt(
     caller: &str,
 ) -> Result<Rendered, ApiError> {
     let params = DocParams::take(query, path)?;
-    let routes = super::routes::selected(reg, Some(ids))?;
-    let selected: Vec<String> = routes.into_iter().map(|r| r.id).collect();
+    let selected = super::select(reg.ids(), Some(ids), "route", Clone::clone)?;
+    let mut hits: HashMap<&str, u64> = selected.iter().map(|id| (id.as_str(), 0)).collect();
     // Which tasks belong to those routes is worked out from a snapshot, outside the workers'
     // shard locks (matching a plain request's path compiles patterns); then each is cancelled
-    // by number. A request that starts after the snapshot is not interrupted.
-    let mut hits: Vec<String> = Vec::new();
+    // by number. A request that starts after the snapshot is not interrupted. (Background
+    // tasks have no route.)
     for view in views(reg) {
-        let Some(id) = view.route_id.filter(|id| selected.contains(id)) else {
+        let Some(hit) = view.route_id.as_deref().and_then(|id| hits.get_mut(id)) else {
             continue;
         };
-        if matches!(view.info.kind, TaskKind::Background { .. }) {
-            continue;
-        }
         if tasks().cancel_as(view.info.number, crate::tasks::CancelReason::Interrupt)
             == CancelOutcome::Cancelled
         {
-            hits.push(id);
+            *hit += 1;
         }
     }
+    let interrupted: u64 = hits.values().sum();
     let counts: Map<String, Value> = selected
         .iter()
-        .map(|id| {
-            let n = hits.iter().filter(|hit| *hit == id).count();
-            (id.clone(), json!({ "interrupted": n }))
-        })
+        .map(|id| (id.clone(), json!({ "interrupted": hits[id.as_str()] })))
         .collect();
-    let cancelled = hits;
-    tracing::info!(target: "underscore::audit", caller, routes = ?selected, interrupted = cancelled.len(), "routes interrupted");
+    tracing::info!(target: "underscore::audit", caller, routes = ?selected, interrupted, "routes interrupted");
     params.render(Value::Object(counts))
 }
 
