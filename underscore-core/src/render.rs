@@ -57,13 +57,18 @@ pub(crate) struct DocParams {
 impl DocParams {
     /// Takes them out of `query`, and rejects whatever else it holds.
     pub(crate) fn take(mut query: crate::params::Query, path: &str) -> Result<Self, ApiError> {
-        let params = Self {
+        let params = Self::take_from(&mut query)?;
+        query.finish(path)?;
+        Ok(params)
+    }
+
+    /// Takes them out of `query`, leaving the endpoint's own parameters.
+    pub(crate) fn take_from(query: &mut crate::params::Query) -> Result<Self, ApiError> {
+        Ok(Self {
             format: query.take_format(Format::Json)?,
             pretty: query.take_bool("pretty")?,
             filter: query.take("filter_path"),
-        };
-        query.finish(path)?;
-        Ok(params)
+        })
     }
 
     /// Renders `value` as they ask.

@@ -443,21 +443,25 @@ impl TaskRegistry {
         for shard in self.all_shards() {
             let mut slab = shard.lock();
             for entry in slab.iter_mut() {
-                out.push(TaskInfo {
-                    node: self.node.clone(),
-                    number: entry.number,
-                    worker: shard.index,
-                    kind: entry.kind.clone(),
-                    route: entry.route.clone(),
-                    start_time: self.anchor.1
-                        + entry.started.saturating_duration_since(self.anchor.0),
-                    running_time: now.saturating_duration_since(entry.started),
-                    cancelled: entry.cancelled.is_some(),
-                });
+                out.push(self.info(shard, entry, now));
             }
         }
         out.sort_by_key(|t| (t.start_time, t.number));
         out
+    }
+
+    /// What the APIs show of `entry`, at `now`.
+    fn info(&self, shard: &Shard, entry: &Entry, now: Instant) -> TaskInfo {
+        TaskInfo {
+            node: self.node.clone(),
+            number: entry.number,
+            worker: shard.index,
+            kind: entry.kind.clone(),
+            route: entry.route.clone(),
+            start_time: self.anchor.1 + entry.started.saturating_duration_since(self.anchor.0),
+            running_time: now.saturating_duration_since(entry.started),
+            cancelled: entry.cancelled.is_some(),
+        }
     }
 
     /// Parses `<node>:<number>`: `Ok(None)` for another node's id.
@@ -530,7 +534,8 @@ impl TaskRegistry {
 
     /// One task's details.
     pub fn get(&self, number: u64) -> Option<TaskInfo> {
-        self.snapshot().into_iter().find(|t| t.number == number)
+        let now = Instant::now();
+        self.with_entry(number, |shard, entry| self.info(shard, entry, now))
     }
 }
 

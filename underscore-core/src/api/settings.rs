@@ -3,26 +3,23 @@
 use serde_json::{Map, Value};
 
 use crate::cat::Rendered;
-use crate::params::{Format, Query};
+use crate::params::Query;
+use crate::render::DocParams;
 use crate::settings::{defaults, nest, Flat, StoreState, Tier, Update};
-use crate::{render, ApiError, Registry};
+use crate::{ApiError, Registry};
 
 struct Params {
-    format: Format,
-    pretty: bool,
+    doc: DocParams,
     flat: bool,
     include_defaults: bool,
-    filter: Option<String>,
 }
 
 impl Params {
     fn take(mut query: Query, path: &str) -> Result<Self, ApiError> {
         let params = Self {
-            format: query.take_format(Format::Json)?,
-            pretty: query.take_bool("pretty")?,
+            doc: DocParams::take_from(&mut query)?,
             flat: query.take_bool("flat_settings")?,
             include_defaults: query.take_bool("include_defaults")?,
-            filter: query.take("filter_path"),
         };
         query.finish(path)?;
         Ok(params)
@@ -66,12 +63,7 @@ fn body(state: &StoreState, ids: &[String], params: &Params) -> Result<Rendered,
             (id.clone(), Value::Object(entry))
         })
         .collect();
-    render::document(
-        Value::Object(out),
-        params.format,
-        params.pretty,
-        params.filter.as_deref(),
-    )
+    params.doc.render(Value::Object(out))
 }
 
 pub(crate) fn get(

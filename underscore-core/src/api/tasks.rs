@@ -6,10 +6,10 @@ use std::time::{Duration, UNIX_EPOCH};
 use serde_json::{json, Map, Value};
 
 use crate::cat::{self, CatParams, Cell, Column, Rendered};
-use crate::params::{split_list, Format, Query};
+use crate::params::{split_list, Query};
 use crate::render::DocParams;
 use crate::tasks::{tasks, CancelOutcome, TaskInfo, TaskKind, TaskRoute};
-use crate::{glob, render, ApiError, Registry};
+use crate::{glob, ApiError, Registry};
 
 /// How long `print_stack` waits for the task to be polled and capture itself.
 const STACK_TIMEOUT: Duration = Duration::from_secs(5);
@@ -151,9 +151,7 @@ struct ListParams {
     group_by: String,
     actions: Option<String>,
     detailed: bool,
-    format: Format,
-    pretty: bool,
-    filter: Option<String>,
+    doc: DocParams,
 }
 
 fn list_params(mut query: Query, path: &str) -> Result<ListParams, ApiError> {
@@ -161,9 +159,7 @@ fn list_params(mut query: Query, path: &str) -> Result<ListParams, ApiError> {
         group_by: query.take("group_by").unwrap_or_else(|| "nodes".to_owned()),
         actions: query.take("actions"),
         detailed: query.take_bool("detailed")?,
-        format: query.take_format(Format::Json)?,
-        pretty: query.take_bool("pretty")?,
-        filter: query.take("filter_path"),
+        doc: DocParams::take_from(&mut query)?,
     };
     query.finish(path)?;
     if !matches!(params.group_by.as_str(), "nodes" | "parents" | "none") {
@@ -195,7 +191,7 @@ pub(crate) fn list(reg: &Registry, query: Query, path: &str) -> Result<Rendered,
         }
         _ => json!({"tasks": all.iter().map(|v| v.json(params.detailed)).collect::<Vec<_>>()}),
     };
-    render::document(body, params.format, params.pretty, params.filter.as_deref())
+    params.doc.render(body)
 }
 
 fn number(id: &str) -> Result<u64, ApiError> {
