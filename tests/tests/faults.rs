@@ -134,8 +134,7 @@ fn counts_add_up_under_faults_and_the_registry_drains() {
                 let tasks = srv.admin("GET", "/_tasks?group_by=none").json();
                 if let Some(t) = tasks["tasks"].as_array().and_then(|t| t.first()) {
                     let id = format!("{}:{}", t["node"].as_str().unwrap(), t["id"]);
-                    let res =
-                        curl_unix(&srv.socket, "POST", &format!("/_tasks/{id}/_cancel"), None);
+                    let res = srv.admin("POST", &format!("/_tasks/{id}/_cancel"));
                     assert!(res.status == 200 || res.status == 404, "{}", res.body);
                 }
                 std::thread::sleep(Duration::from_millis(30));

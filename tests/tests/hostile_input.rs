@@ -277,7 +277,6 @@ fn hostile_requests_get_a_4xx_at_worst_and_change_nothing_when_rejected() {
 
 #[test]
 fn malformed_http_is_refused_by_the_socket_layer_and_the_server_survives() {
-    use std::io::{Read, Write};
     let server = common::run_server(None, || {
         let server =
             actix_web::HttpServer::new(|| App::new().configure(underscore_actix::admin::configure))
@@ -288,15 +287,7 @@ fn malformed_http_is_refused_by_the_socket_layer_and_the_server_survives() {
         Ok((server.addrs()[0], server.run()))
     });
     let addr = server.addr;
-    let send = |raw: &[u8]| -> String {
-        let mut conn = std::net::TcpStream::connect(addr).unwrap();
-        conn.set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        let _ = conn.write_all(raw);
-        let mut out = Vec::new();
-        let _ = conn.read_to_end(&mut out);
-        String::from_utf8_lossy(&out).into_owned()
-    };
+    let send = |raw: &[u8]| common::raw(addr, raw);
     for raw in [
         &b"GET /_cat/routes?h=%ff%fe HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"[..],
         b"GET /_cat/\xff\xfe HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",

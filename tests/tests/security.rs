@@ -3,20 +3,9 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-
 use actix_web::{web, App, HttpServer};
 use underscore_actix::admin::InApp;
 use underscore_actix::AdminSocket;
-
-fn raw(addr: std::net::SocketAddr, request: &str) -> String {
-    let mut conn = TcpStream::connect(addr).unwrap();
-    conn.write_all(request.as_bytes()).unwrap();
-    let mut out = String::new();
-    conn.read_to_string(&mut out).unwrap();
-    out
-}
 
 #[test]
 fn in_app_guards_require_the_token_and_refuse_browser_state_changes() {
@@ -34,7 +23,7 @@ fn in_app_guards_require_the_token_and_refuse_browser_state_changes() {
     });
     let addr = server.addr;
 
-    let no_token = raw(
+    let no_token = common::raw(
         addr,
         "GET /_cat/routes HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
     );
@@ -49,12 +38,12 @@ fn in_app_guards_require_the_token_and_refuse_browser_state_changes() {
         no_token.contains("\"type\":\"security_exception\""),
         "{no_token}"
     );
-    let wrong = raw(
+    let wrong = common::raw(
         addr,
         "GET /_cat HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer t0kem\r\nConnection: close\r\n\r\n",
     );
     assert!(wrong.starts_with("HTTP/1.1 401 "), "{wrong}");
-    let ok = raw(
+    let ok = common::raw(
         addr,
         "GET /_cat HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer t0ken\r\nConnection: close\r\n\r\n",
     );
@@ -67,16 +56,16 @@ fn in_app_guards_require_the_token_and_refuse_browser_state_changes() {
         "{ok}"
     );
     // A cross-site form post carries an Origin header: refused, even with the token.
-    let csrf = raw(
+    let csrf = common::raw(
         addr,
         "POST /_routes/_all/interrupt HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer t0ken\r\nOrigin: https://evil.example\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
     );
     assert!(csrf.starts_with("HTTP/1.1 403 "), "{csrf}");
     // State never changes through GET.
-    let get_cancel = raw(addr, "GET /_routes/_all/interrupt HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer t0ken\r\nConnection: close\r\n\r\n");
+    let get_cancel = common::raw(addr, "GET /_routes/_all/interrupt HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer t0ken\r\nConnection: close\r\n\r\n");
     assert!(get_cancel.starts_with("HTTP/1.1 405 "), "{get_cancel}");
     // The app itself is untouched by the guard.
-    assert!(raw(
+    assert!(common::raw(
         addr,
         "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
     )

@@ -167,14 +167,12 @@ fn preempted_interrupted_cancelled_and_dropped_land_in_their_counters() {
             std::thread::spawn(move || common::http("GET", &u, None))
         })
         .collect();
+    common::wait_until("3 active", || {
+        route_stats(&srv, "hold")["requests"]["active"] == 3
+    });
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while route_stats(&srv, "hold")["requests"]["active"] != 3 {
-        assert!(std::time::Instant::now() < deadline);
-        std::thread::sleep(Duration::from_millis(10));
-    }
     assert_eq!(
-        curl_unix(&srv.socket, "POST", "/_routes/hold/interrupt", None).json()["hold"]
-            ["interrupted"],
+        srv.admin("POST", "/_routes/hold/interrupt").json()["hold"]["interrupted"],
         3
     );
     for w in waiting {
@@ -196,19 +194,16 @@ fn preempted_interrupted_cancelled_and_dropped_land_in_their_counters() {
         std::thread::sleep(Duration::from_millis(10));
     };
     assert_eq!(
-        curl_unix(&srv.socket, "POST", &format!("/_tasks/{id}/_cancel"), None).status,
+        srv.admin("POST", &format!("/_tasks/{id}/_cancel")).status,
         200
     );
     assert_eq!(one.join().unwrap().status, 503);
     // Dropped: the handler panics.
-    {
-        use std::io::{Read, Write};
-        let mut conn = std::net::TcpStream::connect(srv.addr).unwrap();
-        conn.write_all(b"GET /crash HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-            .unwrap();
-        // No response to read: the connection just closes.
-        let _ = conn.read_to_end(&mut Vec::new());
-    }
+    // No response to read: the connection just closes.
+    common::raw(
+        srv.addr,
+        "GET /crash HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    );
 
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {

@@ -2,7 +2,7 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
@@ -87,21 +87,12 @@ fn routes(cfg: &mut web::ServiceConfig) {
 
 /// Sends `GET path` and returns the open connection.
 fn send(addr: SocketAddr, path: &str) -> TcpStream {
-    let mut conn = TcpStream::connect(addr).unwrap();
-    conn.set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
-    write!(
-        conn,
-        "GET {path} HTTP/1.1\r\nHost: t\r\nX-Opaque-Id: probe-{path}\r\nConnection: close\r\n\r\n"
+    common::send_raw(
+        addr,
+        format!(
+            "GET {path} HTTP/1.1\r\nHost: t\r\nX-Opaque-Id: probe-{path}\r\nConnection: close\r\n\r\n"
+        ),
     )
-    .unwrap();
-    conn
-}
-
-fn read_all(mut conn: TcpStream) -> String {
-    let mut out = Vec::new();
-    let _ = conn.read_to_end(&mut out);
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn tasks_json(srv: &TestServer, query: &str) -> Value {
@@ -119,17 +110,6 @@ fn task_ids(srv: &TestServer, action: &str) -> Vec<String> {
         .collect()
 }
 
-fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !ok() {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
 #[test]
 fn in_flight_requests_are_listed_and_interrupted() {
     let srv = TestServer::start(routes);
@@ -137,7 +117,7 @@ fn in_flight_requests_are_listed_and_interrupted() {
         .map(|i| send(srv.addr, &format!("/wait/{i}")))
         .collect();
     let keep_running = send(srv.addr, "/other");
-    wait_until("6 tasks", || task_ids(&srv, "http:wait").len() == 6);
+    common::wait_until("6 tasks", || task_ids(&srv, "http:wait").len() == 6);
 
     // Elasticsearch's shape, with ours beside it.
     let json = tasks_json(&srv, "actions=http:wait&detailed");
@@ -217,10 +197,10 @@ fn in_flight_requests_are_listed_and_interrupted() {
 
     // Interrupt: every client gets a real 503, promptly, and the registry drains.
     let started = Instant::now();
-    let res = curl_unix(&srv.socket, "POST", "/_routes/wait/interrupt", None);
+    let res = srv.admin("POST", "/_routes/wait/interrupt");
     assert_eq!(res.json(), json!({"wait": {"interrupted": 6}}));
     for client in clients {
-        let reply = read_all(client);
+        let reply = common::read_all(client);
         assert!(
             reply.starts_with("HTTP/1.1 503 Request interrupted\r\n"),
             "{reply}"
@@ -232,25 +212,22 @@ fn in_flight_requests_are_listed_and_interrupted() {
         "{:?}",
         started.elapsed()
     );
-    wait_until("wait tasks gone", || task_ids(&srv, "http:wait").is_empty());
+    common::wait_until("wait tasks gone", || task_ids(&srv, "http:wait").is_empty());
     assert_eq!(srv.admin("GET", "/_cat/routes/wait?h=active").body, "0\n");
     // Another route's request was left alone.
-    let reply = read_all(keep_running);
+    let reply = common::read_all(keep_running);
     assert!(
         reply.starts_with("HTTP/1.1 200 OK\r\n") && reply.ends_with("other done"),
         "{reply}"
     );
     // Nothing left to interrupt.
-    let res = curl_unix(&srv.socket, "POST", "/_routes/wait,other/interrupt", None);
+    let res = srv.admin("POST", "/_routes/wait,other/interrupt");
     assert_eq!(
         res.json(),
         json!({"wait": {"interrupted": 0}, "other": {"interrupted": 0}})
     );
-    assert_eq!(
-        curl_unix(&srv.socket, "POST", "/_routes/nope/interrupt", None).status,
-        404
-    );
-    let res = curl_unix(&srv.socket, "GET", "/_routes/wait/interrupt", None);
+    assert_eq!(srv.admin("POST", "/_routes/nope/interrupt").status, 404);
+    let res = srv.admin("GET", "/_routes/wait/interrupt");
     assert_eq!((res.status, res.header("allow")), (405, Some("POST")));
 }
 
@@ -259,7 +236,7 @@ fn cancelling_one_task_leaves_the_others_running() {
     let srv = TestServer::start(routes);
     let a = send(srv.addr, "/wait/100");
     let b = send(srv.addr, "/wait/101");
-    wait_until("2 tasks", || {
+    common::wait_until("2 tasks", || {
         tasks_json(&srv, "group_by=none&actions=http:wait")["tasks"]
             .as_array()
             .unwrap()
@@ -317,7 +294,7 @@ fn cancelling_one_task_leaves_the_others_running() {
     } else {
         (b, a)
     };
-    let reply = read_all(cancelled);
+    let reply = common::read_all(cancelled);
     assert!(
         reply.starts_with("HTTP/1.1 503 Request interrupted\r\n"),
         "{reply}"
@@ -328,17 +305,12 @@ fn cancelling_one_task_leaves_the_others_running() {
     assert_eq!(still.status, 200);
     assert_eq!(still.json()["task"]["cancelled"], false);
     // A task that is gone is a 404; a malformed id a 400.
-    wait_until("victim gone", || {
+    common::wait_until("victim gone", || {
         srv.admin("GET", &format!("/_tasks/{victim}")).status == 404
     });
     assert_eq!(
-        curl_unix(
-            &srv.socket,
-            "POST",
-            &format!("/_tasks/{victim}/_cancel"),
-            None
-        )
-        .status,
+        srv.admin("POST", &format!("/_tasks/{victim}/_cancel"))
+            .status,
         404
     );
     assert_eq!(srv.admin("GET", "/_tasks/not-a-task-id").status, 400);
@@ -349,7 +321,7 @@ fn cancelling_one_task_leaves_the_others_running() {
         None,
     );
     assert_eq!(res.status, 200);
-    assert!(read_all(survivor).starts_with("HTTP/1.1 503"));
+    assert!(common::read_all(survivor).starts_with("HTTP/1.1 503"));
 }
 
 #[test]
@@ -360,21 +332,21 @@ fn an_interrupted_stream_closes_the_connection() {
     let n = client.read(&mut head).unwrap();
     let head = String::from_utf8_lossy(&head[..n]).into_owned();
     assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
-    wait_until("stream task", || {
+    common::wait_until("stream task", || {
         task_ids(&srv, "http:streaming").len() == 1
     });
-    let res = curl_unix(&srv.socket, "POST", "/_routes/streaming/interrupt", None);
+    let res = srv.admin("POST", "/_routes/streaming/interrupt");
     assert_eq!(res.json(), json!({"streaming": {"interrupted": 1}}));
     // The response had begun: no 503 is possible, the connection is closed instead, without
     // the chunked body's terminating chunk.
-    let rest = read_all(client);
+    let rest = common::read_all(client);
     let whole = head + &rest;
     assert!(whole.contains("first chunk"), "{whole}");
     assert!(
         !whole.ends_with("0\r\n\r\n"),
         "the body must not look complete: {whole:?}"
     );
-    wait_until("stream task gone", || {
+    common::wait_until("stream task gone", || {
         task_ids(&srv, "http:streaming").is_empty()
     });
 }
@@ -383,12 +355,12 @@ fn an_interrupted_stream_closes_the_connection() {
 fn panics_and_disconnects_leave_no_entry_behind() {
     let srv = TestServer::start(routes);
     let client = send(srv.addr, "/boom");
-    let reply = read_all(client);
+    let reply = common::read_all(client);
     assert!(
         reply.is_empty() || reply.starts_with("HTTP/1.1 500"),
         "{reply}"
     );
-    wait_until("boom gone", || task_ids(&srv, "http:boom").is_empty());
+    common::wait_until("boom gone", || task_ids(&srv, "http:boom").is_empty());
     assert_eq!(
         srv.admin("GET", "/_cat/routes/boom?h=active,total").body,
         "0 1\n"
@@ -397,7 +369,7 @@ fn panics_and_disconnects_leave_no_entry_behind() {
     // actix-web does not cancel a handler when its client disconnects: the task stays until
     // the handler ends (here, after 2 s), then its entry goes.
     let client = send(srv.addr, "/lingering");
-    wait_until("lingering task", || {
+    common::wait_until("lingering task", || {
         task_ids(&srv, "http:lingering").len() == 1
     });
     drop(client);
@@ -407,7 +379,7 @@ fn panics_and_disconnects_leave_no_entry_behind() {
         1,
         "still running after the disconnect"
     );
-    wait_until("lingering gone", || {
+    common::wait_until("lingering gone", || {
         task_ids(&srv, "http:lingering").is_empty()
     });
 }
@@ -417,7 +389,7 @@ fn plain_routes_are_tasks_too() {
     let srv = TestServer::start(routes);
     // Learn the plain route first (it is known after its first request).
     let first = send(srv.addr, "/plainwait");
-    wait_until("plain task", || {
+    common::wait_until("plain task", || {
         tasks_json(&srv, "group_by=none")["tasks"]
             .as_array()
             .unwrap()
@@ -436,10 +408,10 @@ fn plain_routes_are_tasks_too() {
     assert_eq!(task["action"], "http:_unrouted");
     let id = format!("{}:{}", task["node"].as_str().unwrap(), task["id"]);
     assert_eq!(
-        curl_unix(&srv.socket, "POST", &format!("/_tasks/{id}/_cancel"), None).status,
+        srv.admin("POST", &format!("/_tasks/{id}/_cancel")).status,
         200
     );
-    let reply = read_all(first);
+    let reply = common::read_all(first);
     assert!(
         reply.starts_with("HTTP/1.1 503 Request interrupted\r\n"),
         "{reply}"
@@ -447,7 +419,7 @@ fn plain_routes_are_tasks_too() {
     // Interrupted before actix said which route it was: the route is still unknown, so it
     // cannot be interrupted by route id yet.
     assert_eq!(
-        curl_unix(&srv.socket, "POST", "/_routes/plainwait/interrupt", None).status,
+        srv.admin("POST", "/_routes/plainwait/interrupt").status,
         404
     );
 }
@@ -475,7 +447,7 @@ fn print_stack_shows_where_a_request_waits() {
     }
     let srv = TestServer::start(with_deep);
     let client = send(srv.addr, "/deep");
-    wait_until("deep task", || task_ids(&srv, "http:deep").len() == 1);
+    common::wait_until("deep task", || task_ids(&srv, "http:deep").len() == 1);
     let id = task_ids(&srv, "http:deep").remove(0);
     let res = srv.admin("GET", &format!("/_tasks/{id}/print_stack"));
     assert_eq!(res.status, 200, "{}", res.body);
@@ -507,7 +479,7 @@ fn print_stack_shows_where_a_request_waits() {
         "file:line of our frames: {stack}"
     );
     // The request carries on, untouched.
-    let reply = read_all(client);
+    let reply = common::read_all(client);
     assert!(
         reply.starts_with("HTTP/1.1 200 OK\r\n") && reply.ends_with("deep 8"),
         "{reply}"
@@ -540,7 +512,7 @@ fn background_tasks_are_listed_and_cancellable() {
     }
     let srv = TestServer::start(with_spawn);
     assert_eq!(srv.http("GET", "/spawn").body, "spawned");
-    wait_until("ticker", || task_ids(&srv, "background:ticker").len() == 1);
+    common::wait_until("ticker", || task_ids(&srv, "background:ticker").len() == 1);
     let json = tasks_json(&srv, "group_by=none&actions=background:*");
     let task = &json["tasks"][0];
     assert_eq!(task["type"], "background");
@@ -556,19 +528,19 @@ fn background_tasks_are_listed_and_cancellable() {
         "{stack}"
     );
     assert_eq!(
-        curl_unix(&srv.socket, "POST", &format!("/_tasks/{id}/_cancel"), None).status,
+        srv.admin("POST", &format!("/_tasks/{id}/_cancel")).status,
         200
     );
-    wait_until("ticker gone", || {
+    common::wait_until("ticker gone", || {
         task_ids(&srv, "background:ticker").is_empty()
     });
     // Interrupting routes never touches background tasks.
     assert_eq!(srv.http("GET", "/spawn").status, 200);
-    wait_until("ticker again", || {
+    common::wait_until("ticker again", || {
         task_ids(&srv, "background:ticker").len() == 1
     });
-    curl_unix(&srv.socket, "POST", "/_routes/spawn/interrupt", None);
+    srv.admin("POST", "/_routes/spawn/interrupt");
     assert_eq!(task_ids(&srv, "background:ticker").len(), 1);
     let id = task_ids(&srv, "background:ticker").remove(0);
-    curl_unix(&srv.socket, "POST", &format!("/_tasks/{id}/_cancel"), None);
+    srv.admin("POST", &format!("/_tasks/{id}/_cancel"));
 }

@@ -3,11 +3,13 @@
 
 #![allow(dead_code, unreachable_pub)]
 
-use std::net::SocketAddr;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{web, App, HttpServer};
@@ -143,11 +145,6 @@ impl TestServer {
     pub fn admin(&self, method: &str, path: &str) -> Reply {
         curl_unix(&self.socket, method, path, None)
     }
-
-    /// Stops the app (gracefully) and waits until the admin socket is gone.
-    pub fn stop(self) {
-        self.server.stop();
-    }
 }
 
 /// A request over TCP with a real HTTP client.
@@ -226,5 +223,39 @@ fn parse_reply(raw: &str) -> Reply {
         status,
         headers,
         body: body.to_owned(),
+    }
+}
+
+/// Connects to `addr` and sends `request` as is (a write the server cuts short is not an
+/// error: what it answered is what the test looks at). Reads time out after 20 s.
+pub fn send_raw(addr: SocketAddr, request: impl AsRef<[u8]>) -> TcpStream {
+    let mut conn = TcpStream::connect(addr).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let _ = conn.write_all(request.as_ref());
+    conn
+}
+
+/// Everything the server sends on `conn` until it closes it, decoded leniently.
+pub fn read_all(mut conn: TcpStream) -> String {
+    let mut out = Vec::new();
+    let _ = conn.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The raw response to `request`, status line and headers exactly as sent.
+pub fn raw(addr: SocketAddr, request: impl AsRef<[u8]>) -> String {
+    read_all(send_raw(addr, request))
+}
+
+/// Waits (10 s at most) until `ok` holds.
+pub fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !ok() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
