@@ -233,13 +233,8 @@ where
                 }
                 // Raised around the poll too: a `Track` behind a deferring middleware is
                 // reached only now, and claims the request here.
-                let (polled, claimed) = claim::observe_poll(|| {
-                    if signal == Signal::Stack {
-                        crate::stack::capture(fut, cx, inflight)
-                    } else {
-                        fut.poll(cx)
-                    }
-                });
+                let (polled, claimed) =
+                    claim::observe_poll(|| crate::stack::poll(fut, cx, inflight, signal));
                 if claimed {
                     // Not ours after all: drop our task entry, count nothing.
                     plain.take().expect("checked above").1.disown();

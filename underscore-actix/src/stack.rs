@@ -14,18 +14,23 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use underscore_core::tasks::Signal;
+
 use crate::inflight::InFlight;
 
-/// Polls `fut` once in tracing mode and sends the trace to whoever asked (a request whose
-/// task is not registered has no one asking: it is just polled).
-pub(crate) fn capture<F: Future>(
+/// Polls a request's `fut`: in tracing mode when `signal` asks for its stack, sending the
+/// trace to whoever asked (a request whose task is not registered has no one asking: it is
+/// just polled).
+#[inline]
+pub(crate) fn poll<F: Future>(
     fut: Pin<&mut Traced<F>>,
     cx: &mut Context<'_>,
     inflight: &InFlight,
+    signal: Signal,
 ) -> Poll<F::Output> {
-    match inflight.handle() {
-        Some(handle) => capture_task(fut, cx, handle),
-        None => fut.poll(cx),
+    match (signal, inflight.handle()) {
+        (Signal::Stack, Some(handle)) => capture_task(fut, cx, handle),
+        _ => fut.poll(cx),
     }
 }
 

@@ -151,27 +151,19 @@ where
             } => {
                 let inflight = slot.as_mut().expect("polled after completion");
                 let signal = inflight.signal(cx);
-                match signal {
-                    Signal::Cancelled(reason) => {
-                        let mut inflight = slot.take().expect("checked above");
-                        inflight.cancelled(reason);
-                        let request = inflight.take_request().expect("Track keeps its request");
-                        // Drops the handler's future now, on this worker.
-                        self.as_mut()
-                            .project_replace(TrackFuture::Done { res: None });
-                        drop(inflight);
-                        let res =
-                            ServiceResponse::new(request, crate::inflight::interrupted_response());
-                        return Poll::Ready(Ok(res.map_body(|_, body| TrackBody::answer(body))));
-                    }
-                    Signal::Stack => {}
-                    Signal::None => {}
+                if let Signal::Cancelled(reason) = signal {
+                    let mut inflight = slot.take().expect("checked above");
+                    inflight.cancelled(reason);
+                    let request = inflight.take_request().expect("Track keeps its request");
+                    // Drops the handler's future now, on this worker.
+                    self.as_mut()
+                        .project_replace(TrackFuture::Done { res: None });
+                    drop(inflight);
+                    let res =
+                        ServiceResponse::new(request, crate::inflight::interrupted_response());
+                    return Poll::Ready(Ok(res.map_body(|_, body| TrackBody::answer(body))));
                 }
-                let polled = if signal == Signal::Stack {
-                    crate::stack::capture(fut, cx, inflight)
-                } else {
-                    fut.poll(cx)
-                };
+                let polled = crate::stack::poll(fut, cx, inflight, signal);
                 match polled {
                     Poll::Pending => {
                         inflight.register(cx);
