@@ -122,10 +122,9 @@ impl Policy {
     /// `Err(response)` for a request that may not pass.
     fn check(&self, req: &HttpRequest) -> Result<(), Box<HttpResponse>> {
         let deny = |status: u16, reason: String| {
-            let mut err = ApiError::illegal_argument(reason);
-            err.status = status;
-            err.kind = "security_exception";
-            Box::new(respond(err.into()))
+            Box::new(respond(
+                ApiError::new(status, "security_exception", reason).into(),
+            ))
         };
         if let Some(uids) = &self.uids {
             let uid = req.conn_data::<PeerCred>().map(|c| c.uid);
@@ -283,13 +282,11 @@ async fn serve(
     match answer {
         Ok(res) => respond(res),
         Err(_) => respond(
-            ApiError {
-                status: 500,
-                kind: "exception",
-                reason: "the admin request failed unexpectedly; see the application's log"
-                    .to_owned(),
-                allow: None,
-            }
+            ApiError::new(
+                500,
+                "exception",
+                "the admin request failed unexpectedly; see the application's log",
+            )
             .into(),
         ),
     }

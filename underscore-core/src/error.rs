@@ -61,7 +61,8 @@ impl ApiError {
         )
     }
 
-    fn new(status: u16, kind: &'static str, reason: impl Into<String>) -> Self {
+    /// An error with any `status` and Elasticsearch error `kind` (`security_exception`, ...).
+    pub fn new(status: u16, kind: &'static str, reason: impl Into<String>) -> Self {
         Self {
             status,
             kind,

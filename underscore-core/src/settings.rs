@@ -575,14 +575,15 @@ impl StoreState {
         }
         if next.persistent != self.tiers.persistent {
             let file = self.file.as_ref().ok_or_else(no_file)?;
-            write_file(file, &next.persistent).map_err(|e| ApiError {
-                status: 500,
-                kind: "io_exception",
-                reason: format!(
-                    "failed to write the settings file [{}]: {e}; nothing was changed",
-                    file.display()
-                ),
-                allow: None,
+            write_file(file, &next.persistent).map_err(|e| {
+                ApiError::new(
+                    500,
+                    "io_exception",
+                    format!(
+                        "failed to write the settings file [{}]: {e}; nothing was changed",
+                        file.display()
+                    ),
+                )
             })?;
         }
         self.tiers = next;

@@ -265,12 +265,7 @@ pub(crate) fn print_stack(
     let n = number(id)?;
     let info = tasks().get(n).ok_or_else(|| not_running(id))?;
     if let Err(how) = tasks().stacks_supported() {
-        return Err(ApiError {
-            status: 501,
-            kind: "unsupported_operation_exception",
-            reason: how.to_owned(),
-            allow: None,
-        });
+        return Err(ApiError::new(501, "unsupported_operation_exception", how));
     }
     let view = View::new(reg, info);
     let rx = tasks().request_stack(n).ok_or_else(|| not_running(id))?;
@@ -282,15 +277,14 @@ pub(crate) fn print_stack(
             )))
         }
         Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-            return Err(ApiError {
-                status: 504,
-                kind: "timeout_exception",
-                reason: format!(
+            return Err(ApiError::new(
+                504,
+                "timeout_exception",
+                format!(
                     "task [{id}] was not polled within {}s (a task stuck in blocking code never yields to be captured)",
                     STACK_TIMEOUT.as_secs()
                 ),
-                allow: None,
-            })
+            ))
         }
     };
     let header = format!(
