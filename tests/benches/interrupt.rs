@@ -5,9 +5,11 @@
 //! Run with: `cargo bench -p underscore-tests --bench interrupt`
 //! Target: all 1,000 answered within 100 ms of the POST.
 
-use std::io::{Read, Write};
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::io::Read;
 use std::net::TcpStream;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use actix_web::{get, App, HttpServer, Responder};
@@ -34,22 +36,16 @@ fn rss_kib() -> u64 {
 fn main() {
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("admin.sock");
-    let sock = socket.clone();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        actix_rt::System::new().block_on(async move {
-            let admin = AdminSocket::bind(&sock).unwrap();
-            let server = HttpServer::new(|| App::new().wrap(Observe::new()).service(wait))
-                .workers(2)
-                .max_connections(CLIENTS * 2)
-                .disable_signals()
-                .bind("127.0.0.1:0")
-                .unwrap();
-            tx.send(server.addrs()[0]).unwrap();
-            admin.run_alongside(server.run()).await.unwrap();
-        })
+    let admin = AdminSocket::bind(&socket).unwrap();
+    let server = common::run_server(Some(admin), || {
+        let server = HttpServer::new(|| App::new().wrap(Observe::new()).service(wait))
+            .workers(2)
+            .max_connections(CLIENTS * 2)
+            .disable_signals()
+            .bind("127.0.0.1:0")?;
+        Ok((server.addrs()[0], server.run()))
     });
-    let addr = rx.recv().unwrap();
+    let addr = server.addr;
     let registry = underscore_actix::core::tasks::tasks();
 
     let mut rounds = Vec::new();
@@ -57,11 +53,10 @@ fn main() {
         let before = rss_kib();
         let mut clients: Vec<TcpStream> = (0..CLIENTS)
             .map(|_| {
-                let mut c = TcpStream::connect(addr).unwrap();
-                c.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-                c.write_all(b"GET /wait HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n")
-                    .unwrap();
-                c
+                common::send_raw(
+                    addr,
+                    "GET /wait HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n",
+                )
             })
             .collect();
         let start = Instant::now();
@@ -76,15 +71,12 @@ fn main() {
         let in_flight_kib = rss_kib().saturating_sub(before);
 
         let t0 = Instant::now();
-        let out = Command::new("curl")
-            .args(["-s", "-X", "POST", "--unix-socket"])
-            .arg(&socket)
-            .arg("http://./_routes/wait/interrupt")
-            .output()
-            .unwrap();
+        let reply = common::curl_unix(&socket, "POST", "/_routes/wait/interrupt", None);
         let answered_post = t0.elapsed();
-        let body = String::from_utf8_lossy(&out.stdout);
-        assert_eq!(body, format!("{{\"wait\":{{\"interrupted\":{CLIENTS}}}}}"));
+        assert_eq!(
+            reply.body,
+            format!("{{\"wait\":{{\"interrupted\":{CLIENTS}}}}}")
+        );
         let mut buf = Vec::with_capacity(256);
         for client in &mut clients {
             buf.clear();
