@@ -68,6 +68,8 @@ ir() {
 }
 
 median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+# A latency in microseconds, whatever unit wrk chose.
+us() { awk '{ v = $1; if (v ~ /us$/) { sub(/us$/, "", v); print v } else if (v ~ /ms$/) { sub(/ms$/, "", v); print v * 1000 } else if (v ~ /s$/) { sub(/s$/, "", v); print v * 1000000 } }'; }
 minmax() { sort -g | awk 'NR == 1 { min = $1 } { max = $1 } END { printf "%s..%s", min, max }'; }
 
 echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
@@ -98,25 +100,22 @@ for path in "${PATHS[@]}"; do
       taskset -c 1 wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "http://$ADDR$path" >"$WORK/wrk" 2>&1
       stop
       rps=$(awk '/^Requests\/sec:/ { print $2 }' "$WORK/wrk")
-      p50=$(awk '$1 == "50%" { print $2 }' "$WORK/wrk")
-      p99=$(awk '$1 == "99%" { print $2 }' "$WORK/wrk")
+      p50=$(awk '$1 == "50%" { print $2 }' "$WORK/wrk" | us)
+      p99=$(awk '$1 == "99%" { print $2 }' "$WORK/wrk" | us)
       echo "$round $mode $rps $p50 $p99" >>"$WORK/rounds"
     done
   done
-  # Latencies in microseconds, whatever unit wrk chose.
-  us() { awk '{ v = $1; if (v ~ /us$/) { sub(/us$/, "", v); print v } else if (v ~ /ms$/) { sub(/ms$/, "", v); print v * 1000 } else if (v ~ /s$/) { sub(/s$/, "", v); print v * 1000000 } }'; }
   echo "-- GET $path"
   printf "%-11s %12s %10s %10s\n" server "median rps" "p50 (us)" "p99 (us)"
   for mode in "${MODES[@]}"; do
     rps=$(awk -v m="$mode" '$2 == m { print $3 }' "$WORK/rounds" | median)
-    p50=$(awk -v m="$mode" '$2 == m { print $4 }' "$WORK/rounds" | us | median)
-    p99=$(awk -v m="$mode" '$2 == m { print $5 }' "$WORK/rounds" | us | median)
+    p50=$(awk -v m="$mode" '$2 == m { print $4 }' "$WORK/rounds" | median)
+    p99=$(awk -v m="$mode" '$2 == m { print $5 }' "$WORK/rounds" | median)
     printf "%-11s %12.0f %10.1f %10.1f\n" "$mode" "$rps" "$p50" "$p99"
   done
   for mode in underscore prom; do
     ratios=$(awk -v m="$mode" '$2 == "plain" { a[$1] = $3 } $2 == m { b[$1] = $3 } END { for (r in a) if (b[r] != "") printf "%.3f\n", b[r] / a[r] }' "$WORK/rounds")
-    p99r=$(awk -v m="$mode" 'function us(v) { if (v ~ /us$/) { sub(/us$/, "", v); return v } if (v ~ /ms$/) { sub(/ms$/, "", v); return v * 1000 } sub(/s$/, "", v); return v * 1000000 }
-      $2 == "plain" { a[$1] = us($5) } $2 == m { b[$1] = us($5) } END { for (r in a) if (b[r] != "") printf "%.3f\n", b[r] / a[r] }' "$WORK/rounds")
+    p99r=$(awk -v m="$mode" '$2 == "plain" { a[$1] = $5 } $2 == m { b[$1] = $5 } END { for (r in a) if (b[r] != "") printf "%.3f\n", b[r] / a[r] }' "$WORK/rounds")
     echo "$mode/plain: throughput median $(echo "$ratios" | median) (range $(echo "$ratios" | minmax)), p99 median $(echo "$p99r" | median) (range $(echo "$p99r" | minmax))"
   done
 done
@@ -132,7 +131,7 @@ done
 unset BENCH_ROUTES
 
 echo "== 3. _cat/routes with 10,000 routes"
-cargo bench -q -p underscore-core --bench cat_render 2>/dev/null | tail -n +1
+cargo bench -q -p underscore-core --bench cat_render 2>/dev/null
 echo "== 4. interrupting 1,000 in-flight requests"
 cargo bench -q -p underscore-tests --bench interrupt 2>/dev/null | tail -1
 echo "== 5. memory"

@@ -175,11 +175,8 @@ fn counts_add_up_under_faults_and_the_registry_drains() {
     );
 
     let seen = seen.into_inner().unwrap();
-    let count = |route: &str, what: &str| {
-        seen.get(&(route_key(route), what.to_owned()))
-            .copied()
-            .unwrap_or(0)
-    };
+    let count =
+        |route: &'static str, what: &str| seen.get(&(route, what.to_owned())).copied().unwrap_or(0);
     let unexpected: Vec<_> = seen
         .iter()
         .filter(|((_, w), _)| !["200", "429 preempted", "503 interrupted"].contains(&w.as_str()))
@@ -225,12 +222,4 @@ fn counts_add_up_under_faults_and_the_registry_drains() {
             v
         }
     );
-}
-
-fn route_key(route: &str) -> &'static str {
-    match route {
-        "work" => "work",
-        "quick" => "quick",
-        _ => "plainwork",
-    }
 }
