@@ -1,28 +1,36 @@
 #!/usr/bin/env bash
 # Overhead of underscore against plain actix-web and actix-web-prom, side by side, in one run.
 #
-#   bash bench/overhead.sh            (ROUNDS=5 DURATION=5 CONNS=32 by default)
+#   bash bench/overhead.sh            (ROUNDS=10 DURATION=3 CONNS=32 by default)
 #
-# Three servers with the same handlers and one worker: (a) plain actix-web, (b) underscore
-# fully on (every handler annotated, Observe, stats, in-flight tracking, admin socket up),
-# (c) actix-web-prom. Two instruments, as the project's measuring notes recommend:
+# Servers with the same handlers and one worker, all built alike: release, and without
+# `--cfg tokio_unstable` (so the baselines are plain actix-web as its users build it):
+#   plain              plain actix-web;
+#   plain (again)      the same binary a second time: the A/A control, whose ratio to plain is
+#                      this machine's noise floor;
+#   underscore         fully on: every handler annotated, Observe, stats, in-flight tracking,
+#                      the admin socket up (default features);
+#   underscore+stacks  the same with `print_stack` on (feature taskdump, --cfg tokio_unstable):
+#                      tokio then traces every task, a cost paid by the whole runtime;
+#   prom               actix-web-prom 0.10.
+# Two instruments, as the project's measuring notes recommend:
 #   1. instructions per request under valgrind's callgrind (deterministic): the server counts
 #      N1 and then N2 keep-alive requests; (Ir2 - Ir1) / (N2 - N1);
-#   2. wrk on keep-alive connections, the server pinned to core 0 and wrk to core 1, servers
-#      alternated a, b, c for ROUNDS rounds: median requests/s and p50/p99 latency, and the
-#      ratios b/a and c/a with min, median and max over the rounds.
+#   2. wrk on keep-alive connections, the server pinned to core 0 and wrk to core 1, for ROUNDS
+#      rounds, the order of the servers rotated each round (so none always follows another):
+#      median requests/s and p50/p99 latency, and each server's ratios to plain in the same
+#      round, with min, median and max over the rounds.
 # Then a round with 1,000 more routes, the _cat/routes render time for 10,000 routes, the
 # interrupt latency for 1,000 in-flight requests, and the memory per route and per request.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-ROUNDS=${ROUNDS:-5}
-DURATION=${DURATION:-5}
+ROUNDS=${ROUNDS:-10}
+DURATION=${DURATION:-3}
 CONNS=${CONNS:-32}
 N1=${N1:-2000}
 N2=${N2:-12000}
 PATHS=("/hello/bench" "/json")
-MODES=(plain underscore prom)
 
 missing=()
 command -v wrk >/dev/null || missing+=(wrk)
@@ -33,17 +41,24 @@ if ((${#missing[@]})); then
   apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-cargo build --release -q -p underscore-bench
-SERVER=target/release/bench-server
-CLIENT=target/release/bench-client
+# The stock build has its own target directory: an empty RUSTFLAGS overrides the repository's
+# `--cfg tokio_unstable`, which would otherwise make cargo rebuild everything back and forth.
+RUSTFLAGS="" cargo build --release -q -p underscore-bench --target-dir target/bench-stock
+cargo build --release -q -p underscore-bench --features taskdump
+STOCK=target/bench-stock/release/bench-server
+STACKS=target/release/bench-server
+CLIENT=target/bench-stock/release/bench-client
+# label, binary, mode
+SERVERS=("plain $STOCK plain" "plain(again) $STOCK plain" "underscore $STOCK underscore"
+  "underscore+stacks $STACKS underscore" "prom $STOCK prom")
 WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
-# start MODE [wrapper...]: starts the server (pinned to core 0) and sets PID and ADDR.
+# start BINARY MODE [wrapper...]: starts the server (pinned to core 0) and sets PID and ADDR.
 start() {
-  local mode=$1; shift
+  local bin=$1 mode=$2; shift 2
   rm -f "$WORK/out"
-  taskset -c 0 "$@" "$SERVER" "$mode" 127.0.0.1:0 >"$WORK/out" 2>"$WORK/err" &
+  taskset -c 0 "$@" "$bin" "$mode" 127.0.0.1:0 >"$WORK/out" 2>"$WORK/err" &
   PID=$!
   for _ in $(seq 1 600); do
     ADDR=$(sed -n 's/^listening on //p' "$WORK/out" 2>/dev/null | head -1)
@@ -58,11 +73,11 @@ stop() {
   wait "$PID" 2>/dev/null || true
 }
 
-# ir MODE PATH N: the server's total instructions when it served N requests to PATH.
+# ir BINARY MODE PATH N: the server's total instructions when it served N requests to PATH.
 ir() {
-  local out="$WORK/cg.$1.$3"
-  start "$1" valgrind --tool=callgrind --callgrind-out-file="$out"
-  "$CLIENT" "$ADDR" "$2" "$3"
+  local out="$WORK/cg.$4"
+  start "$1" "$2" valgrind --tool=callgrind --callgrind-out-file="$out"
+  "$CLIENT" "$ADDR" "$3" "$4"
   stop
   awk '/^(summary|totals):/ { print $2; exit }' "$out"
 }
@@ -71,62 +86,72 @@ median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 # A latency in microseconds, whatever unit wrk chose.
 us() { awk '{ v = $1; if (v ~ /us$/) { sub(/us$/, "", v); print v } else if (v ~ /ms$/) { sub(/ms$/, "", v); print v * 1000 } else if (v ~ /s$/) { sub(/s$/, "", v); print v * 1000000 } }'; }
 minmax() { sort -g | awk 'NR == 1 { min = $1 } { max = $1 } END { printf "%s..%s", min, max }'; }
+# ratios LABEL COLUMN: per round, LABEL's COLUMN over plain's in the same round.
+ratios() { awk -v m="$1" -v c="$2" '$2 == "plain" { a[$1] = $c } $2 == m { b[$1] = $c } END { for (r in a) if (b[r] != "") printf "%.3f\n", b[r] / a[r] }' "$WORK/rounds"; }
 
 echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 echo "== 1. instructions per request (callgrind, 1 worker, (Ir($N2) - Ir($N1)) / $((N2 - N1)))"
-printf "%-28s %12s %8s\n" "server, route" "instr/req" "vs plain"
+printf "%-40s %12s %8s\n" "server, route" "instr/req" "vs plain"
 for routes in "" 1000; do
   export BENCH_ROUTES=$routes
   for path in "${PATHS[@]}"; do
     [ -n "$routes" ] && [ "$path" != "/hello/bench" ] && continue
     base=""
-    for mode in "${MODES[@]}"; do
-      a=$(ir "$mode" "$path" "$N1"); b=$(ir "$mode" "$path" "$N2")
+    for server in "${SERVERS[@]}"; do
+      read -r label bin mode <<<"$server"
+      [ "$label" = "plain(again)" ] && continue
+      a=$(ir "$bin" "$mode" "$path" "$N1"); b=$(ir "$bin" "$mode" "$path" "$N2")
       per=$(( (b - a) / (N2 - N1) ))
       [ -z "$base" ] && base=$per
-      label="$mode $path${routes:+ (+1000 routes)}"
-      printf "%-28s %12d %8s\n" "$label" "$per" "$(awk -v x="$per" -v y="$base" 'BEGIN { printf "%.3f", x / y }')"
+      printf "%-40s %12d %8s\n" "$label $path${routes:+ (+1000 routes)}" "$per" \
+        "$(awk -v x="$per" -v y="$base" 'BEGIN { printf "%.3f", x / y }')"
     done
   done
 done
 unset BENCH_ROUTES
 
-echo "== 2. wrk -t1 -c$CONNS -d${DURATION}s --latency, server on core 0, wrk on core 1, $ROUNDS rounds"
+echo "== 2. wrk -t1 -c$CONNS -d${DURATION}s --latency, server on core 0, wrk on core 1, $ROUNDS rounds, order rotated"
 for path in "${PATHS[@]}"; do
   : >"$WORK/rounds"
   for round in $(seq 1 "$ROUNDS"); do
-    for mode in "${MODES[@]}"; do
-      start "$mode"
+    for i in $(seq 0 $((${#SERVERS[@]} - 1))); do
+      read -r label bin mode <<<"${SERVERS[$(( (i + round) % ${#SERVERS[@]} ))]}"
+      start "$bin" "$mode"
       taskset -c 1 wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "http://$ADDR$path" >"$WORK/wrk" 2>&1
       stop
       rps=$(awk '/^Requests\/sec:/ { print $2 }' "$WORK/wrk")
       p50=$(awk '$1 == "50%" { print $2 }' "$WORK/wrk" | us)
       p99=$(awk '$1 == "99%" { print $2 }' "$WORK/wrk" | us)
-      echo "$round $mode $rps $p50 $p99" >>"$WORK/rounds"
+      echo "$round $label $rps $p50 $p99" >>"$WORK/rounds"
     done
   done
   echo "-- GET $path"
-  printf "%-11s %12s %10s %10s\n" server "median rps" "p50 (us)" "p99 (us)"
-  for mode in "${MODES[@]}"; do
-    rps=$(awk -v m="$mode" '$2 == m { print $3 }' "$WORK/rounds" | median)
-    p50=$(awk -v m="$mode" '$2 == m { print $4 }' "$WORK/rounds" | median)
-    p99=$(awk -v m="$mode" '$2 == m { print $5 }' "$WORK/rounds" | median)
-    printf "%-11s %12.0f %10.1f %10.1f\n" "$mode" "$rps" "$p50" "$p99"
+  printf "%-18s %11s %9s %9s   %-34s %s\n" server "median rps" "p50 (us)" "p99 (us)" \
+    "throughput vs plain: median (range)" "p99 vs plain: median (range)"
+  for server in "${SERVERS[@]}"; do
+    read -r label _ _ <<<"$server"
+    rps=$(awk -v m="$label" '$2 == m { print $3 }' "$WORK/rounds" | median)
+    p50=$(awk -v m="$label" '$2 == m { print $4 }' "$WORK/rounds" | median)
+    p99=$(awk -v m="$label" '$2 == m { print $5 }' "$WORK/rounds" | median)
+    t="1"; l="1"
+    if [ "$label" != plain ]; then
+      t="$(ratios "$label" 3 | median) ($(ratios "$label" 3 | minmax))"
+      l="$(ratios "$label" 5 | median) ($(ratios "$label" 5 | minmax))"
+    fi
+    printf "%-18s %11.0f %9.1f %9.1f   %-34s %s\n" "$label" "$rps" "$p50" "$p99" "$t" "$l"
   done
-  for mode in underscore prom; do
-    ratios=$(awk -v m="$mode" '$2 == "plain" { a[$1] = $3 } $2 == m { b[$1] = $3 } END { for (r in a) if (b[r] != "") printf "%.3f\n", b[r] / a[r] }' "$WORK/rounds")
-    p99r=$(awk -v m="$mode" '$2 == "plain" { a[$1] = $5 } $2 == m { b[$1] = $5 } END { for (r in a) if (b[r] != "") printf "%.3f\n", b[r] / a[r] }' "$WORK/rounds")
-    echo "$mode/plain: throughput median $(echo "$ratios" | median) (range $(echo "$ratios" | minmax)), p99 median $(echo "$p99r" | median) (range $(echo "$p99r" | minmax))"
-  done
+  t=$(ratios underscore 3 | median); l=$(ratios underscore 5 | median)
+  echo "target (underscore/plain: throughput median >= 0.97, p99 median <= 1.10): throughput $t $(awk -v x="$t" 'BEGIN { print (x >= 0.97 ? "met" : "MISSED") }'), p99 $l $(awk -v x="$l" 'BEGIN { print (x <= 1.10 ? "met" : "MISSED") }')"
 done
 
 echo "-- GET /hello/bench with 1,000 more routes, one round"
 export BENCH_ROUTES=1000
-for mode in "${MODES[@]}"; do
-  start "$mode"
+for server in "${SERVERS[@]}"; do
+  read -r label bin mode <<<"$server"
+  start "$bin" "$mode"
   taskset -c 1 wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "http://$ADDR/hello/bench" >"$WORK/wrk" 2>&1
   stop
-  echo "$mode: $(awk '/^Requests\/sec:/ { print $2 }' "$WORK/wrk") rps, p99 $(awk '$1 == "99%" { print $2 }' "$WORK/wrk")"
+  echo "$label: $(awk '/^Requests\/sec:/ { print $2 }' "$WORK/wrk") rps, p99 $(awk '$1 == "99%" { print $2 }' "$WORK/wrk")"
 done
 unset BENCH_ROUTES
 

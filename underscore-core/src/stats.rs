@@ -30,6 +30,7 @@ pub enum Outcome {
 const OUTCOMES: usize = 9;
 
 impl Outcome {
+    #[inline]
     fn index(self) -> usize {
         match self {
             Outcome::Status(status) => (status / 100).clamp(1, 5) as usize - 1,
