@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::dev::Service;
 use actix_web::{get, test, web, App, Responder};
+use underscore_actix::core::clock::Stamp;
 use underscore_actix::core::stats::{Outcome, RouteStats};
 use underscore_actix::core::tasks::{TaskHandle, TaskKind, TaskRoute};
 use underscore_actix::{underscore_route, Observe};
@@ -42,9 +43,9 @@ static STATS_B: RouteStats = RouteStats::new();
 
 /// Stats recording for one request: begin, latency (two clock reads), outcome.
 fn stats_once(stats: &'static RouteStats) {
-    let start = Instant::now();
+    let start = Stamp::now();
     stats.begin();
-    stats.record_latency(start, Instant::now());
+    stats.record_latency(start.elapsed());
     stats.end(Outcome::Status(200));
 }
 

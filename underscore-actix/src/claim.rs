@@ -13,10 +13,10 @@
 use std::cell::Cell;
 use std::future::{ready, Ready};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
 
 use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Transform};
 use actix_web::{Error, HttpMessage};
+use underscore_core::clock::Stamp;
 
 const IDLE: u8 = 0;
 const OBSERVING: u8 = 1;
@@ -26,12 +26,12 @@ thread_local! {
     static STATE: Cell<u8> = const { Cell::new(IDLE) };
     /// When `Observe` received the request it is calling the app for: `Track` reuses it
     /// rather than read the clock again.
-    static START: Cell<Option<Instant>> = const { Cell::new(None) };
+    static START: Cell<Option<Stamp>> = const { Cell::new(None) };
 }
 
 /// The start time `Observe` took for the request being routed, if any.
 #[inline]
-pub(crate) fn observed_start() -> Option<Instant> {
+pub(crate) fn observed_start() -> Option<Stamp> {
     START.with(Cell::get)
 }
 
@@ -59,7 +59,7 @@ pub(crate) fn claim(req: &ServiceRequest) {
 /// Runs `call` (the inner service's `call`) for a request received at `start`, returning its
 /// result and whether it claimed the request synchronously.
 #[inline]
-pub(crate) fn observe<T>(start: Instant, call: impl FnOnce() -> T) -> (T, bool) {
+pub(crate) fn observe<T>(start: Stamp, call: impl FnOnce() -> T) -> (T, bool) {
     let outer_start = START.replace(Some(start));
     let out = observe_poll(call);
     START.set(outer_start);

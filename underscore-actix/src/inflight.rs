@@ -8,7 +8,6 @@
 use std::error::Error as StdError;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::Instant;
 
 use actix_web::body::{BodySize, BoxBody, MessageBody};
 use actix_web::dev::ServiceRequest;
@@ -17,6 +16,7 @@ use actix_web::http::StatusCode;
 use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse};
 use pin_project_lite::pin_project;
+use underscore_core::clock::Stamp;
 use underscore_core::registry::DynamicRoute;
 use underscore_core::stats::{Outcome, RouteStats};
 use underscore_core::tasks::{CancelReason, Signal, TaskHandle, TaskKind, TaskRoute};
@@ -68,7 +68,7 @@ pub(crate) struct PlainDetails {
     method: actix_web::http::Method,
     target: Target,
     peer: Option<std::net::SocketAddr>,
-    start: Instant,
+    start: Stamp,
 }
 
 /// The request target, copied rather than shared when short: cloning a `Uri` costs two
@@ -147,7 +147,7 @@ pub struct InFlight {
     /// actix has said which route served them).
     active: Option<Active>,
     /// When the request entered the middleware.
-    start: Instant,
+    start: Stamp,
     /// A plain request not counted yet: if dropped so, it is counted as `dropped` on the route
     /// its path matches.
     uncounted_plain: bool,
@@ -181,7 +181,7 @@ impl InFlight {
         request: HttpRequest,
         route: TaskRoute,
         active: Active,
-        start: Instant,
+        start: Stamp,
     ) -> Self {
         Self {
             source: Some(Source::Request(request)),
@@ -196,7 +196,7 @@ impl InFlight {
     /// The state of a request `Observe` sees before routing, started at `start`. (Taken for
     /// every request, claimed or not, so kept to the method, URI and peer: `X-Opaque-Id` is
     /// shown for annotated routes only.)
-    pub(crate) fn before_routing(req: &ServiceRequest, start: Instant) -> PlainDetails {
+    pub(crate) fn before_routing(req: &ServiceRequest, start: Stamp) -> PlainDetails {
         PlainDetails {
             method: req.method().clone(),
             target: Target::of(req.uri()),
@@ -243,7 +243,7 @@ impl InFlight {
                 kind,
                 route,
                 cx.waker(),
-                self.start,
+                self.start.to_instant(),
             )));
         }
     }
@@ -267,7 +267,7 @@ impl InFlight {
     /// The app answered with `status`: records the latency, and the outcome for later.
     pub(crate) fn responded(&mut self, status: StatusCode) {
         if let Some(active) = &mut self.active {
-            active.stats.record_latency(self.start, Instant::now());
+            active.stats.record_latency(self.start.elapsed());
             active.outcome = Some(Outcome::Status(status.as_u16()));
         }
     }

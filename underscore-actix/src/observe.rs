@@ -12,13 +12,13 @@ use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
 
 use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Transform};
 use actix_web::error::InternalError;
 use actix_web::http::StatusCode;
 use actix_web::{Error, HttpResponse};
 use pin_project_lite::pin_project;
+use underscore_core::clock::{self, Stamp};
 use underscore_core::registry::{registry, DynamicRoute};
 use underscore_core::settings::Preempt;
 use underscore_core::stats::RouteStats;
@@ -86,6 +86,7 @@ where
         );
         // Relaxed: `Track` only needs to see it eventually (see `claim`).
         claim::OBSERVE_INSTALLED.store(true, Ordering::Relaxed);
+        clock::calibrate();
         // In-flight plain requests are given a route by matching their path, as actix would.
         registry().set_path_matcher(|pattern, path| {
             actix_web::dev::ResourceDef::new(pattern).is_match(path)
@@ -157,7 +158,7 @@ where
                 };
             }
         }
-        let start = Instant::now();
+        let start = Stamp::now();
         // Taken now: once the request is handed to actix's router it is out of reach.
         let details = InFlight::before_routing(&req, start);
         let (fut, claimed) = claim::observe(start, || self.service.call(req));

@@ -11,8 +11,8 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Transform};
 use actix_web::Error;
 use pin_project_lite::pin_project;
-use std::time::Instant;
 
+use underscore_core::clock::{self, Stamp};
 use underscore_core::tasks::{Signal, TaskRoute};
 use underscore_core::RouteMeta;
 
@@ -48,6 +48,7 @@ where
     fn new_transform(&self, service: S) -> Self::Future {
         self.route.state.set_mounted();
         crate::stack::declare_support();
+        clock::calibrate();
         underscore_core::components::note_middleware(
             "resource (every annotated route)",
             std::any::type_name::<Track>(),
@@ -106,7 +107,7 @@ where
             req.request().clone(),
             TaskRoute::Annotated(self.route),
             Active::begin(&state.stats),
-            claim::observed_start().unwrap_or_else(Instant::now),
+            claim::observed_start().unwrap_or_else(Stamp::now),
         );
         TrackFuture::Running {
             fut: crate::stack::root(self.service.call(req)),

@@ -21,6 +21,7 @@
 
 pub mod api;
 pub mod cat;
+pub mod clock;
 pub mod components;
 mod error;
 pub mod filter_path;

@@ -110,13 +110,10 @@ impl RouteStats {
         self.outcomes[outcome.index()].fetch_add(1, Ordering::Relaxed);
     }
 
-    /// The app answered a request that started at `start`, at `end`.
+    /// The app answered a request after `latency`.
     #[inline]
-    pub fn record_latency(&self, start: Instant, end: Instant) {
-        let us = end
-            .saturating_duration_since(start)
-            .as_micros()
-            .min(u128::from(u64::MAX)) as u64;
+    pub fn record_latency(&self, latency: Duration) {
+        let us = latency.as_micros().min(u128::from(u64::MAX)) as u64;
         self.histogram[bucket(us)].fetch_add(1, Ordering::Relaxed);
         self.sum_us.fetch_add(us, Ordering::Relaxed);
         // A load first: the maximum rarely changes, and a plain load costs no cache-line write.
@@ -326,9 +323,8 @@ mod tests {
     #[test]
     fn percentiles_are_ordered_and_close() {
         let s = RouteStats::new();
-        let t0 = Instant::now();
         for ms in 1..=100u64 {
-            s.record_latency(t0, t0 + Duration::from_millis(ms));
+            s.record_latency(Duration::from_millis(ms));
         }
         let snap = s.snapshot_at(7);
         let [p50, p90, p99] = snap.percentiles_ms.map(Option::unwrap);
@@ -377,8 +373,7 @@ mod tests {
     #[test]
     fn windows_cover_1_5_and_15_minutes() {
         let s = RouteStats::new();
-        let t0 = Instant::now();
-        let rec = |ms: u64| s.record_latency(t0, t0 + Duration::from_millis(ms));
+        let rec = |ms: u64| s.record_latency(Duration::from_millis(ms));
         let now = 1000; // periods of 15 s
                         // 10 minutes ago: one request of 20 ms; 2 minutes ago: one of 8 ms; now: one of 2 ms.
         s.sample(now - 60);
@@ -399,13 +394,12 @@ mod tests {
         // Nothing in the last minute: None, never 0 or NaN.
         let quiet = RouteStats::new();
         quiet.sample(now - 10);
-        let t1 = Instant::now();
-        quiet.record_latency(t1, t1 + Duration::from_millis(4));
+        quiet.record_latency(Duration::from_millis(4));
         quiet.sample(now - 3);
         assert_eq!(quiet.snapshot_at(now).avg_ms, [None, Some(4.0), Some(4.0)]);
         // Never sampled (no sampler, or a young route): the windows cover everything.
         let young = RouteStats::new();
-        young.record_latency(t1, t1 + Duration::from_millis(6));
+        young.record_latency(Duration::from_millis(6));
         assert_eq!(
             young.snapshot_at(now).avg_ms,
             [Some(6.0), Some(6.0), Some(6.0)]
@@ -414,7 +408,7 @@ mod tests {
         // A sample overwritten a full cycle later is not mistaken for a recent one.
         let cycled = RouteStats::new();
         cycled.sample(now - SAMPLES as u64);
-        cycled.record_latency(t1, t1 + Duration::from_millis(9));
+        cycled.record_latency(Duration::from_millis(9));
         assert_eq!(cycled.snapshot_at(now).avg_ms[0], Some(9.0));
     }
 }
