@@ -113,14 +113,20 @@ fn task_ids(srv: &TestServer, action: &str) -> Vec<String> {
 #[test]
 fn in_flight_requests_are_listed_and_interrupted() {
     let srv = TestServer::start(routes);
+    let (sent, sent_at) = (Instant::now(), std::time::SystemTime::now());
     let clients: Vec<TcpStream> = (0..6)
         .map(|i| send(srv.addr, &format!("/wait/{i}")))
         .collect();
     let keep_running = send(srv.addr, "/other");
     common::wait_until("6 tasks", || task_ids(&srv, "http:wait").len() == 6);
+    std::thread::sleep(Duration::from_millis(50));
 
     // Elasticsearch's shape, with ours beside it.
     let json = tasks_json(&srv, "actions=http:wait&detailed");
+    let (asked, asked_at) = (sent.elapsed(), std::time::SystemTime::now());
+    let millis = |t: std::time::SystemTime| {
+        t.duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
+    };
     let nodes = json["nodes"].as_object().unwrap();
     assert_eq!(nodes.len(), 1);
     let (node, entry) = nodes.iter().next().unwrap();
@@ -146,8 +152,19 @@ fn in_flight_requests_are_listed_and_interrupted() {
         assert!(task["peer"].as_str().unwrap().starts_with("127.0.0.1:"));
         assert_eq!(task["cancellable"], true);
         assert_eq!(task["cancelled"], false);
-        assert!(task["running_time_in_nanos"].as_u64().unwrap() > 0);
-        assert!(task["start_time_in_millis"].as_u64().unwrap() > 1_700_000_000_000);
+        // Each request started after it was sent and has run at least the 50 ms slept above.
+        let running = Duration::from_nanos(task["running_time_in_nanos"].as_u64().unwrap());
+        assert!(
+            running >= Duration::from_millis(50) && running <= asked,
+            "running {running:?}, sent {asked:?} ago"
+        );
+        let start = task["start_time_in_millis"].as_u64().unwrap();
+        assert!(
+            millis(sent_at) <= start + 1 && start <= millis(asked_at),
+            "start {start}, sent at {}, asked at {}",
+            millis(sent_at),
+            millis(asked_at)
+        );
         assert!(task["description"]
             .as_str()
             .unwrap()

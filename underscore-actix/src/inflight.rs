@@ -243,7 +243,7 @@ impl InFlight {
                 kind,
                 route,
                 cx.waker(),
-                self.start.to_instant(),
+                self.start,
             )));
         }
     }

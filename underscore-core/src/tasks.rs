@@ -21,7 +21,9 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard, RwLock};
 use std::task::Waker;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::clock::Stamp;
 
 use crate::registry::DynamicRoute;
 use crate::route::RouteMeta;
@@ -74,7 +76,7 @@ struct Entry {
     number: u64,
     kind: TaskKind,
     route: TaskRoute,
-    started: Instant,
+    started: Stamp,
     waker: Option<Waker>,
     cancelled: Option<CancelReason>,
     stack: Option<StackSender>,
@@ -177,7 +179,7 @@ impl Shard {
 pub struct TaskRegistry {
     shards: RwLock<Vec<&'static Shard>>,
     node: String,
-    anchor: (Instant, SystemTime),
+    anchor: (Stamp, SystemTime),
     /// How to turn on stack capture, when this build cannot capture (`None`: it can).
     stack_support: RwLock<Option<&'static str>>,
 }
@@ -226,7 +228,7 @@ fn waker_id(waker: &Waker) -> (usize, usize) {
 impl TaskHandle {
     /// Registers a task on the current thread's shard, started now.
     pub fn register(kind: TaskKind, route: TaskRoute, waker: &Waker) -> Self {
-        Self::register_started(kind, route, waker, Instant::now())
+        Self::register_started(kind, route, waker, Stamp::now())
     }
 
     /// Registers a task on the current thread's shard, started at `started`.
@@ -234,7 +236,7 @@ impl TaskHandle {
         kind: TaskKind,
         route: TaskRoute,
         waker: &Waker,
-        started: Instant,
+        started: Stamp,
     ) -> Self {
         SHARD.with(|&shard| {
             // Relaxed: only this thread draws from its shard's counter.
@@ -372,7 +374,7 @@ impl TaskRegistry {
         Self {
             shards: RwLock::new(Vec::new()),
             node: node_name(),
-            anchor: (Instant::now(), SystemTime::now()),
+            anchor: (Stamp::now(), SystemTime::now()),
             stack_support: RwLock::new(Some(
                 "print_stack needs underscore-actix's `taskdump` feature and a build with \
                  RUSTFLAGS=\"--cfg tokio_unstable\" (see the README)",
@@ -438,7 +440,7 @@ impl TaskRegistry {
 
     /// Every task, ordered by start time.
     pub fn snapshot(&self) -> Vec<TaskInfo> {
-        let now = Instant::now();
+        let now = Stamp::now();
         let mut out = Vec::new();
         for shard in self.all_shards() {
             let mut slab = shard.lock();
@@ -451,15 +453,15 @@ impl TaskRegistry {
     }
 
     /// What the APIs show of `entry`, at `now`.
-    fn info(&self, shard: &Shard, entry: &Entry, now: Instant) -> TaskInfo {
+    fn info(&self, shard: &Shard, entry: &Entry, now: Stamp) -> TaskInfo {
         TaskInfo {
             node: self.node.clone(),
             number: entry.number,
             worker: shard.index,
             kind: entry.kind.clone(),
             route: entry.route.clone(),
-            start_time: self.anchor.1 + entry.started.saturating_duration_since(self.anchor.0),
-            running_time: now.saturating_duration_since(entry.started),
+            start_time: self.anchor.1 + self.anchor.0.until(entry.started),
+            running_time: entry.started.until(now),
             cancelled: entry.cancelled.is_some(),
         }
     }
@@ -534,7 +536,7 @@ impl TaskRegistry {
 
     /// One task's details.
     pub fn get(&self, number: u64) -> Option<TaskInfo> {
-        let now = Instant::now();
+        let now = Stamp::now();
         self.with_entry(number, |shard, entry| self.info(shard, entry, now))
     }
 }
@@ -594,7 +596,7 @@ mod tests {
             number: n,
             kind: background("x"),
             route: TaskRoute::None,
-            started: Instant::now(),
+            started: Stamp::now(),
             waker: None,
             cancelled: None,
             stack: None,
