@@ -267,7 +267,9 @@ impl InFlight {
     /// The app answered with `status`: records the latency, and the outcome for later.
     pub(crate) fn responded(&mut self, status: StatusCode) {
         if let Some(active) = &mut self.active {
-            active.stats.record_latency(self.start.elapsed());
+            active
+                .stats
+                .record_micros(self.start.elapsed_nanos() / 1000);
             active.outcome = Some(Outcome::Status(status.as_u16()));
         }
     }
@@ -328,29 +330,34 @@ impl InFlight {
         }
     }
 
-    /// Hands the state to the response body, which keeps it until the body is sent. A
-    /// request that never waited, with a body sent in one piece, ends here instead: nothing
-    /// of it can be listed, cancelled or waited on any more.
-    pub(crate) fn into_body<B: MessageBody>(mut self, body: B) -> TrackBody<B> {
-        let keep = self.handle.is_some() || matches!(body.size(), BodySize::Stream);
-        if !keep {
+    /// Hands the state in `slot` to the response body, which keeps it until the body is sent.
+    /// A request that never waited, with a body sent in one piece, ends here instead (dropped
+    /// in its slot, not moved): nothing of it can be listed, cancelled or waited on any more.
+    pub(crate) fn into_body<B: MessageBody>(slot: &mut Option<InFlight>, body: B) -> TrackBody<B> {
+        let waited = slot.as_ref().is_some_and(|state| state.handle.is_some());
+        if !waited && !matches!(body.size(), BodySize::Stream) {
+            *slot = None;
             return TrackBody::Tracked {
                 body,
                 inflight: None,
             };
         }
+        let Some(mut state) = slot.take() else {
+            return TrackBody::Tracked {
+                body,
+                inflight: None,
+            };
+        };
         // The request clone goes now (actix recycles requests it holds alone); a streamed
         // body may still wait, so keep what registering it would need.
-        self.source = match self.source.take() {
-            Some(Source::Request(req)) if self.handle.is_none() => {
-                Some(Source::Kind(Box::new(kind_of(&req))))
-            }
+        state.source = match state.source.take() {
+            Some(Source::Request(req)) if !waited => Some(Source::Kind(Box::new(kind_of(&req)))),
             Some(Source::Request(_)) => None,
             other => other,
         };
         TrackBody::Tracked {
             body,
-            inflight: Some(Box::new(self)),
+            inflight: Some(Box::new(state)),
         }
     }
 }

@@ -171,13 +171,14 @@ where
                         Poll::Pending
                     }
                     Poll::Ready(out) => {
-                        let mut inflight = slot.take().expect("checked above");
                         match &out {
                             Ok(res) => inflight.responded(res.status()),
                             // actix turns the error into this response.
                             Err(err) => inflight.responded(err.as_response_error().status_code()),
                         }
-                        Poll::Ready(out.map(|res| res.map_body(|_, body| inflight.into_body(body))))
+                        Poll::Ready(
+                            out.map(|res| res.map_body(|_, body| InFlight::into_body(slot, body))),
+                        )
                     }
                 }
             }

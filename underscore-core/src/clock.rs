@@ -38,12 +38,24 @@ impl Stamp {
     /// The time from `self` to `later`, zero if `later` is earlier.
     #[inline]
     pub fn until(self, later: Stamp) -> Duration {
-        Duration::from_nanos(clock().delta_as_nanos(self.0, later.0))
+        Duration::from_nanos(self.nanos_until(later))
+    }
+
+    /// [`Stamp::until`] in nanoseconds (no `Duration` to build on the request path).
+    #[inline]
+    pub fn nanos_until(self, later: Stamp) -> u64 {
+        clock().delta_as_nanos(self.0, later.0)
     }
 
     /// The time since `self`.
     pub fn elapsed(self) -> Duration {
         self.until(Stamp::now())
+    }
+
+    /// The time since `self`, in nanoseconds.
+    #[inline]
+    pub fn elapsed_nanos(self) -> u64 {
+        self.nanos_until(Stamp::now())
     }
 }
 
