@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Overhead of underscore against plain actix-web and actix-web-prom, side by side, in one run.
 #
-#   bash bench/overhead.sh            (ROUNDS=20 DURATION=2 CONNS=32 by default)
+#   bash bench/overhead.sh            (ROUNDS=30 DURATION=2 CONNS=32 by default)
 #
 # Servers with the same handlers and one worker, all built alike: release, and without
 # `--cfg tokio_unstable` (so the baselines are plain actix-web as its users build it):
@@ -26,7 +26,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-ROUNDS=${ROUNDS:-20}
+ROUNDS=${ROUNDS:-30}
 DURATION=${DURATION:-2}
 CONNS=${CONNS:-32}
 N1=${N1:-2000}
