@@ -25,6 +25,8 @@
 # Then a round with 1,000 more routes, the _cat/routes render time for 10,000 routes, the
 # interrupt latency for 1,000 in-flight requests, and the memory per route and per request.
 set -euo pipefail
+# `set -e` inside command substitutions too: a failed callgrind run must stop the script.
+shopt -s inherit_errexit
 cd "$(dirname "$0")/.."
 
 ROUNDS=${ROUNDS:-30}
@@ -63,11 +65,11 @@ start() {
   taskset -c 0 "$@" "$bin" "$mode" 127.0.0.1:0 >"$out" 2>"$out.err" &
   PID=$!
   for _ in $(seq 1 600); do
-    ADDR=$(sed -n 's/^listening on //p' "$out" 2>/dev/null | head -1)
+    ADDR=$(sed -n 's/^listening on //p' "$out" 2>/dev/null | head -1 || true)
     [ -n "$ADDR" ] && return 0
     sleep 0.1
   done
-  echo "server $mode did not start:"; cat "$out.err"; exit 1
+  { echo "server $mode did not start:"; cat "$out.err"; } >&2; exit 1
 }
 
 stop() {
@@ -91,7 +93,8 @@ ir() {
 }
 
 # command_callgrind OPTION PATH: callgrind_control OPTION on the server. Valgrind reads the
-# command when the server next runs, so a request wakes it (one more request in N2 at most).
+# command when the server next runs, so a request every 0.2 s wakes it until it has (usually
+# one request, counted in N2: a few instructions in 10,000 requests).
 command_callgrind() {
   callgrind_control "$1" "$PID" >/dev/null 2>&1 &
   local c=$!
@@ -119,6 +122,7 @@ for routes in "" 1000; do
       read -r label bin mode <<<"$server"
       [ "$label" = "plain(again)" ] && continue
       per=$(ir "$bin" "$mode" "$path")
+      [[ $per =~ ^[0-9]+$ ]] || { echo "callgrind run of $label $path failed" >&2; exit 1; }
       [ -z "$base" ] && base=$per
       printf "%-40s %12d %8s\n" "$label $path${routes:+ (+1000 routes)}" "$per" \
         "$(awk -v x="$per" -v y="$base" 'BEGIN { printf "%.3f", x / y }')"

@@ -335,14 +335,13 @@ impl InFlight {
     /// in its slot, not moved): nothing of it can be listed, cancelled or waited on any more.
     pub(crate) fn into_body<B: MessageBody>(slot: &mut Option<InFlight>, body: B) -> TrackBody<B> {
         let waited = slot.as_ref().is_some_and(|state| state.handle.is_some());
-        if !waited && !matches!(body.size(), BodySize::Stream) {
+        let state = if waited || matches!(body.size(), BodySize::Stream) {
+            slot.take()
+        } else {
             *slot = None;
-            return TrackBody::Tracked {
-                body,
-                inflight: None,
-            };
-        }
-        let Some(mut state) = slot.take() else {
+            None
+        };
+        let Some(mut state) = state else {
             return TrackBody::Tracked {
                 body,
                 inflight: None,

@@ -170,15 +170,15 @@ where
                         inflight.register(cx);
                         Poll::Pending
                     }
-                    Poll::Ready(out) => {
-                        match &out {
-                            Ok(res) => inflight.responded(res.status()),
-                            // actix turns the error into this response.
-                            Err(err) => inflight.responded(err.as_response_error().status_code()),
-                        }
-                        Poll::Ready(
-                            out.map(|res| res.map_body(|_, body| InFlight::into_body(slot, body))),
-                        )
+                    Poll::Ready(Ok(res)) => {
+                        inflight.responded(res.status());
+                        Poll::Ready(Ok(res.map_body(|_, body| InFlight::into_body(slot, body))))
+                    }
+                    Poll::Ready(Err(err)) => {
+                        // actix turns the error into this response; the request ends here.
+                        inflight.responded(err.as_response_error().status_code());
+                        *slot = None;
+                        Poll::Ready(Err(err))
                     }
                 }
             }

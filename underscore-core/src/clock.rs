@@ -1,11 +1,14 @@
 //! The clock that times requests: two readings per request, so it has to be cheap.
 //!
 //! `std::time::Instant::now()` asks the OS (`clock_gettime`, through the vDSO): about 23 ns a
-//! reading on this project's VM. [`Stamp`] reads the CPU's time-stamp counter through `quanta`
-//! instead, about 9 ns, and converts a difference of two readings to time with a factor
-//! calibrated once against the OS clock (well under a millisecond, at the first reading or at
-//! [`calibrate`]). Where the counter cannot be trusted (not invariant, or not x86), `quanta`
-//! falls back to the OS clock, and a `Stamp` costs what an `Instant` does.
+//! reading on this project's VM. [`Stamp`] reads the CPU's counter through `quanta` instead
+//! (the time-stamp counter on x86, about 9 ns here), and converts a difference of two readings
+//! to time with a factor calibrated once against the OS clock. Calibration takes from under a
+//! millisecond (0.6 ms here) up to quanta's limit of 200 ms; middleware run it as they are
+//! built ([`calibrate`]), and otherwise the first reading pays for it. Where quanta finds no
+//! invariant counter (CPUID), it reads the OS clock, and a `Stamp` costs what an `Instant` does.
+//! Task start times are shown as the wall clock less the running time, so a calibration error
+//! grows with a task's age, not with the process's.
 
 use std::sync::OnceLock;
 use std::time::Duration;

@@ -179,7 +179,6 @@ impl Shard {
 pub struct TaskRegistry {
     shards: RwLock<Vec<&'static Shard>>,
     node: String,
-    anchor: (Stamp, SystemTime),
     /// How to turn on stack capture, when this build cannot capture (`None`: it can).
     stack_support: RwLock<Option<&'static str>>,
 }
@@ -374,7 +373,6 @@ impl TaskRegistry {
         Self {
             shards: RwLock::new(Vec::new()),
             node: node_name(),
-            anchor: (Stamp::now(), SystemTime::now()),
             stack_support: RwLock::new(Some(
                 "print_stack needs underscore-actix's `taskdump` feature and a build with \
                  RUSTFLAGS=\"--cfg tokio_unstable\" (see the README)",
@@ -440,7 +438,7 @@ impl TaskRegistry {
 
     /// Every task, ordered by start time.
     pub fn snapshot(&self) -> Vec<TaskInfo> {
-        let now = Stamp::now();
+        let now = (Stamp::now(), SystemTime::now());
         let mut out = Vec::new();
         for shard in self.all_shards() {
             let mut slab = shard.lock();
@@ -452,16 +450,20 @@ impl TaskRegistry {
         out
     }
 
-    /// What the APIs show of `entry`, at `now`.
-    fn info(&self, shard: &Shard, entry: &Entry, now: Stamp) -> TaskInfo {
+    /// What the APIs show of `entry`, at `now` (on the request clock, and on the wall clock).
+    fn info(&self, shard: &Shard, entry: &Entry, now: (Stamp, SystemTime)) -> TaskInfo {
+        // The start is the wall clock now less the running time, read on the request clock:
+        // any error of the request clock's calibration then scales with the task's age, not
+        // with the process's uptime.
+        let running_time = entry.started.until(now.0);
         TaskInfo {
             node: self.node.clone(),
             number: entry.number,
             worker: shard.index,
             kind: entry.kind.clone(),
             route: entry.route.clone(),
-            start_time: self.anchor.1 + self.anchor.0.until(entry.started),
-            running_time: entry.started.until(now),
+            start_time: now.1.checked_sub(running_time).unwrap_or(now.1),
+            running_time,
             cancelled: entry.cancelled.is_some(),
         }
     }
@@ -536,7 +538,7 @@ impl TaskRegistry {
 
     /// One task's details.
     pub fn get(&self, number: u64) -> Option<TaskInfo> {
-        let now = Stamp::now();
+        let now = (Stamp::now(), SystemTime::now());
         self.with_entry(number, |shard, entry| self.info(shard, entry, now))
     }
 }
