@@ -532,11 +532,18 @@ impl SettingsStore {
 impl StoreState {
     /// Applies `update` to `ids`: computes the new tiers, writes the file if the persistent tier
     /// changed, and only then commits. Returns what changed.
+    ///
+    /// An update that names the persistent tier is refused when no file is configured, even
+    /// if it would change nothing: the caller learns at once that persistence is off.
     pub(crate) fn apply(
         &mut self,
         ids: &[String],
         update: &Update,
     ) -> Result<Vec<Changed>, ApiError> {
+        let file = match (self.file.as_deref(), update.touches_persistent()) {
+            (None, true) => return Err(no_file()),
+            (file, _) => file,
+        };
         let mut next = self.tiers.clone();
         let mut changed = Vec::new();
         for tier in [Tier::Persistent, Tier::Transient] {
@@ -573,8 +580,8 @@ impl StoreState {
                 }
             }
         }
-        if next.persistent != self.tiers.persistent {
-            let file = self.file.as_ref().ok_or_else(no_file)?;
+        // The persistent tier changes only through an update that names it: `file` is set.
+        if let (true, Some(file)) = (next.persistent != self.tiers.persistent, file) {
             write_file(file, &next.persistent).map_err(|e| {
                 ApiError::new(
                     500,
@@ -591,7 +598,7 @@ impl StoreState {
     }
 }
 
-pub(crate) fn no_file() -> ApiError {
+fn no_file() -> ApiError {
     ApiError::illegal_argument(
         "persistent settings are disabled: no settings file is configured; enable them with \
          Underscore::builder().settings_file(path) (the quickstart reads UNDERSCORE_SETTINGS)",
@@ -932,5 +939,21 @@ mod tests {
             intern("Busy now"),
             intern(&String::from("Busy now"))
         ));
+    }
+
+    #[test]
+    fn a_persistent_update_without_a_file_is_refused_even_when_it_changes_nothing() {
+        let mut state = StoreState::default();
+        let ids = vec!["r".to_owned()];
+        let noop = update(json!({"persistent": {"preempt.status": null}})).unwrap();
+        assert_eq!(state.apply(&ids, &noop).unwrap_err().status, 400);
+        let both = update(
+            json!({"persistent": {"preempt.status": 503}, "transient": {"preempt.status": 429}}),
+        )
+        .unwrap();
+        assert!(state.apply(&ids, &both).is_err());
+        assert!(state.tiers.transient.is_empty(), "nothing half-applied");
+        let transient = update(json!({"transient": {"preempt.status": 429}})).unwrap();
+        assert_eq!(state.apply(&ids, &transient).unwrap().len(), 1);
     }
 }

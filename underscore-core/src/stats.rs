@@ -110,13 +110,7 @@ impl RouteStats {
         self.outcomes[outcome.index()].fetch_add(1, Ordering::Relaxed);
     }
 
-    /// The app answered a request after `latency`.
-    #[inline]
-    pub fn record_latency(&self, latency: Duration) {
-        self.record_micros(u64::try_from(latency.as_micros()).unwrap_or(u64::MAX));
-    }
-
-    /// [`RouteStats::record_latency`] in microseconds (what the request path has at hand).
+    /// The app answered a request after `us` microseconds.
     #[inline]
     pub fn record_micros(&self, us: u64) {
         self.histogram[bucket(us)].fetch_add(1, Ordering::Relaxed);
@@ -329,7 +323,7 @@ mod tests {
     fn percentiles_are_ordered_and_close() {
         let s = RouteStats::new();
         for ms in 1..=100u64 {
-            s.record_latency(Duration::from_millis(ms));
+            s.record_micros(ms * 1000);
         }
         let snap = s.snapshot_at(7);
         let [p50, p90, p99] = snap.percentiles_ms.map(Option::unwrap);
@@ -378,7 +372,7 @@ mod tests {
     #[test]
     fn windows_cover_1_5_and_15_minutes() {
         let s = RouteStats::new();
-        let rec = |ms: u64| s.record_latency(Duration::from_millis(ms));
+        let rec = |ms: u64| s.record_micros(ms * 1000);
         let now = 1000; // periods of 15 s
                         // 10 minutes ago: one request of 20 ms; 2 minutes ago: one of 8 ms; now: one of 2 ms.
         s.sample(now - 60);
@@ -399,12 +393,12 @@ mod tests {
         // Nothing in the last minute: None, never 0 or NaN.
         let quiet = RouteStats::new();
         quiet.sample(now - 10);
-        quiet.record_latency(Duration::from_millis(4));
+        quiet.record_micros(4 * 1000);
         quiet.sample(now - 3);
         assert_eq!(quiet.snapshot_at(now).avg_ms, [None, Some(4.0), Some(4.0)]);
         // Never sampled (no sampler, or a young route): the windows cover everything.
         let young = RouteStats::new();
-        young.record_latency(Duration::from_millis(6));
+        young.record_micros(6 * 1000);
         assert_eq!(
             young.snapshot_at(now).avg_ms,
             [Some(6.0), Some(6.0), Some(6.0)]
@@ -413,7 +407,7 @@ mod tests {
         // A sample overwritten a full cycle later is not mistaken for a recent one.
         let cycled = RouteStats::new();
         cycled.sample(now - SAMPLES as u64);
-        cycled.record_latency(Duration::from_millis(9));
+        cycled.record_micros(9 * 1000);
         assert_eq!(cycled.snapshot_at(now).avg_ms[0], Some(9.0));
     }
 }

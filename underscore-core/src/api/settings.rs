@@ -91,9 +91,6 @@ pub(crate) fn put(
     // One PUT at a time: validation, the file write and the commit happen under this lock.
     let mut state = reg.settings().lock();
     let ids = select(reg, &state, Some(ids))?;
-    if update.touches_persistent() && state.file.is_none() {
-        return Err(crate::settings::no_file());
-    }
     let changed = state.apply(&ids, &update)?;
     reg.refresh(&state, ids.iter().map(String::as_str));
     for c in &changed {
