@@ -24,6 +24,44 @@ pub struct Column {
     pub numeric: bool,
 }
 
+impl Column {
+    /// A text column, shown when `h` is not given.
+    pub const fn text(
+        name: &'static str,
+        aliases: &'static [&'static str],
+        description: &'static str,
+    ) -> Self {
+        Self {
+            name,
+            aliases,
+            description,
+            default: true,
+            numeric: false,
+        }
+    }
+
+    /// A numeric column (right-aligned), shown when `h` is not given.
+    pub const fn number(
+        name: &'static str,
+        aliases: &'static [&'static str],
+        description: &'static str,
+    ) -> Self {
+        Self {
+            numeric: true,
+            ..Self::text(name, aliases, description)
+        }
+    }
+
+    /// The same column, shown only when `h` asks for it.
+    #[must_use]
+    pub const fn hidden(self) -> Self {
+        Self {
+            default: false,
+            ..self
+        }
+    }
+}
+
 /// A typed cell value: sorting compares numbers as numbers, JSON keeps the type.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Cell {
@@ -370,34 +408,10 @@ mod tests {
     use super::*;
 
     const COLUMNS: &[Column] = &[
-        Column {
-            name: "id",
-            aliases: &["i"],
-            description: "route id",
-            default: true,
-            numeric: false,
-        },
-        Column {
-            name: "path",
-            aliases: &["p"],
-            description: "path pattern",
-            default: true,
-            numeric: false,
-        },
-        Column {
-            name: "stats.req.total",
-            aliases: &["rt"],
-            description: "requests",
-            default: true,
-            numeric: true,
-        },
-        Column {
-            name: "handler",
-            aliases: &[],
-            description: "handler fn",
-            default: false,
-            numeric: false,
-        },
+        Column::text("id", &["i"], "route id"),
+        Column::text("path", &["p"], "path pattern"),
+        Column::number("stats.req.total", &["rt"], "requests"),
+        Column::text("handler", &[], "handler fn").hidden(),
     ];
 
     fn rows() -> Vec<Vec<Cell>> {

@@ -16,216 +16,119 @@ pub(crate) fn index() -> Rendered {
 
 /// The columns of `_cat/routes`, in `h=*` order.
 pub(crate) const ROUTE_COLUMNS: &[Column] = &[
-    Column {
-        name: "id",
-        aliases: &["i"],
-        description: "route id",
-        default: true,
-        numeric: false,
-    },
-    Column {
-        name: "method",
-        aliases: &["m", "methods"],
-        description: "HTTP methods, comma-separated",
-        default: true,
-        numeric: false,
-    },
-    Column {
-        name: "path",
-        aliases: &["p", "pattern"],
-        description: "path pattern (full once mounted and requested)",
-        default: true,
-        numeric: false,
-    },
-    Column {
-        name: "stats.req.active",
-        aliases: &["active"],
-        description: "requests in flight",
-        default: true,
-        numeric: true,
-    },
-    Column {
-        name: "stats.req.total",
-        aliases: &["total"],
-        description: "requests received",
-        default: true,
-        numeric: true,
-    },
-    Column {
-        name: "stats.req.preempted",
-        aliases: &["preempted"],
-        description: "requests answered by a preempt setting",
-        default: false,
-        numeric: true,
-    },
-    Column {
-        name: "stats.req.interrupted",
-        aliases: &["interrupted"],
-        description: "requests ended by an interrupt of the route",
-        default: false,
-        numeric: true,
-    },
-    Column {
-        name: "stats.req.cancelled",
-        aliases: &["cancelled"],
-        description: "requests ended by a task cancel",
-        default: false,
-        numeric: true,
-    },
-    Column {
-        name: "stats.req.dropped",
-        aliases: &["dropped"],
-        description: "requests that ended without a response (dropped or panicked)",
-        default: false,
-        numeric: true,
-    },
-    Column {
-        name: "stats.resp.1xx",
-        aliases: &["1xx"],
-        description: "responses with a 1xx status",
-        default: false,
-        numeric: true,
-    },
-    Column {
-        name: "stats.resp.2xx",
-        aliases: &["2xx"],
-        description: "responses with a 2xx status",
-        default: false,
-        numeric: true,
-    },
-    Column {
-        name: "stats.resp.3xx",
-        aliases: &["3xx"],
-        description: "responses with a 3xx status",
-        default: false,
-        numeric: true,
-    },
-    Column {
-        name: "stats.resp.4xx",
-        aliases: &["4xx"],
-        description: "responses with a 4xx status",
-        default: false,
-        numeric: true,
-    },
-    Column {
-        name: "stats.resp.5xx",
-        aliases: &["5xx"],
-        description: "responses with a 5xx status",
-        default: false,
-        numeric: true,
-    },
-    Column {
-        name: "stats.resp.time_avg_1m",
-        aliases: &["avg_1m"],
-        description: "mean response time over the last minute, ms",
-        default: false,
-        numeric: true,
-    },
-    Column {
-        name: "stats.resp.time_avg_5m",
-        aliases: &["avg_5m"],
-        description: "mean response time over the last 5 minutes, ms",
-        default: false,
-        numeric: true,
-    },
-    Column {
-        name: "stats.resp.time_avg_15m",
-        aliases: &["avg_15m"],
-        description: "mean response time over the last 15 minutes, ms",
-        default: false,
-        numeric: true,
-    },
-    Column {
-        name: "stats.resp.time_p50",
-        aliases: &["p50"],
-        description: "median response time, ms (histogram, within 25%)",
-        default: false,
-        numeric: true,
-    },
-    Column {
-        name: "stats.resp.time_p90",
-        aliases: &["p90"],
-        description: "90th percentile response time, ms",
-        default: false,
-        numeric: true,
-    },
-    Column {
-        name: "stats.resp.time_p99",
-        aliases: &["p99"],
-        description: "99th percentile response time, ms",
-        default: false,
-        numeric: true,
-    },
-    Column {
-        name: "stats.resp.time_max",
-        aliases: &["max"],
-        description: "largest response time, ms",
-        default: false,
-        numeric: true,
-    },
-    Column {
-        name: "preempt",
-        aliases: &["pre", "preempt.status"],
-        description: "effective preempt status (- when the route is served normally)",
-        default: true,
-        numeric: true,
-    },
-    Column {
-        name: "preempt.reason",
-        aliases: &["reason"],
-        description: "effective preempt reason phrase",
-        default: false,
-        numeric: false,
-    },
-    Column {
-        name: "preempt.retry_after",
-        aliases: &["retry_after"],
-        description: "effective preempt Retry-After, in seconds",
-        default: false,
-        numeric: true,
-    },
-    Column {
-        name: "handler",
-        aliases: &["hd"],
-        description: "handler fn (module path and name)",
-        default: false,
-        numeric: false,
-    },
-    Column {
-        name: "name",
-        aliases: &["n"],
-        description: "declared id or actix resource name",
-        default: false,
-        numeric: false,
-    },
-    Column {
-        name: "kind",
-        aliases: &["k"],
-        description: "annotated or actix (registered with plain actix-web)",
-        default: false,
-        numeric: false,
-    },
-    Column {
-        name: "mounted",
-        aliases: &["mo"],
-        description: "whether an actix worker has mounted the route",
-        default: false,
-        numeric: false,
-    },
-    Column {
-        name: "source",
-        aliases: &["src", "file"],
-        description: "file:line of the handler",
-        default: false,
-        numeric: false,
-    },
-    Column {
-        name: "doc",
-        aliases: &["d", "description"],
-        description: "first line of the handler's doc comment",
-        default: false,
-        numeric: false,
-    },
+    Column::text("id", &["i"], "route id"),
+    Column::text("method", &["m", "methods"], "HTTP methods, comma-separated"),
+    Column::text(
+        "path",
+        &["p", "pattern"],
+        "path pattern (full once mounted and requested)",
+    ),
+    Column::number("stats.req.active", &["active"], "requests in flight"),
+    Column::number("stats.req.total", &["total"], "requests received"),
+    Column::number(
+        "stats.req.preempted",
+        &["preempted"],
+        "requests answered by a preempt setting",
+    )
+    .hidden(),
+    Column::number(
+        "stats.req.interrupted",
+        &["interrupted"],
+        "requests ended by an interrupt of the route",
+    )
+    .hidden(),
+    Column::number(
+        "stats.req.cancelled",
+        &["cancelled"],
+        "requests ended by a task cancel",
+    )
+    .hidden(),
+    Column::number(
+        "stats.req.dropped",
+        &["dropped"],
+        "requests that ended without a response (dropped or panicked)",
+    )
+    .hidden(),
+    Column::number("stats.resp.1xx", &["1xx"], "responses with a 1xx status").hidden(),
+    Column::number("stats.resp.2xx", &["2xx"], "responses with a 2xx status").hidden(),
+    Column::number("stats.resp.3xx", &["3xx"], "responses with a 3xx status").hidden(),
+    Column::number("stats.resp.4xx", &["4xx"], "responses with a 4xx status").hidden(),
+    Column::number("stats.resp.5xx", &["5xx"], "responses with a 5xx status").hidden(),
+    Column::number(
+        "stats.resp.time_avg_1m",
+        &["avg_1m"],
+        "mean response time over the last minute, ms",
+    )
+    .hidden(),
+    Column::number(
+        "stats.resp.time_avg_5m",
+        &["avg_5m"],
+        "mean response time over the last 5 minutes, ms",
+    )
+    .hidden(),
+    Column::number(
+        "stats.resp.time_avg_15m",
+        &["avg_15m"],
+        "mean response time over the last 15 minutes, ms",
+    )
+    .hidden(),
+    Column::number(
+        "stats.resp.time_p50",
+        &["p50"],
+        "median response time, ms (histogram, within 25%)",
+    )
+    .hidden(),
+    Column::number(
+        "stats.resp.time_p90",
+        &["p90"],
+        "90th percentile response time, ms",
+    )
+    .hidden(),
+    Column::number(
+        "stats.resp.time_p99",
+        &["p99"],
+        "99th percentile response time, ms",
+    )
+    .hidden(),
+    Column::number("stats.resp.time_max", &["max"], "largest response time, ms").hidden(),
+    Column::number(
+        "preempt",
+        &["pre", "preempt.status"],
+        "effective preempt status (- when the route is served normally)",
+    ),
+    Column::text(
+        "preempt.reason",
+        &["reason"],
+        "effective preempt reason phrase",
+    )
+    .hidden(),
+    Column::number(
+        "preempt.retry_after",
+        &["retry_after"],
+        "effective preempt Retry-After, in seconds",
+    )
+    .hidden(),
+    Column::text("handler", &["hd"], "handler fn (module path and name)").hidden(),
+    Column::text("name", &["n"], "declared id or actix resource name").hidden(),
+    Column::text(
+        "kind",
+        &["k"],
+        "annotated or actix (registered with plain actix-web)",
+    )
+    .hidden(),
+    Column::text(
+        "mounted",
+        &["mo"],
+        "whether an actix worker has mounted the route",
+    )
+    .hidden(),
+    Column::text("source", &["src", "file"], "file:line of the handler").hidden(),
+    Column::text(
+        "doc",
+        &["d", "description"],
+        "first line of the handler's doc comment",
+    )
+    .hidden(),
 ];
 
 pub(crate) fn routes(

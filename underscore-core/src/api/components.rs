@@ -8,41 +8,19 @@ use crate::params::Query;
 use crate::ApiError;
 
 const MIDDLEWARE_COLUMNS: &[Column] = &[
-    Column {
-        name: "position",
-        aliases: &["pos"],
-        description: "0 is outermost: it sees a request first",
-        default: true,
-        numeric: true,
-    },
-    Column {
-        name: "name",
-        aliases: &["n"],
-        description: "type name, without its path",
-        default: true,
-        numeric: false,
-    },
-    Column {
-        name: "scope",
-        aliases: &["s"],
-        description: "where it applies: app, scope, resource",
-        default: true,
-        numeric: false,
-    },
-    Column {
-        name: "source",
-        aliases: &["src"],
-        description: "underscore (ours), or declared by the app",
-        default: true,
-        numeric: false,
-    },
-    Column {
-        name: "type",
-        aliases: &["t"],
-        description: "full type name",
-        default: false,
-        numeric: false,
-    },
+    Column::number(
+        "position",
+        &["pos"],
+        "0 is outermost: it sees a request first",
+    ),
+    Column::text("name", &["n"], "type name, without its path"),
+    Column::text("scope", &["s"], "where it applies: app, scope, resource"),
+    Column::text(
+        "source",
+        &["src"],
+        "underscore (ours), or declared by the app",
+    ),
+    Column::text("type", &["t"], "full type name").hidden(),
 ];
 
 pub(crate) fn middlewares_cat(query: Query, path: &str) -> Result<Rendered, ApiError> {
@@ -64,41 +42,15 @@ pub(crate) fn middlewares_cat(query: Query, path: &str) -> Result<Rendered, ApiE
 }
 
 const TRANSPORT_COLUMNS: &[Column] = &[
-    Column {
-        name: "owner",
-        aliases: &["o"],
-        description: "app or admin",
-        default: true,
-        numeric: false,
-    },
-    Column {
-        name: "kind",
-        aliases: &["k"],
-        description: "tcp, tls, uds, or in-app",
-        default: true,
-        numeric: false,
-    },
-    Column {
-        name: "address",
-        aliases: &["a", "path"],
-        description: "address, or socket path",
-        default: true,
-        numeric: false,
-    },
-    Column {
-        name: "mode",
-        aliases: &["m"],
-        description: "socket file mode (UNIX sockets)",
-        default: true,
-        numeric: false,
-    },
-    Column {
-        name: "connections",
-        aliases: &["c", "conns"],
-        description: "open connections, where counted",
-        default: true,
-        numeric: true,
-    },
+    Column::text("owner", &["o"], "app or admin"),
+    Column::text("kind", &["k"], "tcp, tls, uds, or in-app"),
+    Column::text("address", &["a", "path"], "address, or socket path"),
+    Column::text("mode", &["m"], "socket file mode (UNIX sockets)"),
+    Column::number(
+        "connections",
+        &["c", "conns"],
+        "open connections, where counted",
+    ),
 ];
 
 pub(crate) fn transports_cat(query: Query, path: &str) -> Result<Rendered, ApiError> {
