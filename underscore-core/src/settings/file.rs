@@ -1,0 +1,250 @@
+//! The settings file: where the persistent tier lives, written so that a crash never leaves
+//! it half-written, and refused at start-up when it is corrupt or not safe to trust.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value};
+
+use super::keys::spec;
+use super::Flat;
+
+/// Why the settings file could not be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SettingsError {
+    /// The file exists but could not be read.
+    #[error("cannot read the settings file {}: {source}", .path.display())]
+    Unreadable {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: io::Error,
+    },
+    /// The file is not a valid settings file; it was left untouched.
+    #[error("the settings file {} is corrupt ({reason}); it was left untouched: fix or remove it", .path.display())]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The file is not safe to trust: another user owns it or may write it; it was left
+    /// untouched.
+    #[error("the settings file {} is not safe to use: {reason}", .path.display())]
+    Insecure {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// A settings file is already configured for this process.
+    #[error("a settings file is already configured ({}); it can be set once per process", .path.display())]
+    AlreadyConfigured {
+        /// The file already in use.
+        path: PathBuf,
+    },
+}
+
+/// The format tag of the settings file.
+const FILE_FORMAT: &str = "underscore-settings/1";
+
+/// Refuses a settings file that another user owns or may write: whoever can write it decides
+/// which routes answer 503 at the next start.
+fn check_owner(path: &Path) -> Result<(), SettingsError> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = fs::symlink_metadata(path) else {
+        return Ok(());
+    };
+    // The owner of /proc/self is this process's effective uid.
+    let me = fs::metadata("/proc/self").map(|m| m.uid()).ok();
+    let insecure = |reason: String| SettingsError::Insecure {
+        path: path.to_owned(),
+        reason,
+    };
+    if !meta.file_type().is_file() {
+        return Err(insecure("it is not a regular file".to_owned()));
+    }
+    if me.is_some_and(|me| me != meta.uid()) {
+        return Err(insecure(format!(
+            "it is owned by uid {}, not by this process",
+            meta.uid()
+        )));
+    }
+    if meta.mode() & 0o022 != 0 {
+        return Err(insecure(format!(
+            "others may write it (mode {:o}); chmod go-w it",
+            meta.mode() & 0o777
+        )));
+    }
+    Ok(())
+}
+
+/// Reads the persistent tier from `path`; a missing file is an empty tier.
+pub(super) fn load_file(path: &Path) -> Result<BTreeMap<String, Flat>, SettingsError> {
+    check_owner(path)?;
+    let bytes = match fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
+        Err(source) => {
+            return Err(SettingsError::Unreadable {
+                path: path.to_owned(),
+                source,
+            })
+        }
+    };
+    let corrupt = |reason: String| SettingsError::Corrupt {
+        path: path.to_owned(),
+        reason,
+    };
+    let value: Value =
+        serde_json::from_slice(&bytes).map_err(|e| corrupt(format!("not valid JSON: {e}")))?;
+    let Value::Object(mut top) = value else {
+        return Err(corrupt("not a JSON object".to_owned()));
+    };
+    if top.get("format").and_then(Value::as_str) != Some(FILE_FORMAT) {
+        return Err(corrupt(format!("[format] is not [{FILE_FORMAT}]")));
+    }
+    let Some(Value::Object(routes)) = top.remove("routes") else {
+        return Err(corrupt("[routes] is missing or not an object".to_owned()));
+    };
+    let mut out = BTreeMap::new();
+    for (id, settings) in routes {
+        let Value::Object(settings) = settings else {
+            return Err(corrupt(format!(
+                "the settings of route [{id}] are not an object"
+            )));
+        };
+        let mut flat = Flat::new();
+        for (key, value) in settings {
+            let spec = spec(&key)
+                .ok_or_else(|| corrupt(format!("route [{id}]: unknown setting [{key}]")))?;
+            let value = (spec.parse)(&value).map_err(|why| {
+                corrupt(format!("route [{id}]: setting [{key}] = {value}: {why}"))
+            })?;
+            flat.insert(key, value);
+        }
+        if !flat.is_empty() {
+            out.insert(id, flat);
+        }
+    }
+    Ok(out)
+}
+
+/// Writes the persistent tier so that a crash at any instant leaves the old file or the new
+/// one: a temporary file beside it, written and fsynced, renamed over it, then the directory
+/// fsynced so the rename itself is durable.
+pub(super) fn write_file(path: &Path, persistent: &BTreeMap<String, Flat>) -> io::Result<()> {
+    let routes: Map<String, Value> = persistent
+        .iter()
+        .map(|(id, flat)| {
+            let obj: Map<String, Value> =
+                flat.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            (id.clone(), Value::Object(obj))
+        })
+        .collect();
+    let doc = serde_json::json!({"format": FILE_FORMAT, "routes": routes});
+    let mut bytes = serde_json::to_vec_pretty(&doc).expect("a Value always serializes");
+    bytes.push(b'\n');
+
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "the path has no file name"))?;
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(format!(
+        ".tmp.{}.{}.{}",
+        std::process::id(),
+        SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos())
+    ));
+    let tmp = dir.join(tmp_name);
+    let written = (|| {
+        // `create_new`: never write into a file someone else prepared (or a link to one).
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&tmp)?;
+        file.write_all(&bytes)?;
+        file.sync_all()?;
+        drop(file);
+        fs::rename(&tmp, path)
+    })();
+    if let Err(err) = written {
+        let _ = fs::remove_file(&tmp);
+        return Err(err);
+    }
+    // The new file is in place: from here the change is made, whatever happens next.
+    if let Err(err) = File::open(&dir).and_then(|d| d.sync_all()) {
+        tracing::warn!(
+            file = %path.display(),
+            %err,
+            "settings file written, but its directory could not be synced: a power loss now \
+             could bring back the previous version"
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn file_round_trip_and_corruption() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("settings.json");
+        assert!(load_file(&path).unwrap().is_empty());
+        let mut tiers: BTreeMap<String, Flat> = BTreeMap::new();
+        tiers.insert(
+            "gone".into(),
+            [("preempt.status".to_owned(), json!(503))].into(),
+        );
+        write_file(&path, &tiers).unwrap();
+        assert_eq!(load_file(&path).unwrap(), tiers);
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["settings.json"], "no temporary file is left behind");
+        // A file others may write is refused, and left as it is.
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o666)).unwrap();
+        let err = load_file(&path).unwrap_err();
+        assert!(matches!(err, SettingsError::Insecure { .. }), "{err}");
+        assert!(err.to_string().contains("others may write it"), "{err}");
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+
+        for bad in [
+            "{",
+            "[]",
+            r#"{"format":"other","routes":{}}"#,
+            r#"{"format":"underscore-settings/1"}"#,
+            r#"{"format":"underscore-settings/1","routes":{"a":{"preempt.status":42}}}"#,
+            r#"{"format":"underscore-settings/1","routes":{"a":{"nope":1}}}"#,
+        ] {
+            fs::write(&path, bad).unwrap();
+            let err = load_file(&path).unwrap_err();
+            assert!(matches!(err, SettingsError::Corrupt { .. }), "{bad}: {err}");
+            assert!(
+                err.to_string().contains(&path.display().to_string()),
+                "{err}"
+            );
+            assert_eq!(fs::read_to_string(&path).unwrap(), bad, "left untouched");
+        }
+    }
+}

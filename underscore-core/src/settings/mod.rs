@@ -1,0 +1,33 @@
+//! Route settings, in three parts:
+//!
+//! - [`keys`]: every key, its description and its validation;
+//! - [`tiers`]: the persistent and transient tiers with Elasticsearch's update semantics (dot
+//!   notation, `null` resets, wildcard group resets, all-or-nothing) and the store that holds
+//!   them;
+//! - [`file`](mod@file): the settings file the persistent tier lives in;
+//!
+//! and [`slot`], the effective value of each route as the middleware reads it.
+//!
+//! # Adding a key
+//!
+//! Add a [`KeySpec`] to [`KEYS`] (name, description, parser), then read it where its effect
+//! lives (for `preempt.*`, [`Preempt::from_settings`]). Validation, both tiers, dot notation,
+//! wildcard resets, `flat_settings`, `include_defaults` and the file format follow by themselves.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+pub mod file;
+pub mod keys;
+pub mod slot;
+pub mod tiers;
+
+pub use file::SettingsError;
+pub use keys::{defaults, KeySpec, KEYS, MAX_REASON};
+pub use slot::{Preempt, SettingsSlot};
+pub(crate) use tiers::StoreState;
+pub use tiers::{nest, SettingsStore, Tier, Update};
+
+/// Settings of one route in one tier: flat dotted key to validated value.
+pub type Flat = BTreeMap<String, Value>;
