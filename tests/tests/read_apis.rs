@@ -110,6 +110,8 @@ fn cat_parameters() {
             "stats.req.active",
             "stats.req.total",
             "stats.req.preempted",
+            "stats.req.shed",
+            "stats.req.timed_out",
             "stats.req.interrupted",
             "stats.req.cancelled",
             "stats.req.dropped",
@@ -162,7 +164,7 @@ fn cat_parameters() {
     );
     assert_eq!(
         srv.admin("GET", "/_cat/routes/echo?h=stats.req.*").body,
-        "0 0 0 0 0 0\n"
+        "0 0 0 0 0 0 0 0\n"
     );
     // Typed JSON and YAML.
     let res = srv.admin(
@@ -202,7 +204,7 @@ fn errors_have_elasticsearch_shape() {
         ("GET", "/_cat/routes?foo=1", 400, "illegal_argument_exception", "request [/_cat/routes] contains unrecognized parameter: [foo]"),
         ("GET", "/_cat/routes?v=yes", 400, "illegal_argument_exception", "Failed to parse value [yes] of parameter [v] as only [true] or [false] are allowed."),
         ("GET", "/_cat/routes?format=xml", 400, "illegal_argument_exception", "invalid value [xml] for parameter [format], expected one of [text, json, yaml]"),
-        ("GET", "/_cat/routes?s=nope:desc", 400, "illegal_argument_exception", "unknown column [nope] in parameter [s], valid columns are [id, method, path, stats.req.active, stats.req.total, stats.req.preempted, stats.req.interrupted, stats.req.cancelled, stats.req.dropped, stats.resp.1xx, stats.resp.2xx, stats.resp.3xx, stats.resp.4xx, stats.resp.5xx, stats.resp.time_avg_1m, stats.resp.time_avg_5m, stats.resp.time_avg_15m, stats.resp.time_p50, stats.resp.time_p90, stats.resp.time_p99, stats.resp.time_max, preempt, preempt.reason, preempt.retry_after, handler, name, kind, mounted, source, doc]"),
+        ("GET", "/_cat/routes?s=nope:desc", 400, "illegal_argument_exception", "unknown column [nope] in parameter [s], valid columns are [id, method, path, stats.req.active, stats.req.total, stats.req.preempted, stats.req.shed, stats.req.timed_out, stats.req.interrupted, stats.req.cancelled, stats.req.dropped, stats.resp.1xx, stats.resp.2xx, stats.resp.3xx, stats.resp.4xx, stats.resp.5xx, stats.resp.time_avg_1m, stats.resp.time_avg_5m, stats.resp.time_avg_15m, stats.resp.time_p50, stats.resp.time_p90, stats.resp.time_p99, stats.resp.time_max, preempt, preempt.reason, preempt.retry_after, handler, name, kind, mounted, source, doc]"),
         ("GET", "/_cat/routes?s=id:up", 400, "illegal_argument_exception", "invalid sort order [up] in [id:up], expected [asc] or [desc]"),
         ("GET", "/_cat/routes/hello,nope", 404, "resource_not_found_exception", "no such route [nope]"),
         ("GET", "/_routes?format=text", 400, "illegal_argument_exception", "this API has no text format, use [format=json] or [format=yaml]"),

@@ -66,15 +66,22 @@ fn route_stats(srv: &TestServer, id: &str) -> Value {
 fn assert_adds_up(s: &Value) {
     let req = &s["requests"];
     let resp = &s["responses"];
-    let ended: u64 = ["preempted", "interrupted", "cancelled", "dropped"]
-        .iter()
-        .map(|k| req[k].as_u64().unwrap())
-        .chain(
-            ["1xx", "2xx", "3xx", "4xx", "5xx"]
-                .iter()
-                .map(|k| resp[k].as_u64().unwrap()),
-        )
-        .sum();
+    let ended: u64 = [
+        "preempted",
+        "shed",
+        "timed_out",
+        "interrupted",
+        "cancelled",
+        "dropped",
+    ]
+    .iter()
+    .map(|k| req[k].as_u64().unwrap())
+    .chain(
+        ["1xx", "2xx", "3xx", "4xx", "5xx"]
+            .iter()
+            .map(|k| resp[k].as_u64().unwrap()),
+    )
+    .sum();
     assert_eq!(
         req["total"].as_u64().unwrap(),
         req["active"].as_u64().unwrap() + ended,

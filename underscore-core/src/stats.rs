@@ -19,6 +19,11 @@ pub enum Outcome {
     Status(u16),
     /// Answered by a preempt setting; the app was not called.
     Preempted,
+    /// Answered at once because the route had `limits.max_in_flight` requests running; the app
+    /// was not called.
+    Shed,
+    /// Stopped by `limits.timeout`: the app's future was dropped and the client got a 504.
+    TimedOut,
     /// Ended by `POST /_routes/{ids}/interrupt`.
     Interrupted,
     /// Ended by `POST /_tasks/{id}/_cancel`.
@@ -27,18 +32,55 @@ pub enum Outcome {
     Dropped,
 }
 
-const OUTCOMES: usize = 9;
+const OUTCOMES: usize = 11;
 
 impl Outcome {
+    /// Every outcome, a status class standing for its whole class (`Status(200)` is `2xx`),
+    /// in the order the admin APIs list them.
+    pub const ALL: [Outcome; OUTCOMES] = [
+        Outcome::Status(100),
+        Outcome::Status(200),
+        Outcome::Status(300),
+        Outcome::Status(400),
+        Outcome::Status(500),
+        Outcome::Preempted,
+        Outcome::Shed,
+        Outcome::TimedOut,
+        Outcome::Interrupted,
+        Outcome::Cancelled,
+        Outcome::Dropped,
+    ];
+
+    /// The outcome's name in `_routes/stats`: `1xx` .. `5xx`, `preempted`, `shed`,
+    /// `timed_out`, `interrupted`, `cancelled`, `dropped`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Outcome::Status(_) => ["1xx", "2xx", "3xx", "4xx", "5xx"][self.index()],
+            Outcome::Preempted => "preempted",
+            Outcome::Shed => "shed",
+            Outcome::TimedOut => "timed_out",
+            Outcome::Interrupted => "interrupted",
+            Outcome::Cancelled => "cancelled",
+            Outcome::Dropped => "dropped",
+        }
+    }
+
     #[inline]
     fn index(self) -> usize {
         match self {
             Outcome::Status(status) => (status / 100).clamp(1, 5) as usize - 1,
             Outcome::Preempted => 5,
-            Outcome::Interrupted => 6,
-            Outcome::Cancelled => 7,
-            Outcome::Dropped => 8,
+            Outcome::Shed => 6,
+            Outcome::TimedOut => 7,
+            Outcome::Interrupted => 8,
+            Outcome::Cancelled => 9,
+            Outcome::Dropped => 10,
         }
+    }
+
+    /// Whether the app answered (a status class), rather than the middleware or nobody.
+    pub fn is_status(self) -> bool {
+        matches!(self, Outcome::Status(_))
     }
 }
 
@@ -365,8 +407,28 @@ mod tests {
         }
         s.begin();
         let snap = s.snapshot();
-        assert_eq!(snap.outcomes, [1, 2, 0, 1, 1, 1, 1, 1, 1]);
+        assert_eq!(snap.outcomes, [1, 2, 0, 1, 1, 1, 0, 0, 1, 1, 1]);
         assert_eq!((snap.total, snap.active), (10, 1));
+        for outcome in Outcome::ALL {
+            assert_eq!(snap.count(outcome), snap.outcomes[outcome.index()]);
+        }
+        let names: Vec<&str> = Outcome::ALL.iter().map(|o| o.name()).collect();
+        assert_eq!(
+            names,
+            [
+                "1xx",
+                "2xx",
+                "3xx",
+                "4xx",
+                "5xx",
+                "preempted",
+                "shed",
+                "timed_out",
+                "interrupted",
+                "cancelled",
+                "dropped"
+            ]
+        );
     }
 
     #[test]

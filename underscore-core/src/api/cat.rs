@@ -32,6 +32,18 @@ pub(crate) const ROUTE_COLUMNS: &[Column] = &[
     )
     .hidden(),
     Column::number(
+        "stats.req.shed",
+        &["shed"],
+        "requests answered at once because limits.max_in_flight were running",
+    )
+    .hidden(),
+    Column::number(
+        "stats.req.timed_out",
+        &["timeout"],
+        "requests stopped by limits.timeout (answered 504)",
+    )
+    .hidden(),
+    Column::number(
         "stats.req.interrupted",
         &["interrupted"],
         "requests ended by an interrupt of the route",
@@ -151,6 +163,8 @@ pub(crate) fn routes(
                 Cell::Int(r.active as i64),
                 Cell::Int(r.stats.total as i64),
                 count(Outcome::Preempted),
+                count(Outcome::Shed),
+                count(Outcome::TimedOut),
                 count(Outcome::Interrupted),
                 count(Outcome::Cancelled),
                 count(Outcome::Dropped),

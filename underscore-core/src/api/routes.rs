@@ -130,6 +130,8 @@ fn stats_json(s: &StatsSnapshot, active: u64) -> Value {
             "total": s.total,
             "active": active,
             "preempted": s.count(Outcome::Preempted),
+            "shed": s.count(Outcome::Shed),
+            "timed_out": s.count(Outcome::TimedOut),
             "interrupted": s.count(Outcome::Interrupted),
             "cancelled": s.count(Outcome::Cancelled),
             "dropped": s.count(Outcome::Dropped),
