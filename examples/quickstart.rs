@@ -13,6 +13,15 @@
 //! ```text
 //! curl --unix-socket /tmp/underscore.sock 'http://./_cat/routes?v'
 //! ```
+//!
+//! Load shedding on `slow`: at most two requests in flight, and none running past a second
+//! (see the README's "Load shedding"):
+//!
+//! ```text
+//! curl --unix-socket /tmp/underscore.sock -X PUT 'http://./_routes/slow/settings' \
+//!   -d '{"transient": {"limits": {"max_in_flight": 2, "timeout": "1s"}}}'
+//! curl -i 'http://127.0.0.1:8080/slow?ms=5000'     # 504 Request timed out, after 1 s
+//! ```
 
 use std::collections::HashMap;
 use std::io::Write;

@@ -286,8 +286,9 @@ fn persistent_settings_survive_sigkill_at_any_instant() {
         }
         // A burst of persistent PUTs, and a SIGKILL in the middle of it.
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let burst = {
-            let (socket, stop) = (socket.clone(), stop.clone());
+            let (socket, stop, done) = (socket.clone(), stop.clone(), done.clone());
             let values: Vec<u64> = (0..1000).map(|i| 200 + (next_status + i) % 400).collect();
             std::thread::spawn(move || {
                 let mut sent = Vec::new();
@@ -305,10 +306,16 @@ fn persistent_settings_survive_sigkill_at_any_instant() {
                     if out.map_or(true, |o| !o.status.success()) {
                         break;
                     }
+                    done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
                 sent
             })
         };
+        // The kill lands within the burst, once it has written at least once (on a loaded
+        // machine the first curl can take longer than the delay below).
+        common::wait_until("a first persistent PUT", || {
+            done.load(std::sync::atomic::Ordering::Relaxed) > 0
+        });
         std::thread::sleep(Duration::from_millis(20 + u64::from(round % 7) * 15));
         signal(&qs.child, "-KILL");
         wait(&mut qs.child, Duration::from_secs(10));

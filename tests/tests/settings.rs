@@ -191,7 +191,11 @@ fn dot_notation_flat_settings_and_defaults() {
     );
     assert_eq!(
         defaults.json(),
-        json!({"dotted": {"defaults": {"preempt.reason": null, "preempt.retry_after": null, "preempt.status": null, "preempt.text": null}}})
+        json!({"dotted": {"defaults": {
+            "preempt.reason": null, "preempt.retry_after": null, "preempt.status": null, "preempt.text": null,
+            "preempt.percent": 100,
+            "limits.max_in_flight": null, "limits.timeout": null, "limits.status": 503, "limits.retry_after": null,
+        }}})
     );
     let yaml = srv.admin(
         "GET",

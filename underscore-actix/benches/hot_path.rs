@@ -3,7 +3,8 @@
 //! 1. the core operations alone (stats recording, and in-flight task registration for a
 //!    request that has to wait), in nanoseconds per request, on 1 and 2 threads;
 //! 2. the whole middleware stack (`Observe` + `Track`) against the same actix app without it,
-//!    calling the app's service directly (no network), alternating the two apps.
+//!    calling the app's service directly (no network), alternating the two apps;
+//! 3. a request shed by `limits.max_in_flight` against the same route served.
 //!
 //! Run with: `cargo bench -p underscore-actix --bench hot_path`
 //! Target: stats recording and in-flight tracking together under 100 ns per request.
@@ -117,6 +118,13 @@ async fn wait(name: web::Path<String>) -> impl Responder {
     format!("Hello {name}!")
 }
 
+/// The same handler as `hello`, on a route whose requests are all shed in part 3.
+#[underscore_route]
+#[get("/limited/{name}")]
+async fn limited(name: web::Path<String>) -> impl Responder {
+    format!("Hello {name}!")
+}
+
 async fn plain_hello(name: web::Path<String>) -> impl Responder {
     format!("Hello {name}!")
 }
@@ -141,7 +149,14 @@ macro_rules! plain_app {
 
 macro_rules! tracked_app {
     () => {
-        test::init_service(App::new().wrap(Observe::new()).service(hello).service(wait)).await
+        test::init_service(
+            App::new()
+                .wrap(Observe::new())
+                .service(hello)
+                .service(wait)
+                .service(limited),
+        )
+        .await
     };
 }
 
@@ -196,6 +211,50 @@ fn middleware() {
     });
 }
 
+/// A shed request (the route at its `limits.max_in_flight`) against a served one, through the
+/// whole stack: shedding must cost less than serving.
+fn shedding() {
+    use underscore_actix::core::api::{handle, Request};
+    let put = handle(
+        &Request::new("PUT", "/_routes/limited/settings", "")
+            .with_body(br#"{"transient": {"limits.max_in_flight": 1}}"#),
+    );
+    assert_eq!(put.status, 200, "{}", String::from_utf8_lossy(&put.body));
+    // One request holds the only slot for the whole run, so every request below is shed.
+    let (_, meta) = underscore_actix::core::registry()
+        .annotated()
+        .iter()
+        .find(|(id, _)| id == "limited")
+        .expect("the limited route is registered");
+    meta.state.stats.begin();
+    actix_rt::System::new().block_on(async {
+        let app = tracked_app!();
+        let res = app
+            .call(test::TestRequest::get().uri("/limited/bench").to_request())
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 503, "the route sheds");
+        let n = requests(100_000);
+        let (mut served, mut shed) = (Vec::new(), Vec::new());
+        for _ in 0..7 {
+            let t = Instant::now();
+            drive!(app, n, "/hello/bench");
+            served.push(t.elapsed().as_nanos() as f64 / f64::from(n));
+            let t = Instant::now();
+            drive!(app, n, "/limited/bench");
+            shed.push(t.elapsed().as_nanos() as f64 / f64::from(n));
+        }
+        let (served, shed) = (median(served), median(shed));
+        println!(
+            "shedding: served {served:>6.0} ns/request ({:>8.0} requests/s), shed {shed:>6.0} ns/request ({:>8.0} requests/s): a shed request costs {:.2}x a served one (median of 7 alternating rounds)",
+            1e9 / served,
+            1e9 / shed,
+            shed / served,
+        );
+    });
+    meta.state.stats.end(Outcome::Dropped);
+}
+
 /// Runs `n` requests to `path` on one app only: for instruction counts under callgrind
 /// (`HOT_PATH=plain|tracked HOT_PATH_N=.. HOT_PATH_URI=..`).
 fn one_app(tracked: bool) {
@@ -219,9 +278,11 @@ fn main() {
         Ok("tracked") => one_app(true),
         Ok("middleware") => middleware(),
         Ok("core") => core_ops(),
+        Ok("shed") => shedding(),
         _ => {
             core_ops();
             middleware();
+            shedding();
         }
     }
 }

@@ -6,12 +6,13 @@
 //! never registers a task and never clones its URI: the cost is its statistics.
 
 use std::error::Error as StdError;
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use actix_web::body::{BodySize, BoxBody, MessageBody};
 use actix_web::dev::ServiceRequest;
-use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::header;
 use actix_web::http::StatusCode;
 use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse};
@@ -24,16 +25,33 @@ use underscore_core::tasks::{CancelReason, Signal, TaskHandle, TaskKind, TaskRou
 /// The reason phrase and body of an interrupted request.
 pub(crate) const INTERRUPTED: &str = "Request interrupted";
 
-/// The answer to a request cancelled while its handler ran.
-pub(crate) fn interrupted_response() -> HttpResponse {
-    let mut res = HttpResponse::ServiceUnavailable()
-        .insert_header((
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; charset=utf-8"),
-        ))
-        .body("Request interrupted\n");
-    res.head_mut().reason = Some(INTERRUPTED);
+/// The body of a request stopped by `limits.timeout`.
+pub(crate) const TIMED_OUT: &str = "Request timed out";
+
+/// The answer to a request cancelled while its handler ran: `503 Request interrupted` for an
+/// interrupt or a cancel, `504 Gateway Timeout` with the body `Request timed out` for a timeout.
+pub(crate) fn cancelled_response(reason: CancelReason) -> HttpResponse {
+    let (status, text, phrase) = match reason {
+        CancelReason::Interrupt | CancelReason::Cancel => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Request interrupted\n",
+            Some(INTERRUPTED),
+        ),
+        CancelReason::Timeout => (StatusCode::GATEWAY_TIMEOUT, "Request timed out\n", None),
+    };
+    let mut res = crate::preempt::text_response(status, text);
+    if phrase.is_some() {
+        res.head_mut().reason = phrase;
+    }
     res
+}
+
+/// Why a response already begun was cut short: the error that ends its body stream.
+fn cut_short(reason: CancelReason) -> &'static str {
+    match reason {
+        CancelReason::Timeout => TIMED_OUT,
+        CancelReason::Interrupt | CancelReason::Cancel => INTERRUPTED,
+    }
 }
 
 /// A request counted in its route's statistics: records its outcome exactly once, when it
@@ -47,12 +65,24 @@ pub(crate) struct Active {
 
 impl Active {
     /// Counts a request of the route with `stats`.
+    #[inline]
     pub(crate) fn begin(stats: &'static RouteStats) -> Self {
         stats.begin();
         Self {
             stats,
             outcome: None,
         }
+    }
+
+    /// Counts a request of the route with `stats` if fewer than `max` of its requests run:
+    /// `None` if it must be shed (then nothing is counted yet).
+    #[inline]
+    pub(crate) fn admit(stats: &'static RouteStats, max: u32) -> Option<Self> {
+        // `then`, not `then_some`: an `Active` built and dropped would count an end.
+        stats.try_begin(max).then(|| Self {
+            stats,
+            outcome: None,
+        })
     }
 }
 
@@ -151,6 +181,8 @@ pub struct InFlight {
     /// A plain request not counted yet: if dropped so, it is counted as `dropped` on the route
     /// its path matches.
     uncounted_plain: bool,
+    /// When `limits.timeout` runs out (routes with a timeout only).
+    deadline: Option<Pin<Box<actix_web::rt::time::Sleep>>>,
 }
 
 #[derive(Debug)]
@@ -190,7 +222,13 @@ impl InFlight {
             active: Some(active),
             start,
             uncounted_plain: false,
+            deadline: None,
         }
+    }
+
+    /// Stops the request `timeout` from now, unless it has ended by then.
+    pub(crate) fn set_timeout(&mut self, timeout: std::time::Duration) {
+        self.deadline = Some(Box::pin(actix_web::rt::time::sleep(timeout)));
     }
 
     /// The state of a request `Observe` sees before routing, started at `start`. (Taken for
@@ -205,22 +243,30 @@ impl InFlight {
         }
     }
 
-    /// The state of a plain request, once it is known that no `Track` claimed it.
-    pub(crate) fn plain(details: PlainDetails) -> Self {
+    /// The state of a plain request, once it is known that no `Track` claimed it; `active`
+    /// when it was admitted by the `limits.max_in_flight` of the route its path matched.
+    pub(crate) fn plain(details: PlainDetails, active: Option<Active>) -> Self {
         let start = details.start;
         Self {
             source: Some(Source::Plain(Box::new(details))),
             route: TaskRoute::Plain(None),
             handle: None,
-            active: None,
+            uncounted_plain: active.is_none(),
+            active,
             start,
-            uncounted_plain: true,
+            deadline: None,
         }
     }
 
-    /// A cancellation or stack request since the last poll (nothing before registration).
+    /// A cancellation, a timeout or a stack request since the last poll (no cancellation or
+    /// stack request before registration).
     #[inline]
-    pub(crate) fn signal(&mut self, cx: &Context<'_>) -> Signal {
+    pub(crate) fn signal(&mut self, cx: &mut Context<'_>) -> Signal {
+        if let Some(deadline) = &mut self.deadline {
+            if deadline.as_mut().poll(cx).is_ready() {
+                return Signal::Cancelled(CancelReason::Timeout);
+            }
+        }
         match &mut self.handle {
             Some(handle) => handle.poll_signal(cx.waker()),
             None => Signal::None,
@@ -300,6 +346,12 @@ impl InFlight {
     /// A `Track` claimed this request after all: it counts it, so this state goes quietly.
     pub(crate) fn disown(mut self) {
         self.uncounted_plain = false;
+        // Admitted by the limit of the plain route its path matched, yet served by another:
+        // the admission is taken back, uncounted.
+        if let Some(active) = self.active.take() {
+            active.stats.abandon();
+            std::mem::forget(active);
+        }
     }
 
     /// The request was ended by a cancellation.
@@ -308,6 +360,7 @@ impl InFlight {
             active.outcome = Some(match reason {
                 CancelReason::Interrupt => Outcome::Interrupted,
                 CancelReason::Cancel => Outcome::Cancelled,
+                CancelReason::Timeout => Outcome::TimedOut,
             });
         }
     }
@@ -411,7 +464,7 @@ impl<B: MessageBody> MessageBody for TrackBody<B> {
                     if let Signal::Cancelled(reason) = state.signal(cx) {
                         state.cancelled(reason);
                         *inflight = None;
-                        return Poll::Ready(Some(Err(INTERRUPTED.into())));
+                        return Poll::Ready(Some(Err(cut_short(reason).into())));
                     }
                 }
                 let next = body.poll_next(cx);

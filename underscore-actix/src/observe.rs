@@ -10,7 +10,6 @@ use std::future::{ready, Future, Ready};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Transform};
@@ -20,12 +19,11 @@ use actix_web::{Error, HttpResponse};
 use pin_project_lite::pin_project;
 use underscore_core::clock::{self, Stamp};
 use underscore_core::registry::{registry, DynamicRoute};
-use underscore_core::settings::Preempt;
 use underscore_core::stats::RouteStats;
 use underscore_core::tasks::Signal;
 
 use crate::claim;
-use crate::inflight::InFlight;
+use crate::inflight::{Active, InFlight};
 use crate::stack::Traced;
 
 /// App-level middleware: makes routes registered with plain actix-web (not annotated) appear in
@@ -125,8 +123,9 @@ fn cached(
 }
 
 impl<S> ObserveMiddleware<S> {
-    /// The plain route this request would reach and its preempt, judged before routing.
-    fn plain_preempt(&self, req: &ServiceRequest) -> Option<(&'static DynamicRoute, Arc<Preempt>)> {
+    /// The plain route this request would reach, if it has a preempt or a limit, judged before
+    /// routing.
+    fn plain_route(&self, req: &ServiceRequest) -> Option<&'static DynamicRoute> {
         // Before routing, `match_pattern` walks the resources by path alone.
         let pattern = req.match_pattern()?;
         // Not cached when missing: the route may be met (and preempted) later.
@@ -135,8 +134,7 @@ impl<S> ObserveMiddleware<S> {
         if !route.methods.contains(req.method().as_str()) {
             return None;
         }
-        let preempt = route.settings.preempt()?;
-        Some((route, preempt))
+        route.settings.is_set().then_some(route)
     }
 }
 
@@ -151,11 +149,14 @@ where
     forward_ready!(service);
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
-        if registry().has_dynamic_preempts() {
-            if let Some((route, preempt)) = self.plain_preempt(&req) {
-                return ObserveFuture::Answered {
-                    res: Some(answer(crate::preempt::answer(&route.stats, &preempt))),
-                };
+        let route = if registry().has_dynamic_settings() {
+            self.plain_route(&req)
+        } else {
+            None
+        };
+        if let Some(route) = route {
+            if let Some(preempt) = route.settings.preempt_now() {
+                return ObserveFuture::answered(crate::preempt::answer(&route.stats, &preempt));
             }
         }
         let start = Stamp::now();
@@ -166,9 +167,33 @@ where
             // A `Track` accounts for it: pass through, at no cost.
             return ObserveFuture::Claimed { fut };
         }
+        // The handler has not run yet (a future runs when polled): a request over the route's
+        // limit is shed here, without it.
+        let mut admitted = None;
+        let mut timeout = None;
+        if let Some(route) = route {
+            let settings = &route.settings;
+            if let Some(max) = settings.max_in_flight() {
+                match Active::admit(&route.stats, max) {
+                    Some(active) => admitted = Some(active),
+                    None => {
+                        let limits = settings.limits();
+                        return ObserveFuture::answered(crate::preempt::shed(
+                            &route.stats,
+                            limits.as_deref(),
+                        ));
+                    }
+                }
+            }
+            timeout = settings.timeout();
+        }
+        let mut inflight = InFlight::plain(details, admitted);
+        if let Some(timeout) = timeout {
+            inflight.set_timeout(timeout);
+        }
         ObserveFuture::Running {
             fut: crate::stack::root(fut),
-            plain: Some(Box::new((self.routes.clone(), InFlight::plain(details)))),
+            plain: Some(Box::new((self.routes.clone(), inflight))),
         }
     }
 }
@@ -197,10 +222,19 @@ pin_project! {
             fut: Traced<F>,
             plain: Option<Box<(RouteCache, InFlight)>>,
         },
-        /// Answered by `Observe` (a preempted or interrupted plain route).
+        /// Answered by `Observe` (a preempted, shed, interrupted or timed-out plain route).
         Answered {
             res: Option<Error>,
         },
+    }
+}
+
+impl<F> ObserveFuture<F> {
+    /// An answer of `Observe` itself (a preempted or shed plain route).
+    fn answered(res: HttpResponse) -> Self {
+        ObserveFuture::Answered {
+            res: Some(answer(res)),
+        }
     }
 }
 
@@ -230,7 +264,7 @@ where
                     self.as_mut()
                         .project_replace(ObserveFuture::Answered { res: None });
                     drop(inflight);
-                    return Poll::Ready(Err(answer(crate::inflight::interrupted_response())));
+                    return Poll::Ready(Err(answer(crate::inflight::cancelled_response(reason))));
                 }
                 // Raised around the poll too: a `Track` behind a deferring middleware is
                 // reached only now, and claims the request here.

@@ -1,16 +1,48 @@
-//! The response a preempted route answers with.
+//! The answers of the middleware itself: a preempted route's, a shed request's.
 
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::HttpResponse;
-use underscore_core::settings::Preempt;
+use underscore_core::settings::{Limits, Preempt};
 use underscore_core::stats::{Outcome, RouteStats};
 
 /// Counts a preempted request on the route with `stats`, and builds its response.
 pub(crate) fn answer(stats: &RouteStats, preempt: &Preempt) -> HttpResponse {
-    stats.begin();
-    stats.end(Outcome::Preempted);
+    stats.answered(Outcome::Preempted);
     response(preempt)
+}
+
+/// The reason phrase and body of a shed request.
+pub(crate) const SHED: &str = "Too many requests in flight";
+
+/// Counts a request shed by `limits.max_in_flight` on the route with `stats`, and builds its
+/// response: `limits.status` (default 503), `Retry-After` when `limits.retry_after` is set.
+#[cold]
+pub(crate) fn shed(stats: &RouteStats, limits: Option<&Limits>) -> HttpResponse {
+    stats.answered(Outcome::Shed);
+    let status = limits
+        .and_then(|l| StatusCode::from_u16(l.status).ok())
+        .unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+    let mut res = text_response(status, "Too many requests in flight\n");
+    res.head_mut().reason = Some(SHED);
+    if let Some(seconds) = limits.and_then(|l| l.retry_after) {
+        res.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    res
+}
+
+/// A `text/plain` answer, without a body where `status` allows none (204, 304).
+pub(crate) fn text_response(status: StatusCode, text: &'static str) -> HttpResponse {
+    if status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
+        return HttpResponse::new(status);
+    }
+    HttpResponse::build(status)
+        .insert_header((
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        ))
+        .body(text)
 }
 
 /// Builds the response of `preempt`: its status, reason phrase, `Retry-After` and body.

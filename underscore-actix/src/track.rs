@@ -13,6 +13,7 @@ use actix_web::Error;
 use pin_project_lite::pin_project;
 
 use underscore_core::clock::{self, Stamp};
+use underscore_core::settings::Flags;
 use underscore_core::tasks::{Signal, TaskRoute};
 use underscore_core::RouteMeta;
 
@@ -94,25 +95,69 @@ where
             }
         }
         let state = &self.route.state;
-        // One atomic load while the route is not preempted.
-        if let Some(preempt) = state.settings.preempt() {
-            let res = req.into_response(crate::preempt::answer(&state.stats, &preempt));
-            return TrackFuture::Done {
-                res: Some(Box::new(res.map_body(|_, body| TrackBody::answer(body)))),
-            };
+        // One atomic load while the route has no preempt and no limit.
+        let flags = state.settings.flags();
+        if !flags.is_empty() {
+            return self.call_with_settings(req, flags);
         }
+        self.run(req, Active::begin(&state.stats), None)
+    }
+}
+
+impl<S, B> TrackMiddleware<S>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error>,
+    B: MessageBody,
+{
+    /// Runs the request in the app, counted by `active`, stopped after `timeout` if given.
+    #[inline]
+    fn run(
+        &self,
+        req: ServiceRequest,
+        active: Active,
+        timeout: Option<std::time::Duration>,
+    ) -> TrackFuture<S::Future, B> {
         // Safe at resource level: routing is over, so actix no longer needs the request to be
         // unshared (see the crate docs). Kept to answer an interrupt with a real response.
-        let inflight = InFlight::from_request(
+        let mut inflight = InFlight::from_request(
             req.request().clone(),
             TaskRoute::Annotated(self.route),
-            Active::begin(&state.stats),
+            active,
             claim::observed_start().unwrap_or_else(Stamp::now),
         );
+        if let Some(timeout) = timeout {
+            inflight.set_timeout(timeout);
+        }
         TrackFuture::Running {
             fut: crate::stack::root(self.service.call(req)),
             inflight: Some(inflight),
         }
+    }
+
+    /// A request of a route with a preempt or a limit: preempted (its share of them), shed
+    /// (over `limits.max_in_flight`), or run with its timeout.
+    #[inline(never)]
+    fn call_with_settings(&self, req: ServiceRequest, flags: Flags) -> TrackFuture<S::Future, B> {
+        let state = &self.route.state;
+        let settings = &state.settings;
+        if flags.preempt() {
+            if let Some(preempt) = settings.preempt_now() {
+                let res = crate::preempt::answer(&state.stats, &preempt);
+                return TrackFuture::answer(req.into_response(res));
+            }
+        }
+        let active = match settings.max_in_flight().filter(|_| flags.max_in_flight()) {
+            Some(max) => match Active::admit(&state.stats, max) {
+                Some(active) => active,
+                None => {
+                    let res = crate::preempt::shed(&state.stats, settings.limits().as_deref());
+                    return TrackFuture::answer(req.into_response(res));
+                }
+            },
+            None => Active::begin(&state.stats),
+        };
+        let timeout = settings.timeout().filter(|_| flags.timeout());
+        self.run(req, active, timeout)
     }
 }
 
@@ -134,6 +179,15 @@ pin_project! {
         Done {
             res: Option<Box<ServiceResponse<TrackBody<B>>>>,
         },
+    }
+}
+
+impl<F, B: MessageBody> TrackFuture<F, B> {
+    /// An answer of the middleware (preempted, shed): the app is not called.
+    fn answer(res: ServiceResponse) -> Self {
+        TrackFuture::Done {
+            res: Some(Box::new(res.map_body(|_, body| TrackBody::answer(body)))),
+        }
     }
 }
 
@@ -161,7 +215,7 @@ where
                         .project_replace(TrackFuture::Done { res: None });
                     drop(inflight);
                     let res =
-                        ServiceResponse::new(request, crate::inflight::interrupted_response());
+                        ServiceResponse::new(request, crate::inflight::cancelled_response(reason));
                     return Poll::Ready(Ok(res.map_body(|_, body| TrackBody::answer(body))));
                 }
                 let polled = crate::stack::poll(fut, cx, inflight, signal);

@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
 use std::sync::{LazyLock, Mutex, OnceLock, RwLock};
 
 use crate::route::{RouteMeta, RouteRef, METHODS};
-use crate::settings::{Preempt, SettingsError, SettingsSlot, SettingsStore, StoreState};
+use crate::settings::{Limits, Preempt, SettingsError, SettingsSlot, SettingsStore, StoreState};
 use crate::stats::RouteStats;
 
 /// Every route the admin APIs know about. There is one per process: see [`registry`].
@@ -27,7 +27,7 @@ pub struct Registry {
     annotated: Vec<(String, &'static RouteMeta)>,
     dynamic: RwLock<Vec<&'static DynamicRoute>>,
     settings: SettingsStore,
-    dynamic_preempts: AtomicUsize,
+    dynamic_settings: AtomicUsize,
     path_matcher: OnceLock<fn(&str, &str) -> bool>,
     unmatched: RouteStats,
     method_not_allowed: RouteStats,
@@ -77,7 +77,7 @@ impl Registry {
             annotated,
             dynamic: RwLock::new(Vec::new()),
             settings: SettingsStore::default(),
-            dynamic_preempts: AtomicUsize::new(0),
+            dynamic_settings: AtomicUsize::new(0),
             path_matcher: OnceLock::new(),
             unmatched: RouteStats::new(),
             method_not_allowed: RouteStats::new(),
@@ -196,12 +196,12 @@ impl Registry {
         Ok(())
     }
 
-    /// Whether some plain actix-web route has a preempt, so that `Observe` must look up routes
-    /// before calling the app (otherwise it never does).
+    /// Whether some plain actix-web route has a preempt or a limit, so that `Observe` must look
+    /// up routes before calling the app (otherwise it never does).
     #[inline]
-    pub fn has_dynamic_preempts(&self) -> bool {
+    pub fn has_dynamic_settings(&self) -> bool {
         // Relaxed: a hint that only gates a lookup; the slot itself is read with Acquire.
-        self.dynamic_preempts.load(Ordering::Relaxed) > 0
+        self.dynamic_settings.load(Ordering::Relaxed) > 0
     }
 
     /// Teaches the registry to match a path against an actix pattern (the actix layer installs
@@ -247,22 +247,23 @@ impl Registry {
             .collect()
     }
 
-    /// Sets the slots of `ids` from the settings in `state`, and recounts dynamic preempts.
+    /// Sets the slots of `ids` from the settings in `state`, and recounts plain routes with settings.
     pub(crate) fn refresh<'a>(&self, state: &StoreState, ids: impl IntoIterator<Item = &'a str>) {
         let dynamic = self.dynamic();
         for id in ids {
-            let preempt = Preempt::from_settings(&state.tiers.effective(id));
+            let effective = state.tiers.effective(id);
+            let (preempt, limits) = (
+                Preempt::from_settings(&effective),
+                Limits::from_settings(&effective),
+            );
             if let Some((_, meta)) = self.annotated.iter().find(|(i, _)| i == id) {
-                meta.state.settings.set(preempt);
+                meta.state.settings.set(preempt, limits);
             } else if let Some(route) = dynamic.iter().find(|r| r.id == id) {
-                route.settings.set(preempt);
+                route.settings.set(preempt, limits);
             }
         }
-        let count = dynamic
-            .iter()
-            .filter(|r| r.settings.is_preempting())
-            .count();
-        self.dynamic_preempts.store(count, Ordering::Relaxed);
+        let count = dynamic.iter().filter(|r| r.settings.is_set()).count();
+        self.dynamic_settings.store(count, Ordering::Relaxed);
     }
 }
 

@@ -5,8 +5,9 @@
 //! `static`: recording a request is a handful of `fetch_add`s, with no lock, no allocation and
 //! no lookup. Every operation is `Relaxed`: these are statistics, each counter is read on its
 //! own, and no other memory is published through them. A reader may see one counter of a
-//! request before another (say `total` before its outcome); `active` is derived so that
-//! `total = active + outcomes` holds whenever no request is being recorded.
+//! request before another (say `total` before its outcome); `total = active + outcomes` holds
+//! whenever no request is being recorded. `active` is a counter of its own, exact at every
+//! instant, which `limits.max_in_flight` admits against.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::LazyLock;
@@ -107,6 +108,9 @@ fn period_now() -> u64 {
 #[derive(Debug)]
 pub struct RouteStats {
     total: AtomicU64,
+    /// Requests begun and not ended: exact at every instant, so `limits.max_in_flight` can
+    /// admit against it.
+    in_flight: AtomicU64,
     outcomes: [AtomicU64; OUTCOMES],
     histogram: [AtomicU64; BUCKETS],
     sum_us: AtomicU64,
@@ -132,6 +136,7 @@ impl RouteStats {
     pub const fn new() -> Self {
         Self {
             total: ZERO,
+            in_flight: ZERO,
             outcomes: [ZERO; OUTCOMES],
             histogram: [ZERO; BUCKETS],
             sum_us: ZERO,
@@ -140,16 +145,60 @@ impl RouteStats {
         }
     }
 
-    /// A request entered the middleware.
+    /// A request entered the middleware and runs.
     #[inline]
     pub fn begin(&self) {
         self.total.fetch_add(1, Ordering::Relaxed);
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A request entered the middleware: it runs if fewer than `max` requests of the route
+    /// run now (then it is counted as [`RouteStats::begin`] does, and `true` is returned), else
+    /// nothing is counted yet. Never admits more than `max` at once, however many workers ask.
+    #[inline]
+    pub fn try_begin(&self, max: u32) -> bool {
+        // Relaxed: the count itself is the only thing decided here; a compare-exchange makes
+        // each admission see every admission and end before it, so at most `max` hold a slot.
+        let admitted = self
+            .in_flight
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < u64::from(max)).then_some(n + 1)
+            })
+            .is_ok();
+        if admitted {
+            self.total.fetch_add(1, Ordering::Relaxed);
+        }
+        admitted
+    }
+
+    /// Takes back a [`RouteStats::begin`] (or admission) of a request that turned out to be
+    /// another route's: it leaves the in-flight count and the total, uncounted. (The total then
+    /// steps back by one: only a request admitted by a plain route's limit, then claimed by an
+    /// annotated route behind a middleware that deferred routing, does this.)
+    pub fn abandon(&self) {
+        self.total.fetch_sub(1, Ordering::Relaxed);
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 
     /// A request that [`RouteStats::begin`] counted ended with `outcome`.
     #[inline]
     pub fn end(&self, outcome: Outcome) {
         self.outcomes[outcome.index()].fetch_add(1, Ordering::Relaxed);
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// A request answered at once by the middleware with `outcome` (preempted, shed): counted
+    /// in `total` and its outcome, never in flight.
+    #[inline]
+    pub fn answered(&self, outcome: Outcome) {
+        self.total.fetch_add(1, Ordering::Relaxed);
+        self.outcomes[outcome.index()].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Requests of the route running now.
+    #[inline]
+    pub fn in_flight(&self) -> u64 {
+        self.in_flight.load(Ordering::Relaxed)
     }
 
     /// The app answered a request after `us` microseconds.
@@ -190,9 +239,11 @@ impl RouteStats {
     }
 
     fn snapshot_at(&self, now: u64) -> StatsSnapshot {
+        // The outcomes before the total: `total` only grows, and each request adds to it before
+        // its outcome, so it is never below the outcomes and never goes back.
+        let active = self.in_flight.load(Ordering::Relaxed);
         let outcomes: [u64; OUTCOMES] =
             std::array::from_fn(|i| self.outcomes[i].load(Ordering::Relaxed));
-        // Read the outcomes first: `total` only grows, so active is never negative.
         let ended: u64 = outcomes.iter().sum();
         let total = self.total.load(Ordering::Relaxed).max(ended);
         let histogram: [u64; BUCKETS] =
@@ -225,7 +276,7 @@ impl RouteStats {
         let max = self.max_us.load(Ordering::Relaxed);
         StatsSnapshot {
             total,
-            active: total - ended,
+            active,
             outcomes,
             avg_ms: [window(1), window(5), window(15)],
             percentiles_ms: [0.5, 0.9, 0.99].map(|q| percentile(&histogram, q, max)),
@@ -429,6 +480,57 @@ mod tests {
                 "dropped"
             ]
         );
+    }
+
+    #[test]
+    fn admission_never_exceeds_the_limit() {
+        use std::sync::atomic::AtomicU64;
+        static STATS: RouteStats = RouteStats::new();
+        static HOLDING: AtomicU64 = AtomicU64::new(0);
+        static MOST: AtomicU64 = AtomicU64::new(0);
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                std::thread::spawn(|| {
+                    let (mut admitted, mut shed) = (0u64, 0u64);
+                    for _ in 0..20_000 {
+                        if STATS.try_begin(3) {
+                            let now = HOLDING.fetch_add(1, Ordering::SeqCst) + 1;
+                            MOST.fetch_max(now, Ordering::SeqCst);
+                            std::hint::spin_loop();
+                            HOLDING.fetch_sub(1, Ordering::SeqCst);
+                            STATS.end(Outcome::Status(200));
+                            admitted += 1;
+                        } else {
+                            STATS.answered(Outcome::Shed);
+                            shed += 1;
+                        }
+                    }
+                    (admitted, shed)
+                })
+            })
+            .collect();
+        let (admitted, shed) = threads
+            .into_iter()
+            .map(|t| t.join().unwrap())
+            .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+        assert!(MOST.load(Ordering::SeqCst) <= 3);
+        let snap = STATS.snapshot();
+        assert_eq!(snap.total, 80_000);
+        assert_eq!(snap.active, 0);
+        assert_eq!(snap.count(Outcome::Status(200)), admitted);
+        assert_eq!(snap.count(Outcome::Shed), shed);
+        // A limit below the running count admits nothing until enough have ended.
+        let s = RouteStats::new();
+        for _ in 0..5 {
+            s.begin();
+        }
+        assert!(!s.try_begin(3));
+        s.end(Outcome::Status(200));
+        s.end(Outcome::Status(200));
+        assert!(!s.try_begin(3));
+        s.end(Outcome::Status(200));
+        assert!(s.try_begin(3));
+        assert_eq!(s.in_flight(), 3);
     }
 
     #[test]

@@ -89,6 +89,9 @@ pub enum CancelReason {
     Interrupt,
     /// `POST /_tasks/{id}/_cancel`.
     Cancel,
+    /// The route's `limits.timeout` ran out (seen by the request itself, never sent through
+    /// the registry).
+    Timeout,
 }
 
 // Entries live inline: boxing them would cost an allocation per request.

@@ -120,6 +120,24 @@ pub(crate) const ROUTE_COLUMNS: &[Column] = &[
         "effective preempt Retry-After, in seconds",
     )
     .hidden(),
+    Column::number(
+        "preempt.percent",
+        &["percent"],
+        "effective share of requests preempted, 0 to 100",
+    )
+    .hidden(),
+    Column::number(
+        "limits.max_in_flight",
+        &["max_in_flight", "mif"],
+        "effective limit of requests in flight (- without one)",
+    )
+    .hidden(),
+    Column::text(
+        "limits.timeout",
+        &["timeout_after"],
+        "effective timeout, as set (- without one)",
+    )
+    .hidden(),
     Column::text("handler", &["hd"], "handler fn (module path and name)").hidden(),
     Column::text("name", &["n"], "declared id or actix resource name").hidden(),
     Column::text(
@@ -188,6 +206,21 @@ pub(crate) fn routes(
                     .as_ref()
                     .and_then(|p| p.retry_after)
                     .map_or(Cell::Null, |s| Cell::Int(s as i64)),
+                r.preempt
+                    .as_ref()
+                    .map_or(Cell::Null, |p| match p.percent() {
+                        whole if whole.fract() == 0.0 => Cell::Int(whole as i64),
+                        part => Cell::Float(part),
+                    }),
+                r.limits
+                    .as_ref()
+                    .and_then(|l| l.max_in_flight)
+                    .map_or(Cell::Null, |n| Cell::Int(i64::from(n))),
+                opt(r
+                    .limits
+                    .as_ref()
+                    .and_then(|l| l.timeout.as_ref())
+                    .map(|(_, text)| text.as_str())),
                 opt(r.handler),
                 opt(r.name.as_deref()),
                 Cell::Str(if r.annotated { "annotated" } else { "actix" }.to_owned()),

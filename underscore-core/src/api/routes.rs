@@ -7,7 +7,7 @@ use serde_json::{json, Map, Value};
 use crate::params::Query;
 use crate::registry::Registry;
 use crate::render::DocParams;
-use crate::settings::Preempt;
+use crate::settings::{Limits, Preempt};
 use crate::stats::{Outcome, StatsSnapshot};
 use crate::ApiError;
 
@@ -30,6 +30,8 @@ pub(crate) struct RouteInfo {
     pub stats: StatsSnapshot,
     /// The effective preempt.
     pub preempt: Option<Arc<Preempt>>,
+    /// The effective limits.
+    pub limits: Option<Arc<Limits>>,
 }
 
 impl RouteInfo {
@@ -56,6 +58,7 @@ pub(crate) fn snapshot(reg: &Registry) -> Vec<RouteInfo> {
             active: stats.active,
             stats,
             preempt: meta.state.settings.preempt(),
+            limits: meta.state.settings.limits(),
         }
     });
     let dynamic = reg.dynamic();
@@ -84,6 +87,7 @@ pub(crate) fn snapshot(reg: &Registry) -> Vec<RouteInfo> {
             active: plain_active.get(&route.id).copied().unwrap_or(0) + stats.active,
             stats,
             preempt: route.settings.preempt(),
+            limits: route.settings.limits(),
         }
     });
     annotated.chain(dynamic).collect()

@@ -13,6 +13,8 @@ pub struct KeySpec {
     pub description: &'static str,
     /// Validates a (non-null) value and returns its canonical form, or says what is wrong.
     pub(super) parse: fn(&Value) -> Result<Value, String>,
+    /// The value that applies when the key is unset (`None`: no effect).
+    pub default: Option<u64>,
 }
 
 /// Every settings key.
@@ -21,21 +23,58 @@ pub const KEYS: &[KeySpec] = &[
         key: "preempt.status",
         description: "answer this status (200..=599) without calling the handler",
         parse: parse_status,
+        default: None,
     },
     KeySpec {
         key: "preempt.reason",
         description: "reason phrase on the status line of a preempted response",
         parse: parse_reason,
+        default: None,
     },
     KeySpec {
         key: "preempt.text",
         description: "text/plain body of a preempted response",
         parse: parse_text,
+        default: None,
     },
     KeySpec {
         key: "preempt.retry_after",
         description: "Retry-After header of a preempted response, in seconds",
         parse: parse_retry_after,
+        default: None,
+    },
+    KeySpec {
+        key: "preempt.percent",
+        description: "share of requests preempted, 0 to 100 (default 100 with a preempt status), \
+                      exact over every 100 consecutive requests",
+        parse: parse_percent,
+        default: Some(100),
+    },
+    KeySpec {
+        key: "limits.max_in_flight",
+        description: "at most this many requests of the route run at once; the next ones are \
+                      shed (answered at once with limits.status)",
+        parse: parse_max_in_flight,
+        default: None,
+    },
+    KeySpec {
+        key: "limits.timeout",
+        description: "a request still running after this long (500ms, 2s, 1m) is stopped and \
+                      answered 504",
+        parse: parse_timeout,
+        default: None,
+    },
+    KeySpec {
+        key: "limits.status",
+        description: "status (200..=599) of a request shed by limits.max_in_flight (default 503)",
+        parse: parse_status,
+        default: Some(503),
+    },
+    KeySpec {
+        key: "limits.retry_after",
+        description: "Retry-After header of a shed request, in seconds",
+        parse: parse_retry_after,
+        default: None,
     },
 ];
 
@@ -96,13 +135,185 @@ fn parse_retry_after(value: &Value) -> Result<Value, String> {
     }
 }
 
+/// The most `limits.max_in_flight` accepts.
+pub const MAX_IN_FLIGHT: u64 = u32::MAX as u64;
+
+fn parse_max_in_flight(value: &Value) -> Result<Value, String> {
+    match as_integer(value) {
+        Some(n @ 1..) if n <= i128::from(MAX_IN_FLIGHT) => Ok(Value::from(n as u64)),
+        _ => Err(format!(
+            "must be a whole number of requests from 1 to {MAX_IN_FLIGHT}; to remove the limit, \
+             use null"
+        )),
+    }
+}
+
+fn parse_percent(value: &Value) -> Result<Value, String> {
+    let n = match value {
+        Value::Number(n) => n.as_f64(),
+        // Elasticsearch accepts numbers written as strings; "NaN" and "inf" are no percentage.
+        Value::String(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit() || b == b'.') => {
+            s.parse::<f64>().ok()
+        }
+        _ => None,
+    };
+    match n {
+        Some(n) if n.is_finite() && (0.0..=100.0).contains(&n) => {
+            if n.fract() == 0.0 {
+                Ok(Value::from(n as u64))
+            } else {
+                Ok(Value::from(n))
+            }
+        }
+        _ => Err("must be a number from 0 to 100".to_owned()),
+    }
+}
+
+fn parse_timeout(value: &Value) -> Result<Value, String> {
+    let Value::String(s) = value else {
+        return Err(
+            "must be a time value with a unit, such as 500ms, 2s or 1m (a bare number has no unit)"
+                .to_owned(),
+        );
+    };
+    let canonical = s.trim().to_ascii_lowercase();
+    parse_time(&canonical)?;
+    Ok(Value::String(canonical))
+}
+
+/// Parses an Elasticsearch time value: a whole number followed by one of `d`, `h`, `m`, `s`,
+/// `ms`, `micros` or `nanos` (`500ms`, `2s`, `1m`), more than zero.
+///
+/// # Errors
+///
+/// What is wrong with `text`, for a 400 that names the setting.
+pub fn parse_time(text: &str) -> Result<std::time::Duration, String> {
+    use std::time::Duration;
+    let text = text.trim().to_ascii_lowercase();
+    let digits = text.bytes().take_while(u8::is_ascii_digit).count();
+    let (number, unit) = text.split_at(digits);
+    let unit = unit.trim_start();
+    let nanos_per: u128 = match unit {
+        "nanos" => 1,
+        "micros" => 1_000,
+        "ms" => 1_000_000,
+        "s" => 1_000_000_000,
+        "m" => 60_000_000_000,
+        "h" => 3_600_000_000_000,
+        "d" => 86_400_000_000_000,
+        _ if text.starts_with('-') => {
+            return Err("must be more than zero; to remove the timeout, use null".to_owned())
+        }
+        "" => return Err("has no unit: write it as 500ms, 2s or 1m".to_owned()),
+        _ => {
+            return Err(format!(
+                "must be a whole number with a unit of d, h, m, s, ms, micros or nanos, such as \
+                 500ms, 2s or 1m (unit [{unit}] is not one)"
+            ))
+        }
+    };
+    let number: u128 = number
+        .parse()
+        .map_err(|_| "must start with a whole number, such as 500ms, 2s or 1m".to_owned())?;
+    if number == 0 {
+        return Err("must be more than zero; to remove the timeout, use null".to_owned());
+    }
+    let nanos = number
+        .checked_mul(nanos_per)
+        .filter(|&n| n <= u128::from(u64::MAX))
+        .ok_or_else(|| "is too long".to_owned())?;
+    Ok(Duration::from_nanos(nanos as u64))
+}
+
 pub(super) fn spec(key: &str) -> Option<&'static KeySpec> {
     KEYS.iter().find(|k| k.key == key)
 }
 
-/// The defaults: every key, unset.
+/// The defaults: every key with the value that applies when it is unset (`null`: no effect).
 pub fn defaults() -> Flat {
     KEYS.iter()
-        .map(|k| (k.key.to_owned(), Value::Null))
+        .map(|k| (k.key.to_owned(), k.default.map_or(Value::Null, Value::from)))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::time::Duration;
+
+    fn parse(key: &str, value: Value) -> Result<Value, String> {
+        (spec(key).unwrap().parse)(&value)
+    }
+
+    #[test]
+    fn time_values_follow_elasticsearch_units() {
+        assert_eq!(parse_time("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_time("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_time("1m"), Ok(Duration::from_secs(60)));
+        assert_eq!(parse_time("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_time("1d"), Ok(Duration::from_secs(86400)));
+        assert_eq!(parse_time("750micros"), Ok(Duration::from_micros(750)));
+        assert_eq!(parse_time("10nanos"), Ok(Duration::from_nanos(10)));
+        assert_eq!(parse_time(" 3S "), Ok(Duration::from_secs(3)));
+        for bad in [
+            "5 parsecs",
+            "-1s",
+            "0s",
+            "0ms",
+            "s",
+            "",
+            "1.5s",
+            "1",
+            "1sec",
+            "99999999999999999999d",
+        ] {
+            assert!(parse_time(bad).is_err(), "{bad}");
+        }
+        assert!(parse_time("-1s").unwrap_err().contains("more than zero"));
+        assert!(parse_time("5 parsecs").unwrap_err().contains("[parsecs]"));
+    }
+
+    #[test]
+    fn limits_and_percent_are_validated() {
+        assert_eq!(parse("limits.max_in_flight", json!(2)), Ok(json!(2)));
+        assert_eq!(parse("limits.max_in_flight", json!("7")), Ok(json!(7)));
+        for bad in [
+            json!(0),
+            json!(-1),
+            json!(1.5),
+            json!("abc"),
+            json!(true),
+            json!(4294967296u64),
+        ] {
+            assert!(parse("limits.max_in_flight", bad.clone()).is_err(), "{bad}");
+        }
+        assert_eq!(parse("limits.timeout", json!("1S")), Ok(json!("1s")));
+        for bad in [
+            json!("5 parsecs"),
+            json!("-1s"),
+            json!("0s"),
+            json!(5),
+            json!(null),
+        ] {
+            assert!(parse("limits.timeout", bad.clone()).is_err(), "{bad}");
+        }
+        assert_eq!(parse("preempt.percent", json!(25)), Ok(json!(25)));
+        assert_eq!(parse("preempt.percent", json!(12.5)), Ok(json!(12.5)));
+        assert_eq!(parse("preempt.percent", json!("40")), Ok(json!(40)));
+        assert_eq!(parse("preempt.percent", json!(0)), Ok(json!(0)));
+        assert_eq!(parse("preempt.percent", json!(100.0)), Ok(json!(100)));
+        for bad in [
+            json!(101),
+            json!(-1),
+            json!("NaN"),
+            json!("inf"),
+            json!("1e3"),
+            json!(""),
+        ] {
+            assert!(parse("preempt.percent", bad.clone()).is_err(), "{bad}");
+        }
+        assert_eq!(parse("limits.status", json!(429)), Ok(json!(429)));
+        assert!(parse("limits.status", json!(99)).is_err());
+    }
 }

@@ -11,7 +11,7 @@
 //! # Adding a key
 //!
 //! Add a [`KeySpec`] to [`KEYS`] (name, description, parser), then read it where its effect
-//! lives (for `preempt.*`, [`Preempt::from_settings`]). Validation, both tiers, dot notation,
+//! lives (for `preempt.*`, [`Preempt::from_settings`]; for `limits.*`, [`Limits::from_settings`]). Validation, both tiers, dot notation,
 //! wildcard resets, `flat_settings`, `include_defaults` and the file format follow by themselves.
 
 use std::collections::BTreeMap;
@@ -24,8 +24,8 @@ pub mod slot;
 pub mod tiers;
 
 pub use file::SettingsError;
-pub use keys::{defaults, KeySpec, KEYS, MAX_REASON};
-pub use slot::{Preempt, SettingsSlot};
+pub use keys::{defaults, parse_time, KeySpec, KEYS, MAX_IN_FLIGHT, MAX_REASON};
+pub use slot::{Flags, Limits, Preempt, SettingsSlot};
 pub(crate) use tiers::StoreState;
 pub use tiers::{nest, SettingsStore, Tier, Update};
 

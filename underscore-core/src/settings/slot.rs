@@ -1,8 +1,9 @@
 //! The effective settings of a route, as the middleware reads them on every request.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, RwLock};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -19,7 +20,12 @@ pub struct Preempt {
     pub text: Option<String>,
     /// The `Retry-After` header, in seconds.
     pub retry_after: Option<u64>,
+    /// The share of requests preempted, in hundredths of a percent (10,000 is every request).
+    pub share: u32,
 }
+
+/// [`Preempt::share`] for every request.
+pub const ALL_REQUESTS: u32 = 10_000;
 
 impl Preempt {
     /// The preempt that `effective` settings ask for: `None` without `preempt.status`.
@@ -36,6 +42,55 @@ impl Preempt {
                 .and_then(Value::as_str)
                 .map(str::to_owned),
             retry_after: effective.get("preempt.retry_after").and_then(Value::as_u64),
+            share: effective
+                .get("preempt.percent")
+                .and_then(Value::as_f64)
+                .map_or(ALL_REQUESTS, |p| (p * 100.0).round() as u32),
+        })
+    }
+
+    /// `preempt.percent`, as a number from 0 to 100.
+    pub fn percent(&self) -> f64 {
+        f64::from(self.share) / 100.0
+    }
+}
+
+/// The load-shedding limits of a route, computed once per settings change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// `limits.max_in_flight`.
+    pub max_in_flight: Option<u32>,
+    /// `limits.timeout`, and the text it was given as (`2s`).
+    pub timeout: Option<(Duration, String)>,
+    /// The status of a shed request (`limits.status`, default 503).
+    pub status: u16,
+    /// The `Retry-After` of a shed request, in seconds.
+    pub retry_after: Option<u64>,
+}
+
+impl Limits {
+    /// The limits that `effective` settings ask for: `None` without `limits.max_in_flight` or
+    /// `limits.timeout` (a status or Retry-After alone limits nothing).
+    pub fn from_settings(effective: &Flat) -> Option<Self> {
+        let max_in_flight = effective
+            .get("limits.max_in_flight")
+            .and_then(Value::as_u64)
+            .map(|n| n.min(u64::from(u32::MAX)) as u32);
+        let timeout = effective
+            .get("limits.timeout")
+            .and_then(Value::as_str)
+            .and_then(|text| Some((super::parse_time(text).ok()?, text.to_owned())));
+        if max_in_flight.is_none() && timeout.is_none() {
+            return None;
+        }
+        Some(Self {
+            max_in_flight,
+            timeout,
+            status: effective
+                .get("limits.status")
+                .and_then(Value::as_u64)
+                .map_or(503, |s| s as u16),
+            retry_after: effective.get("limits.retry_after").and_then(Value::as_u64),
         })
     }
 }
@@ -52,30 +107,79 @@ fn intern(reason: &str) -> &'static str {
     leaked
 }
 
+/// Which effects a route's settings have, read with one atomic load per request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Flags(u8);
+
+impl Flags {
+    const PREEMPT: u8 = 1;
+    const MAX_IN_FLIGHT: u8 = 2;
+    const TIMEOUT: u8 = 4;
+
+    /// No effect: the request is served as if underscore had no settings.
+    #[inline]
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// A preempt is set (for all requests or a share of them).
+    #[inline]
+    pub fn preempt(self) -> bool {
+        self.0 & Self::PREEMPT != 0
+    }
+
+    /// `limits.max_in_flight` is set.
+    #[inline]
+    pub fn max_in_flight(self) -> bool {
+        self.0 & Self::MAX_IN_FLIGHT != 0
+    }
+
+    /// `limits.timeout` is set.
+    #[inline]
+    pub fn timeout(self) -> bool {
+        self.0 & Self::TIMEOUT != 0
+    }
+}
+
 /// The effective settings of one route, as the middleware reads them on every request.
 ///
-/// Reading costs one atomic load while the route has no preempt: the lock behind it is taken
-/// only for a preempted route.
+/// A route with no preempt and no limit costs one atomic load ([`SettingsSlot::flags`]). A
+/// limited route reads its limit and timeout from atomics too; locks are taken only to build
+/// an answer of the middleware (a preempted or shed response), never to serve a request.
 #[derive(Debug, Default)]
 pub struct SettingsSlot {
-    preempting: AtomicBool,
+    flags: AtomicU8,
     preempt: RwLock<Option<Arc<Preempt>>>,
+    /// Requests that met the preempt so far: decides which share of them is preempted.
+    preempt_turns: AtomicU64,
+    limits: RwLock<Option<Arc<Limits>>>,
+    max_in_flight: AtomicU32,
+    timeout_nanos: AtomicU64,
 }
 
 impl SettingsSlot {
     /// An empty slot.
     pub const fn new() -> Self {
         Self {
-            preempting: AtomicBool::new(false),
+            flags: AtomicU8::new(0),
             preempt: RwLock::new(None),
+            preempt_turns: AtomicU64::new(0),
+            limits: RwLock::new(None),
+            max_in_flight: AtomicU32::new(0),
+            timeout_nanos: AtomicU64::new(0),
         }
     }
 
-    /// The preempt to answer with, if any.
+    /// Which effects are on.
     #[inline]
+    pub fn flags(&self) -> Flags {
+        // Acquire pairs with the Release in `set`: once a flag is seen, so is its value.
+        Flags(self.flags.load(Ordering::Acquire))
+    }
+
+    /// The effective preempt, if any (whatever its share).
     pub fn preempt(&self) -> Option<Arc<Preempt>> {
-        // Acquire pairs with the Release in `set`: once the flag is seen, so is the value.
-        if !self.preempting.load(Ordering::Acquire) {
+        if !self.flags().preempt() {
             return None;
         }
         self.preempt
@@ -84,15 +188,87 @@ impl SettingsSlot {
             .clone()
     }
 
-    /// Whether the route is preempted now.
-    pub fn is_preempting(&self) -> bool {
-        self.preempting.load(Ordering::Acquire)
+    /// The preempt to answer this request with: `None` when the route has none, or when this
+    /// request is not in its share. Of `n` consecutive requests at `p` percent, `n * p / 100`
+    /// (rounded down or up) are preempted: exact in aggregate, not random.
+    pub fn preempt_now(&self) -> Option<Arc<Preempt>> {
+        let preempt = self.preempt()?;
+        if preempt.share >= ALL_REQUESTS {
+            return Some(preempt);
+        }
+        // Relaxed: a ticket counter; each request takes a distinct number, nothing else is
+        // published through it.
+        let n = u128::from(self.preempt_turns.fetch_add(1, Ordering::Relaxed));
+        let share = u128::from(preempt.share);
+        let all = u128::from(ALL_REQUESTS);
+        // Request n is preempted when it takes the running count of preempted requests,
+        // floor(n * share / all), one higher.
+        ((n + 1) * share / all > n * share / all).then_some(preempt)
     }
 
-    pub(crate) fn set(&self, preempt: Option<Preempt>) {
-        let on = preempt.is_some();
+    /// Whether the route is preempted now (for all requests or a share of them).
+    pub fn is_preempting(&self) -> bool {
+        self.flags().preempt()
+    }
+
+    /// The effective limits, if any.
+    pub fn limits(&self) -> Option<Arc<Limits>> {
+        let flags = self.flags();
+        if !flags.max_in_flight() && !flags.timeout() {
+            return None;
+        }
+        self.limits
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// `limits.max_in_flight`, read with one atomic load.
+    #[inline]
+    pub fn max_in_flight(&self) -> Option<u32> {
+        // Relaxed: `flags` (Acquire) was read first by the caller; a change racing with this
+        // request applies from the next one.
+        Some(self.max_in_flight.load(Ordering::Relaxed)).filter(|&n| n > 0)
+    }
+
+    /// `limits.timeout`, read with one atomic load.
+    #[inline]
+    pub fn timeout(&self) -> Option<Duration> {
+        // Relaxed: as in `max_in_flight`.
+        Some(self.timeout_nanos.load(Ordering::Relaxed))
+            .filter(|&n| n > 0)
+            .map(Duration::from_nanos)
+    }
+
+    /// Whether some effect is on (a preempt or a limit).
+    pub fn is_set(&self) -> bool {
+        !self.flags().is_empty()
+    }
+
+    pub(crate) fn set(&self, preempt: Option<Preempt>, limits: Option<Limits>) {
+        let mut flags = 0;
+        if preempt.is_some() {
+            flags |= Flags::PREEMPT;
+        }
+        let (max, timeout) = limits.as_ref().map_or((0, 0), |l| {
+            (
+                l.max_in_flight.unwrap_or(0),
+                l.timeout
+                    .as_ref()
+                    .map_or(0, |(d, _)| d.as_nanos().min(u128::from(u64::MAX)) as u64),
+            )
+        });
+        if max > 0 {
+            flags |= Flags::MAX_IN_FLIGHT;
+        }
+        if timeout > 0 {
+            flags |= Flags::TIMEOUT;
+        }
         *self.preempt.write().unwrap_or_else(|e| e.into_inner()) = preempt.map(Arc::new);
-        self.preempting.store(on, Ordering::Release);
+        *self.limits.write().unwrap_or_else(|e| e.into_inner()) = limits.map(Arc::new);
+        self.max_in_flight.store(max, Ordering::Relaxed);
+        self.timeout_nanos.store(timeout, Ordering::Relaxed);
+        self.flags.store(flags, Ordering::Release);
     }
 }
 
@@ -120,6 +296,7 @@ mod tests {
         let p = Preempt::from_settings(&tiers.effective("a")).unwrap();
         assert_eq!((p.status, p.reason), (503, Some("T")));
         assert_eq!(Preempt::from_settings(&tiers.effective("b")), None);
+        assert_eq!(p.share, ALL_REQUESTS);
         // A reason without a status preempts nothing.
         tiers.persistent.clear();
         assert_eq!(Preempt::from_settings(&tiers.effective("a")), None);
@@ -131,5 +308,44 @@ mod tests {
             intern("Busy now"),
             intern(&String::from("Busy now"))
         ));
+    }
+
+    #[test]
+    fn a_share_is_exact_over_every_hundred_requests() {
+        let slot = SettingsSlot::new();
+        let mut settings = Flat::new();
+        settings.insert("preempt.status".into(), json!(503));
+        for percent in [25.0, 33.3, 1.0, 99.0, 0.0, 50.0] {
+            settings.insert("preempt.percent".into(), json!(percent));
+            slot.set(Preempt::from_settings(&settings), None);
+            let hits: Vec<bool> = (0..1_000).map(|_| slot.preempt_now().is_some()).collect();
+            for window in hits.windows(100) {
+                let n = window.iter().filter(|&&h| h).count() as f64;
+                assert!((n - percent).abs() <= 1.0, "{percent}%: {n} in a window");
+            }
+        }
+        settings.remove("preempt.percent");
+        slot.set(Preempt::from_settings(&settings), None);
+        assert!((0..100).all(|_| slot.preempt_now().is_some()));
+    }
+
+    #[test]
+    fn limits_come_with_max_in_flight_or_a_timeout() {
+        let slot = SettingsSlot::new();
+        let mut settings = Flat::new();
+        settings.insert("limits.status".into(), json!(429));
+        assert_eq!(Limits::from_settings(&settings), None);
+        settings.insert("limits.max_in_flight".into(), json!(2));
+        slot.set(None, Limits::from_settings(&settings));
+        let flags = slot.flags();
+        assert!(flags.max_in_flight() && !flags.timeout() && !flags.preempt());
+        assert_eq!(slot.max_in_flight(), Some(2));
+        assert_eq!(slot.limits().unwrap().status, 429);
+        settings.insert("limits.timeout".into(), json!("1500ms"));
+        slot.set(None, Limits::from_settings(&settings));
+        assert_eq!(slot.timeout(), Some(Duration::from_millis(1500)));
+        slot.set(None, None);
+        assert!(slot.flags().is_empty());
+        assert_eq!((slot.max_in_flight(), slot.timeout()), (None, None));
     }
 }
