@@ -59,51 +59,8 @@ SERVERS=("plain $STOCK plain" "plain(again) $STOCK plain" "underscore $STOCK und
 WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
-# start BINARY MODE [wrapper...]: starts the server (pinned to core 0) and sets PID and ADDR.
-start() {
-  local bin=$1 mode=$2 out="$WORK/out.$RANDOM"; shift 2
-  taskset -c 0 "$@" "$bin" "$mode" 127.0.0.1:0 >"$out" 2>"$out.err" &
-  PID=$!
-  for _ in $(seq 1 600); do
-    ADDR=$(sed -n 's/^listening on //p' "$out" 2>/dev/null | head -1 || true)
-    [ -n "$ADDR" ] && return 0
-    sleep 0.1
-  done
-  { echo "server $mode did not start:"; cat "$out.err"; } >&2; exit 1
-}
-
-stop() {
-  kill -INT "$PID" 2>/dev/null || true
-  wait "$PID" 2>/dev/null || true
-}
-
-# ir BINARY MODE PATH: the server's instructions per request, in one process under callgrind:
-# N1 requests to warm up, the counters zeroed, N2 requests, the counters dumped. (Start-up is
-# left out: it is not deterministic any more, as the clock calibrates against real time.)
-ir() {
-  local dir="$WORK/cg"
-  rm -rf "$dir"; mkdir -p "$dir"
-  start "$1" "$2" valgrind --tool=callgrind --callgrind-out-file="$dir/cg.%p"
-  "$CLIENT" "$ADDR" "$3" "$N1"
-  command_callgrind -z "$3"
-  "$CLIENT" "$ADDR" "$3" "$N2"
-  command_callgrind -d "$3"
-  stop
-  awk -v n="$N2" '/^(summary|totals):/ { printf "%d\n", $2 / n; exit }' "$dir"/cg.*.1
-}
-
-# command_callgrind OPTION PATH: callgrind_control OPTION on the server. Valgrind reads the
-# command when the server next runs, so a request every 0.2 s wakes it until it has (usually
-# one request, counted in N2: a few instructions in 10,000 requests).
-command_callgrind() {
-  callgrind_control "$1" "$PID" >/dev/null 2>&1 &
-  local c=$!
-  sleep 0.5
-  while kill -0 "$c" 2>/dev/null; do
-    "$CLIENT" "$ADDR" "$2" 1
-    sleep 0.2
-  done
-}
+# start, stop, ir and command_callgrind: shared with bench/ir.sh.
+source bench/ir.sh
 
 median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 # A latency in microseconds, whatever unit wrk chose.
