@@ -50,11 +50,13 @@ use crate::stack::Traced;
 /// requests are counted when they finish, and while they run they are matched to a route by
 /// their path (for `stats.req.active`, `_tasks` and interrupts).
 ///
-/// `Observe` also applies route settings (a preempt) to plain routes. As actix has not routed
-/// the request yet, it matches the path against the App's resources the way actix's
-/// `match_pattern` does before routing (by path, in registration order), and preempts only if
-/// the request's method was already seen on that route. It does this lookup only while some
-/// plain route has a preempt; otherwise it costs nothing.
+/// `Observe` also applies route settings (a preempt, `limits.max_in_flight`, `limits.timeout`)
+/// to plain routes. As actix has not routed the request yet, it matches the path against the
+/// App's resources the way actix's `match_pattern` does before routing (by path, in
+/// registration order), and applies them only if the request's method was already seen on that
+/// route. It does this lookup only while some plain route has such a setting; otherwise it
+/// costs nothing. A plain route's requests are counted in flight against its limit only while
+/// it has one: requests already running when the limit is set are not in its count.
 #[derive(Debug, Clone, Copy, Default)]
 #[must_use]
 pub struct Observe;
