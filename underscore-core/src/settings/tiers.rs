@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 
 use super::file::{load_file, write_file, SettingsError};
 use super::keys::{spec, KEYS};
+use super::logging::Loggers;
 use super::Flat;
 use crate::{glob, ApiError};
 
@@ -308,6 +309,8 @@ pub struct SettingsStore {
 pub(crate) struct StoreState {
     pub tiers: Tiers,
     pub file: Option<PathBuf>,
+    /// The log levels: they share the settings file, and this lock, with the routes.
+    pub logging: Loggers,
 }
 
 impl SettingsStore {
@@ -326,9 +329,10 @@ impl SettingsStore {
                 path: existing.clone(),
             });
         }
-        let persistent = load_file(&path)?;
-        let ids: Vec<String> = persistent.keys().cloned().collect();
-        state.tiers.persistent = persistent;
+        let loaded = load_file(&path)?;
+        let ids: Vec<String> = loaded.routes.keys().cloned().collect();
+        state.tiers.persistent = loaded.routes;
+        state.logging.persistent = loaded.logging;
         state.file = Some(path);
         Ok(ids)
     }
@@ -391,7 +395,8 @@ impl StoreState {
         }
         // The persistent tier changes only through an update that names it: `file` is set.
         if let (true, Some(file)) = (next.persistent != self.tiers.persistent, file) {
-            write_file(file, &next.persistent).map_err(|e| {
+            // The log levels' section is written back as it is.
+            write_file(file, &next.persistent, &self.logging.persistent).map_err(|e| {
                 ApiError::new(
                     500,
                     "io_exception",
@@ -407,7 +412,7 @@ impl StoreState {
     }
 }
 
-fn no_file() -> ApiError {
+pub(crate) fn no_file() -> ApiError {
     ApiError::illegal_argument(
         "persistent settings are disabled: no settings file is configured; enable them with \
          Underscore::builder().settings_file(path) (the quickstart reads UNDERSCORE_SETTINGS)",
