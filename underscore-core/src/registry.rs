@@ -194,7 +194,12 @@ impl Registry {
                  (routes registered with plain actix-web appear after their first request)"
             );
         }
-        tracing::info!(file = %path.display(), routes = ids.len(), "persistent settings loaded");
+        tracing::info!(
+            file = %path.display(),
+            routes = ids.len(),
+            log_levels = state.logging.persistent.len(),
+            "persistent settings loaded"
+        );
         // Persistent log levels take effect now if the filter is installed, else when it is.
         if let Err(err) = state.logging.refresh() {
             tracing::warn!(file = %path.display(), %err, "persistent log levels could not be applied");
