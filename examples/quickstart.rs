@@ -6,12 +6,14 @@
 //! - `UNDERSCORE_SOCKET`: the admin socket (default `/tmp/underscore.sock`);
 //! - `UNDERSCORE_SETTINGS`: the persistent settings file (default
 //!   `underscore-settings.json` in the system temp dir);
-//! - `RUST_LOG`: log filter (default `info`).
+//! - `RUST_LOG`: log filter (default `info`), which `PUT /_logging/settings` can change.
 //!
 //! Then, in another shell:
 //!
 //! ```text
 //! curl --unix-socket /tmp/underscore.sock 'http://./_cat/routes?v'
+//! curl --unix-socket /tmp/underscore.sock -XPUT 'http://./_logging/settings' \
+//!     -d '{"transient":{"logger.quickstart":"debug"}}'
 //! ```
 //!
 //! Load shedding on `slow`: at most two requests in flight, and none running past a second
@@ -30,6 +32,7 @@ use std::time::Duration;
 use actix_web::middleware::DefaultHeaders;
 use actix_web::rt::signal;
 use actix_web::{get, post, web, App, HttpResponse, HttpServer, Responder};
+use tracing_subscriber::prelude::*;
 use underscore_actix::{record, underscore_route, AdminSocket, Observe, Underscore};
 
 /// Says hello from the root.
@@ -43,6 +46,8 @@ async fn index() -> impl Responder {
 #[underscore_route]
 #[get("/hello/{name}")]
 async fn hello(name: web::Path<String>) -> impl Responder {
+    // Hidden at the default level: `logger.quickstart: debug` shows it.
+    tracing::debug!("greeting {name}");
     format!("Hello {name}!\n")
 }
 
@@ -100,13 +105,23 @@ async fn interrupted(mut int: signal::unix::Signal, mut term: signal::unix::Sign
 
 #[actix_web::main]
 async fn main() -> std::io::Result<()> {
-    // Logs go to stderr; stdout carries only the two lines that say where to connect.
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+    // `main` returning these errors would print their `Debug` form: say them plainly instead.
+    let fail = |err: &dyn std::fmt::Display| -> ! {
+        eprintln!("error: {err}");
+        std::process::exit(1);
+    };
+    // Logs go to stderr; stdout carries only the lines that say where to connect. The filter
+    // is RUST_LOG (default `info`), made reloadable so that the admin APIs can change it.
+    let directives = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|d| !d.trim().is_empty())
+        .unwrap_or_else(|| "info".to_owned());
+    tracing_subscriber::registry()
+        .with(underscore_actix::logging::layer(&directives).unwrap_or_else(|err| fail(&err)))
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
         )
         .init();
     let addr = std::env::var("QUICKSTART_ADDR").unwrap_or_else(|_| "127.0.0.1:8080".to_owned());
@@ -117,11 +132,6 @@ async fn main() -> std::io::Result<()> {
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| std::env::temp_dir().join("underscore-settings.json"));
 
-    // `main` returning these errors would print their `Debug` form: say them plainly instead.
-    let fail = |err: &dyn std::fmt::Display| -> ! {
-        eprintln!("error: {err}");
-        std::process::exit(1);
-    };
     Underscore::builder()
         .settings_file(&settings)
         .init()

@@ -11,9 +11,9 @@ use underscore_core::ApiError;
 use crate::claim::AdminClaim;
 
 /// The path prefixes the admin APIs answer under.
-const BASES: [&str; 3] = ["/_cat", "/_routes", "/_tasks"];
+const BASES: [&str; 4] = ["/_cat", "/_routes", "/_tasks", "/_logging"];
 
-/// Mounts the admin APIs (`/_cat`, `/_routes`, `/_tasks`) into an actix-web app or scope,
+/// Mounts the admin APIs (`/_cat`, `/_routes`, `/_tasks`, `/_logging`) into an actix-web app or scope,
 /// without any guard.
 ///
 /// This is the in-app mode: the admin APIs then share the application's listeners, so anyone

@@ -8,7 +8,8 @@
 //! - [`underscore_route`] registers a handler at compile time and puts the [`Track`]
 //!   middleware on its resource;
 //! - [`Observe`] (App-level) makes routes registered with plain actix-web appear too;
-//! - [`AdminSocket`] serves the admin APIs on a `0600` UNIX socket.
+//! - [`AdminSocket`] serves the admin APIs on a `0600` UNIX socket;
+//! - [`logging::layer`] lets `PUT /_logging/settings` change what `tracing` lets through.
 //!
 //! # Examples
 //!
@@ -39,6 +40,7 @@ pub mod admin;
 mod background;
 mod claim;
 mod inflight;
+pub mod logging;
 mod observe;
 mod preempt;
 mod record;

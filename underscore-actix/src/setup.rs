@@ -26,8 +26,9 @@ impl Underscore {
         Self::default()
     }
 
-    /// Keeps persistent route settings in `path`: loaded by [`Underscore::init`], rewritten
-    /// atomically on every persistent change. Without it, a `persistent` PUT is a 400.
+    /// Keeps persistent route settings and log levels in `path`: loaded by
+    /// [`Underscore::init`], rewritten atomically on every persistent change. Without it, a
+    /// `persistent` PUT is a 400.
     pub fn settings_file(mut self, path: impl Into<PathBuf>) -> Self {
         self.settings_file = Some(path.into());
         self

@@ -18,7 +18,10 @@ use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
 use std::sync::{LazyLock, Mutex, OnceLock, RwLock};
 
 use crate::route::{RouteMeta, RouteRef, METHODS};
-use crate::settings::{Limits, Preempt, SettingsError, SettingsSlot, SettingsStore, StoreState};
+use crate::settings::{
+    ApplyFilter, InstallError, Limits, Preempt, SettingsError, SettingsSlot, SettingsStore,
+    StoreState,
+};
 use crate::stats::RouteStats;
 
 /// Every route the admin APIs know about. There is one per process: see [`registry`].
@@ -192,8 +195,40 @@ impl Registry {
                  (routes registered with plain actix-web appear after their first request)"
             );
         }
-        tracing::info!(file = %path.display(), routes = ids.len(), "persistent settings loaded");
+        tracing::info!(
+            file = %path.display(),
+            routes = ids.len(),
+            log_levels = state.logging.persistent.len(),
+            "persistent settings loaded"
+        );
+        // Persistent log levels take effect now if the filter is installed, else when it is.
+        if let Err(err) = state.logging.refresh() {
+            tracing::warn!(file = %path.display(), %err, "persistent log levels could not be applied");
+        }
         Ok(())
+    }
+
+    /// Installs the app's reloadable log filter, which the logging APIs change: `apply` sets
+    /// it from `EnvFilter` directives, computed from `default_directives` (what the app would
+    /// filter with otherwise, typically `RUST_LOG`) and the log level settings. It is called
+    /// once now, with the persistent levels already loaded (if the settings file was
+    /// configured first), then on every change.
+    ///
+    /// `underscore_actix::logging::layer` calls this; an app has no need to.
+    ///
+    /// # Errors
+    ///
+    /// [`InstallError::AlreadyInstalled`] on a second call (there is one filter per process);
+    /// [`InstallError::Rejected`] if `apply` fails now (then nothing is installed).
+    pub fn install_log_filter(
+        &self,
+        default_directives: &str,
+        apply: ApplyFilter,
+    ) -> Result<(), InstallError> {
+        self.settings
+            .lock()
+            .logging
+            .install(default_directives, apply)
     }
 
     /// Whether some plain actix-web route has a preempt or a limit, so that `Observe` must look

@@ -259,3 +259,22 @@ pub fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// The `quickstart` example binary, built beside the test binaries.
+pub fn quickstart_exe() -> PathBuf {
+    // Test binaries live in target/<profile>/deps; examples in target/<profile>/examples.
+    let exe = std::env::current_exe().unwrap();
+    let path = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join("quickstart");
+    assert!(
+        path.exists(),
+        "{} is missing: `cargo test --workspace` builds it (or `cargo build --examples`)",
+        path.display()
+    );
+    path
+}

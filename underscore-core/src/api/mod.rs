@@ -4,6 +4,7 @@
 
 mod cat;
 mod components;
+mod logging;
 mod routes;
 mod settings;
 mod tasks;
@@ -97,6 +98,7 @@ pub const CAT_ENDPOINTS: &[&str] = &[
     "/_cat/tasks/{task_ids}",
     "/_cat/middlewares",
     "/_cat/transports",
+    "/_cat/loggers",
 ];
 
 const GET: &str = "GET, HEAD";
@@ -156,6 +158,18 @@ fn dispatch(reg: &Registry, req: &Request<'_>) -> Result<Response, ApiError> {
         ["_cat", "tasks", ids] => {
             allow(GET)?;
             tasks::cat(reg, query, path, Some(ids)).map(Response::ok)
+        }
+        ["_cat", "loggers"] => {
+            allow(GET)?;
+            logging::cat(reg, query, path).map(Response::ok)
+        }
+        ["_logging", "settings"] => {
+            allow(GET_PUT)?;
+            if req.method == "PUT" {
+                logging::put(reg, query, path, req.body, req.caller).map(Response::ok)
+            } else {
+                logging::get(reg, query, path).map(Response::ok)
+            }
         }
         ["_tasks"] => {
             allow(GET)?;

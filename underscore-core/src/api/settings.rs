@@ -8,14 +8,15 @@ use crate::render::DocParams;
 use crate::settings::{defaults, nest, Flat, StoreState, Tier, Update};
 use crate::{ApiError, Registry};
 
-struct Params {
-    doc: DocParams,
-    flat: bool,
-    include_defaults: bool,
+/// The parameters of the settings APIs (route settings and log levels).
+pub(super) struct Params {
+    pub doc: DocParams,
+    pub flat: bool,
+    pub include_defaults: bool,
 }
 
 impl Params {
-    fn take(mut query: Query, path: &str) -> Result<Self, ApiError> {
+    pub(super) fn take(mut query: Query, path: &str) -> Result<Self, ApiError> {
         let params = Self {
             doc: DocParams::take_from(&mut query)?,
             flat: query.take_bool("flat_settings")?,

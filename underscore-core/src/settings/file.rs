@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value};
 
 use super::keys::spec;
+use super::logging::LoggerKeys;
+use super::tiers::KeySet;
 use super::Flat;
 
 /// Why the settings file could not be used.
@@ -84,12 +86,19 @@ fn check_owner(path: &Path) -> Result<(), SettingsError> {
     Ok(())
 }
 
+/// What the settings file holds: the persistent tier of the routes, and of the log levels.
+#[derive(Debug, Default)]
+pub(super) struct Loaded {
+    pub routes: BTreeMap<String, Flat>,
+    pub logging: Flat,
+}
+
 /// Reads the persistent tier from `path`; a missing file is an empty tier.
-pub(super) fn load_file(path: &Path) -> Result<BTreeMap<String, Flat>, SettingsError> {
+pub(super) fn load_file(path: &Path) -> Result<Loaded, SettingsError> {
     check_owner(path)?;
     let bytes = match fs::read(path) {
         Ok(bytes) => bytes,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Loaded::default()),
         Err(source) => {
             return Err(SettingsError::Unreadable {
                 path: path.to_owned(),
@@ -132,13 +141,39 @@ pub(super) fn load_file(path: &Path) -> Result<BTreeMap<String, Flat>, SettingsE
             out.insert(id, flat);
         }
     }
-    Ok(out)
+    // Optional: files written before log levels existed, or without any, have none.
+    let mut logging = Flat::new();
+    match top.remove("logging") {
+        None => {}
+        Some(Value::Object(levels)) => {
+            for (key, value) in levels {
+                let (key, parse) = LoggerKeys
+                    .check(&key)
+                    .map_err(|why| corrupt(format!("logging: unknown setting [{key}]{why}")))?;
+                let value = parse(&value)
+                    .map_err(|why| corrupt(format!("logging: setting [{key}] = {value}: {why}")))?;
+                logging.insert(key, value);
+            }
+        }
+        Some(_) => return Err(corrupt("[logging] is not an object".to_owned())),
+    }
+    Ok(Loaded {
+        routes: out,
+        logging,
+    })
 }
 
 /// Writes the persistent tier so that a crash at any instant leaves the old file or the new
 /// one: a temporary file beside it, written and fsynced, renamed over it, then the directory
 /// fsynced so the rename itself is durable.
-pub(super) fn write_file(path: &Path, persistent: &BTreeMap<String, Flat>) -> io::Result<()> {
+///
+/// `logging` is the persistent tier of the log levels; a file without any has no `logging`
+/// object, as before log levels existed.
+pub(super) fn write_file(
+    path: &Path,
+    persistent: &BTreeMap<String, Flat>,
+    logging: &Flat,
+) -> io::Result<()> {
     let routes: Map<String, Value> = persistent
         .iter()
         .map(|(id, flat)| {
@@ -147,7 +182,14 @@ pub(super) fn write_file(path: &Path, persistent: &BTreeMap<String, Flat>) -> io
             (id.clone(), Value::Object(obj))
         })
         .collect();
-    let doc = serde_json::json!({"format": FILE_FORMAT, "routes": routes});
+    let mut doc = serde_json::json!({"format": FILE_FORMAT, "routes": routes});
+    if !logging.is_empty() {
+        let levels: Map<String, Value> = logging
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        doc["logging"] = Value::Object(levels);
+    }
     let mut bytes = serde_json::to_vec_pretty(&doc).expect("a Value always serializes");
     bytes.push(b'\n');
 
@@ -208,14 +250,14 @@ mod tests {
     fn file_round_trip_and_corruption() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("settings.json");
-        assert!(load_file(&path).unwrap().is_empty());
+        assert!(load_file(&path).unwrap().routes.is_empty());
         let mut tiers: BTreeMap<String, Flat> = BTreeMap::new();
         tiers.insert(
             "gone".into(),
             [("preempt.status".to_owned(), json!(503))].into(),
         );
-        write_file(&path, &tiers).unwrap();
-        assert_eq!(load_file(&path).unwrap(), tiers);
+        write_file(&path, &tiers, &Flat::new()).unwrap();
+        assert_eq!(load_file(&path).unwrap().routes, tiers);
         let names: Vec<_> = fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name())
@@ -245,6 +287,51 @@ mod tests {
                 "{err}"
             );
             assert_eq!(fs::read_to_string(&path).unwrap(), bad, "left untouched");
+        }
+    }
+
+    #[test]
+    fn the_logging_section_is_optional_validated_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("settings.json");
+        let routes: BTreeMap<String, Flat> = [(
+            "a".into(),
+            [("preempt.status".to_owned(), json!(503))].into(),
+        )]
+        .into();
+        // No levels: no `logging` object, the file is as it was before log levels existed.
+        write_file(&path, &routes, &Flat::new()).unwrap();
+        assert!(!fs::read_to_string(&path).unwrap().contains("logging"));
+        let levels: Flat = [("logger._root".to_owned(), json!("warn"))].into();
+        write_file(&path, &routes, &levels).unwrap();
+        let loaded = load_file(&path).unwrap();
+        assert_eq!((loaded.routes, loaded.logging), (routes, levels));
+
+        for (bad, why) in [
+            (r#""logging":[]"#, "[logging] is not an object"),
+            (
+                r#""logging":{"logger.x":"loud"}"#,
+                "logging: setting [logger.x]",
+            ),
+            (
+                r#""logging":{"logger.a=b":"info"}"#,
+                "logging: unknown setting [logger.a=b]",
+            ),
+            (
+                r#""logging":{"preempt.status":503}"#,
+                "logging: unknown setting [preempt.status]",
+            ),
+        ] {
+            let text = format!(r#"{{"format":"underscore-settings/1","routes":{{}},{bad}}}"#);
+            fs::write(&path, &text).unwrap();
+            let err = load_file(&path).unwrap_err();
+            assert!(matches!(err, SettingsError::Corrupt { .. }), "{bad}: {err}");
+            let msg = err.to_string();
+            assert!(
+                msg.contains(why) && msg.contains(&path.display().to_string()),
+                "{msg}"
+            );
+            assert_eq!(fs::read_to_string(&path).unwrap(), text, "left untouched");
         }
     }
 }

@@ -1,10 +1,12 @@
-//! Route settings, in three parts:
+//! Route settings and log levels, in these parts:
 //!
 //! - [`keys`]: every key, its description and its validation;
 //! - [`tiers`]: the persistent and transient tiers with Elasticsearch's update semantics (dot
 //!   notation, `null` resets, wildcard group resets, all-or-nothing) and the store that holds
 //!   them;
 //! - [`file`](mod@file): the settings file the persistent tier lives in;
+//! - [`logging`]: the `logger.*` settings (log levels), in the same tiers and file, and the
+//!   filter directives they give;
 //!
 //! and [`slot`], the effective value of each route as the middleware reads it.
 //!
@@ -20,11 +22,13 @@ use serde_json::Value;
 
 pub mod file;
 pub mod keys;
+pub mod logging;
 pub mod slot;
 pub mod tiers;
 
 pub use file::SettingsError;
 pub use keys::{defaults, parse_time, KeySpec, KEYS, MAX_IN_FLIGHT, MAX_REASON};
+pub use logging::{ApplyFilter, DefaultDirectives, InstallError};
 pub use slot::{Flags, Limits, Preempt, SettingsSlot};
 pub(crate) use tiers::StoreState;
 pub use tiers::{nest, SettingsStore, Tier, Update};

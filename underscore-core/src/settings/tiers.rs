@@ -2,6 +2,7 @@
 //! holds both tiers of every route.
 
 use std::collections::{BTreeMap, HashSet};
+use std::fmt::Debug;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
@@ -9,6 +10,7 @@ use serde_json::{Map, Value};
 
 use super::file::{load_file, write_file, SettingsError};
 use super::keys::{spec, KEYS};
+use super::logging::Loggers;
 use super::Flat;
 use crate::{glob, ApiError};
 
@@ -31,18 +33,64 @@ impl Tier {
     }
 }
 
-/// What a PUT asks for one key, or a wildcard group of keys.
+/// What a PUT asks for one key, or a wildcard group of keys. `K` is the validated key:
+/// `&'static str` for a fixed set of keys (routes), `String` for an open one (loggers).
 #[derive(Debug, Clone, PartialEq)]
-enum Change {
-    Set(&'static str, Value),
+pub(crate) enum Change<K = &'static str> {
+    Set(K, Value),
     Reset(String),
 }
 
+/// Validates a (non-null) value and returns its canonical form, or says what is wrong.
+pub(crate) type Parse = fn(&Value) -> Result<Value, String>;
+
+/// A set of settings keys, for [`Update::parse_with`]: which keys exist, and how their values
+/// are validated.
+pub(crate) trait KeySet {
+    /// A validated key.
+    type Key: AsRef<str> + Clone + PartialEq + Debug;
+    /// The canonical form of `key` and the parser of its (non-null) values; or why `key` is
+    /// none, as the text that follows `<tier> setting [<key>], not recognized`.
+    fn check(&self, key: &str) -> Result<(Self::Key, Parse), String>;
+    /// Whether the wildcard `pattern` matches at least one key of the set.
+    fn matches_some(&self, pattern: &str) -> bool;
+}
+
+/// The route settings keys, [`KEYS`].
+pub(crate) struct RouteKeys;
+
+impl KeySet for RouteKeys {
+    type Key = &'static str;
+
+    fn check(&self, key: &str) -> Result<(Self::Key, Parse), String> {
+        match spec(key) {
+            Some(spec) => Ok((spec.key, spec.parse)),
+            None if KEYS.iter().any(|k| k.key.starts_with(&format!("{key}."))) => {
+                Err(format!("; to reset the group, use [{key}.*]"))
+            }
+            None => Err(String::new()),
+        }
+    }
+
+    fn matches_some(&self, pattern: &str) -> bool {
+        KEYS.iter().any(|k| glob::matches(pattern, k.key))
+    }
+}
+
 /// A validated PUT body.
-#[derive(Debug, Default)]
-pub struct Update {
-    persistent: Vec<Change>,
-    transient: Vec<Change>,
+#[derive(Debug)]
+pub struct Update<K = &'static str> {
+    persistent: Vec<Change<K>>,
+    transient: Vec<Change<K>>,
+}
+
+impl<K> Default for Update<K> {
+    fn default() -> Self {
+        Self {
+            persistent: Vec::new(),
+            transient: Vec::new(),
+        }
+    }
 }
 
 impl Update {
@@ -54,6 +102,13 @@ impl Update {
     /// A 400 `parse_exception` for malformed JSON or an empty body, a 400
     /// `illegal_argument_exception` for anything else.
     pub fn parse(body: &[u8]) -> Result<Self, ApiError> {
+        Self::parse_with(body, &RouteKeys)
+    }
+}
+
+impl<K: AsRef<str> + Clone + PartialEq + Debug> Update<K> {
+    /// [`Update::parse`], for the keys of `keys`.
+    pub(crate) fn parse_with<S: KeySet<Key = K>>(body: &[u8], keys: &S) -> Result<Self, ApiError> {
         if body.iter().all(u8::is_ascii_whitespace) {
             return Err(ApiError::parse("request body is required"));
         }
@@ -95,7 +150,7 @@ impl Update {
                         "{tier_name} setting [{key}] is given more than once"
                     )));
                 }
-                changes.push(change(tier, key, value)?);
+                changes.push(change(keys, tier, key, value)?);
             }
         }
         Ok(update)
@@ -106,7 +161,7 @@ impl Update {
         !self.persistent.is_empty()
     }
 
-    fn changes(&self, tier: Tier) -> &[Change] {
+    pub(crate) fn changes(&self, tier: Tier) -> &[Change<K>] {
         match tier {
             Tier::Persistent => &self.persistent,
             Tier::Transient => &self.transient,
@@ -129,7 +184,12 @@ fn flatten(prefix: &str, map: Map<String, Value>, out: &mut Vec<(String, Value)>
     }
 }
 
-fn change(tier: Tier, key: String, value: Value) -> Result<Change, ApiError> {
+fn change<S: KeySet>(
+    keys: &S,
+    tier: Tier,
+    key: String,
+    value: Value,
+) -> Result<Change<S::Key>, ApiError> {
     let tier_name = tier.name();
     if glob::is_pattern(&key) {
         if !value.is_null() {
@@ -137,39 +197,32 @@ fn change(tier: Tier, key: String, value: Value) -> Result<Change, ApiError> {
                 "{tier_name} setting [{key}] is a pattern: it can only be reset with null, got [{value}]"
             )));
         }
-        if !KEYS.iter().any(|k| glob::matches(&key, k.key)) {
+        if !keys.matches_some(&key) {
             return Err(ApiError::illegal_argument(format!(
                 "{tier_name} setting [{key}], matches no setting"
             )));
         }
         return Ok(Change::Reset(key));
     }
-    let Some(spec) = spec(&key) else {
-        let hint = if KEYS.iter().any(|k| k.key.starts_with(&format!("{key}."))) {
-            format!("; to reset the group, use [{key}.*]")
-        } else {
-            String::new()
-        };
-        return Err(ApiError::illegal_argument(format!(
-            "{tier_name} setting [{key}], not recognized{hint}"
-        )));
-    };
+    let (canonical, parse) = keys.check(&key).map_err(|why| {
+        ApiError::illegal_argument(format!("{tier_name} setting [{key}], not recognized{why}"))
+    })?;
     if value.is_null() {
         return Ok(Change::Reset(key));
     }
-    let value = (spec.parse)(&value).map_err(|why| {
+    let value = parse(&value).map_err(|why| {
         ApiError::illegal_argument(format!(
             "failed to parse {tier_name} setting [{key}] with value [{value}]: {why}"
         ))
     })?;
-    Ok(Change::Set(spec.key, value))
+    Ok(Change::Set(canonical, value))
 }
 
-fn apply(flat: &mut Flat, changes: &[Change]) {
+pub(crate) fn apply<K: AsRef<str>>(flat: &mut Flat, changes: &[Change<K>]) {
     for change in changes {
         match change {
             Change::Set(key, value) => {
-                flat.insert((*key).to_owned(), value.clone());
+                flat.insert(key.as_ref().to_owned(), value.clone());
             }
             Change::Reset(pattern) => flat.retain(|key, _| !glob::matches(pattern, key)),
         }
@@ -256,6 +309,8 @@ pub struct SettingsStore {
 pub(crate) struct StoreState {
     pub tiers: Tiers,
     pub file: Option<PathBuf>,
+    /// The log levels: they share the settings file, and this lock, with the routes.
+    pub logging: Loggers,
 }
 
 impl SettingsStore {
@@ -274,9 +329,10 @@ impl SettingsStore {
                 path: existing.clone(),
             });
         }
-        let persistent = load_file(&path)?;
-        let ids: Vec<String> = persistent.keys().cloned().collect();
-        state.tiers.persistent = persistent;
+        let loaded = load_file(&path)?;
+        let ids: Vec<String> = loaded.routes.keys().cloned().collect();
+        state.tiers.persistent = loaded.routes;
+        state.logging.persistent = loaded.logging;
         state.file = Some(path);
         Ok(ids)
     }
@@ -339,7 +395,8 @@ impl StoreState {
         }
         // The persistent tier changes only through an update that names it: `file` is set.
         if let (true, Some(file)) = (next.persistent != self.tiers.persistent, file) {
-            write_file(file, &next.persistent).map_err(|e| {
+            // The log levels' section is written back as it is.
+            write_file(file, &next.persistent, &self.logging.persistent).map_err(|e| {
                 ApiError::new(
                     500,
                     "io_exception",
@@ -355,7 +412,7 @@ impl StoreState {
     }
 }
 
-fn no_file() -> ApiError {
+pub(crate) fn no_file() -> ApiError {
     ApiError::illegal_argument(
         "persistent settings are disabled: no settings file is configured; enable them with \
          Underscore::builder().settings_file(path) (the quickstart reads UNDERSCORE_SETTINGS)",

@@ -1,0 +1,124 @@
+//! `GET|PUT /_logging/settings` and `GET /_cat/loggers`: log levels at runtime.
+
+use serde_json::{json, Map, Value};
+
+use super::settings::Params;
+use crate::cat::{self, CatParams, Cell, Column, Rendered};
+use crate::params::Query;
+use crate::settings::logging::{shape, LoggerKeys, Loggers};
+use crate::settings::{StoreState, Tier, Update};
+use crate::{ApiError, Registry};
+
+fn body(state: &StoreState, params: &Params) -> Result<Rendered, ApiError> {
+    let loggers = &state.logging;
+    let (defaults, directives) = loggers.installed()?;
+    let mut out = Map::new();
+    out.insert(
+        Tier::Persistent.name().to_owned(),
+        shape(&loggers.persistent, params.flat),
+    );
+    out.insert(
+        Tier::Transient.name().to_owned(),
+        shape(&loggers.transient, params.flat),
+    );
+    if params.include_defaults {
+        out.insert(
+            "defaults".to_owned(),
+            shape(&Loggers::defaults(defaults), params.flat),
+        );
+        // Not settings: the filter itself, as the app gave it and as it runs now.
+        out.insert(
+            "directives".to_owned(),
+            json!({"default": defaults.as_str(), "effective": directives}),
+        );
+    }
+    params.doc.render(Value::Object(out))
+}
+
+pub(crate) fn get(reg: &Registry, query: Query, path: &str) -> Result<Rendered, ApiError> {
+    let params = Params::take(query, path)?;
+    body(&reg.settings().lock(), &params)
+}
+
+pub(crate) fn put(
+    reg: &Registry,
+    query: Query,
+    path: &str,
+    payload: &[u8],
+    caller: &str,
+) -> Result<Rendered, ApiError> {
+    let params = Params::take(query, path)?;
+    // Without a filter, say how to install one, whatever the body.
+    reg.settings().lock().logging.installed()?;
+    let update = Update::parse_with(payload, &LoggerKeys)?;
+    // One change at a time, routes' included: validation, the file write, the reload and the
+    // commit happen under this lock.
+    let mut state = reg.settings().lock();
+    let changed = state.apply_levels(&update)?;
+    let show = |v: &Option<Value>| {
+        v.as_ref()
+            .map_or_else(|| "null".to_owned(), Value::to_string)
+    };
+    for c in &changed {
+        tracing::info!(
+            target: "underscore::audit",
+            caller,
+            tier = c.tier.name(),
+            setting = %c.key,
+            old = %show(&c.old),
+            new = %show(&c.new),
+            "log level changed"
+        );
+    }
+    if changed.is_empty() {
+        tracing::info!(target: "underscore::audit", caller, "log levels PUT changed nothing");
+    }
+    body(&state, &params)
+}
+
+/// The columns of `_cat/loggers`, in `h=*` order.
+const LOGGER_COLUMNS: &[Column] = &[
+    Column::text(
+        "target",
+        &["t"],
+        "tracing target (_root: the default level)",
+    ),
+    Column::text("level", &["l"], "effective level"),
+    Column::text(
+        "tier",
+        &["ti"],
+        "where the level comes from: transient, persistent or default",
+    ),
+    Column::text("transient", &["tr"], "transient setting").hidden(),
+    Column::text("persistent", &["pe"], "persistent setting").hidden(),
+    Column::text(
+        "default",
+        &["d"],
+        "level of the default directives (the app's, e.g. RUST_LOG)",
+    )
+    .hidden(),
+];
+
+pub(crate) fn cat(reg: &Registry, query: Query, path: &str) -> Result<Rendered, ApiError> {
+    let params = CatParams::take(query, path)?;
+    let state = reg.settings().lock();
+    let (defaults, _) = state.logging.installed()?;
+    let opt = |l: Option<&str>| l.map_or(Cell::Null, |l| Cell::Str(l.to_owned()));
+    let rows = state
+        .logging
+        .rows(defaults)
+        .into_iter()
+        .map(|r| {
+            vec![
+                Cell::Str(r.target),
+                Cell::Str(r.level.to_owned()),
+                Cell::Str(r.tier.to_owned()),
+                opt(r.transient),
+                opt(r.persistent),
+                opt(r.default),
+            ]
+        })
+        .collect();
+    drop(state);
+    cat::render(LOGGER_COLUMNS, rows, &params)
+}
