@@ -163,16 +163,29 @@ impl PlainDetails {
     }
 }
 
+pin_project! {
+    /// What only a request that waits, or has a timeout, needs: boxed, once, so that a request
+    /// answered within its first poll carries none of it.
+    #[derive(Debug)]
+    struct Extra {
+        // The registered task.
+        handle: Option<TaskHandle>,
+        // When `limits.timeout` runs out.
+        #[pin]
+        deadline: Option<actix_web::rt::time::Sleep>,
+    }
+}
+
 /// The in-flight state of one request.
 ///
 /// Kept small (it travels inside the response future and body, which actix moves and boxes):
-/// what only a waiting or plain request needs is boxed.
+/// what only a waiting, timed or plain request needs is boxed.
 #[derive(Debug)]
 pub struct InFlight {
     /// Where the task's details come from, until it is registered.
     source: Option<Source>,
     route: TaskRoute,
-    handle: Option<Box<TaskHandle>>,
+    extra: Option<Pin<Box<Extra>>>,
     /// The request in its route's statistics (annotated routes; plain ones are counted once
     /// actix has said which route served them).
     active: Option<Active>,
@@ -181,8 +194,6 @@ pub struct InFlight {
     /// A plain request not counted yet: if dropped so, it is counted as `dropped` on the route
     /// its path matches.
     uncounted_plain: bool,
-    /// When `limits.timeout` runs out (routes with a timeout only).
-    deadline: Option<Pin<Box<actix_web::rt::time::Sleep>>>,
 }
 
 #[derive(Debug)]
@@ -218,17 +229,25 @@ impl InFlight {
         Self {
             source: Some(Source::Request(request)),
             route,
-            handle: None,
+            extra: None,
             active: Some(active),
             start,
             uncounted_plain: false,
-            deadline: None,
         }
     }
 
     /// Stops the request `timeout` from now, unless it has ended by then.
     pub(crate) fn set_timeout(&mut self, timeout: std::time::Duration) {
-        self.deadline = Some(Box::pin(actix_web::rt::time::sleep(timeout)));
+        let deadline = actix_web::rt::time::sleep(timeout);
+        match &mut self.extra {
+            Some(extra) => extra.as_mut().project().deadline.set(Some(deadline)),
+            None => {
+                self.extra = Some(Box::pin(Extra {
+                    handle: None,
+                    deadline: Some(deadline),
+                }))
+            }
+        }
     }
 
     /// The state of a request `Observe` sees before routing, started at `start`. (Taken for
@@ -250,11 +269,10 @@ impl InFlight {
         Self {
             source: Some(Source::Plain(Box::new(details))),
             route: TaskRoute::Plain(None),
-            handle: None,
+            extra: None,
             uncounted_plain: active.is_none(),
             active,
             start,
-            deadline: None,
         }
     }
 
@@ -262,12 +280,16 @@ impl InFlight {
     /// stack request before registration).
     #[inline]
     pub(crate) fn signal(&mut self, cx: &mut Context<'_>) -> Signal {
-        if let Some(deadline) = &mut self.deadline {
-            if deadline.as_mut().poll(cx).is_ready() {
+        let Some(extra) = &mut self.extra else {
+            return Signal::None;
+        };
+        let extra = extra.as_mut().project();
+        if let Some(deadline) = extra.deadline.as_pin_mut() {
+            if deadline.poll(cx).is_ready() {
                 return Signal::Cancelled(CancelReason::Timeout);
             }
         }
-        match &mut self.handle {
+        match extra.handle {
             Some(handle) => handle.poll_signal(cx.waker()),
             None => Signal::None,
         }
@@ -277,7 +299,7 @@ impl InFlight {
     /// answered within its first poll costs no registration at all.
     #[inline]
     pub(crate) fn register(&mut self, cx: &Context<'_>) {
-        if self.handle.is_none() {
+        if self.handle().is_none() {
             let kind = match &self.source {
                 Some(Source::Request(req)) => kind_of(req),
                 Some(Source::Plain(details)) => details.kind(),
@@ -285,12 +307,16 @@ impl InFlight {
                 None => return,
             };
             let route = std::mem::replace(&mut self.route, TaskRoute::None);
-            self.handle = Some(Box::new(TaskHandle::register_started(
-                kind,
-                route,
-                cx.waker(),
-                self.start,
-            )));
+            let handle = TaskHandle::register_started(kind, route, cx.waker(), self.start);
+            match &mut self.extra {
+                Some(extra) => *extra.as_mut().project().handle = Some(handle),
+                None => {
+                    self.extra = Some(Box::pin(Extra {
+                        handle: Some(handle),
+                        deadline: None,
+                    }))
+                }
+            }
         }
     }
 
@@ -307,7 +333,7 @@ impl InFlight {
 
     /// The task handle, once registered.
     pub(crate) fn handle(&self) -> Option<&TaskHandle> {
-        self.handle.as_deref()
+        self.extra.as_ref()?.handle.as_ref()
     }
 
     /// The app answered with `status`: records the latency, and the outcome for later.
@@ -367,7 +393,7 @@ impl InFlight {
 
     /// Records the route of a plain request, once actix has routed it.
     pub(crate) fn set_route(&mut self, route: &'static DynamicRoute) {
-        match &self.handle {
+        match self.handle() {
             Some(handle) => handle.set_route(route),
             None => self.route = TaskRoute::Plain(Some(route)),
         }
@@ -386,8 +412,9 @@ impl InFlight {
     /// Hands the state in `slot` to the response body, which keeps it until the body is sent.
     /// A request that never waited, with a body sent in one piece, ends here instead (dropped
     /// in its slot, not moved): nothing of it can be listed, cancelled or waited on any more.
+    #[inline]
     pub(crate) fn into_body<B: MessageBody>(slot: &mut Option<InFlight>, body: B) -> TrackBody<B> {
-        let waited = slot.as_ref().is_some_and(|state| state.handle.is_some());
+        let waited = slot.as_ref().is_some_and(|state| state.handle().is_some());
         let state = if waited || matches!(body.size(), BodySize::Stream) {
             slot.take()
         } else {
