@@ -13,7 +13,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Cell, Clear, Paragraph, Row, Table, TableState, Wrap};
 use ratatui::Frame;
 
-use super::model::{Model, NodeState, Pane, Prompt, RouteLine, SortBy, TaskLine};
+use super::model::{Model, NodeState, Pane, Prompt, RouteLine, TaskLine};
 
 /// Formats a duration in milliseconds: `850µs`, `12.3ms`, `30.7s`; `-` when unknown.
 pub fn fmt_ms(ms: Option<f64>) -> String {
@@ -239,14 +239,9 @@ fn header_line(m: &Model) -> Line<'static> {
         .count();
     let nodes = match (m.nodes.len(), down) {
         (1, 0) => format!("node {}", m.nodes[0].0),
-        (1, _) => format!("node {} disconnected", m.nodes[0].0),
+        (1, _) => format!("node {} down", m.nodes[0].0),
         (n, 0) => format!("{n} nodes"),
-        (n, d) => format!("{n} nodes, {d} disconnected"),
-    };
-    let interval = fmt_interval(m.interval);
-    let sort = match m.sort {
-        SortBy::Id => "id".to_owned(),
-        other => format!("{} desc", other.label()),
+        (n, d) => format!("{n} nodes, {d} down"),
     };
     Line::from(vec![
         Span::styled(
@@ -254,10 +249,10 @@ fn header_line(m: &Model) -> Line<'static> {
             Style::new().add_modifier(Modifier::BOLD | Modifier::REVERSED),
         ),
         Span::raw(format!(
-            " {nodes} | every {interval} | sort {sort} | {} routes, {} tasks | {}",
-            m.routes.len(),
-            m.tasks.len(),
-            m.clock
+            " {}  {nodes}  every {}  sort {}",
+            m.clock,
+            fmt_interval(m.interval),
+            m.sort.label()
         )),
     ])
 }
@@ -269,7 +264,7 @@ fn down_lines(m: &Model) -> Vec<Line<'static>> {
         .filter_map(|(node, state)| match state {
             NodeState::Up => None,
             NodeState::Down(why) => Some(Line::styled(
-                format!(" {node}: disconnected ({why}), retrying every {interval}"),
+                format!(" {node}: disconnected, retrying every {interval}: {why}"),
                 Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
             )),
         })
@@ -293,8 +288,12 @@ pub fn render(frame: &mut Frame<'_>, m: &Model) {
     let downs = down_lines(m);
     let down_height = u16::try_from(downs.len()).unwrap_or(u16::MAX).min(3);
     let rest = area.height.saturating_sub(3 + down_height);
-    // The tasks get two fifths of what remains (at least their header and two rows).
-    let tasks_height = (rest * 2 / 5).max(4).min(rest);
+    // The tasks get what they need up to two fifths of what remains (at least their title,
+    // header and two rows); the routes get the rest.
+    let wanted = u16::try_from(m.tasks.len())
+        .unwrap_or(u16::MAX)
+        .saturating_add(2);
+    let tasks_height = wanted.min(rest * 2 / 5).max(4).min(rest);
     let [head, downs_area, routes_area, tasks_area, status_area, keys_area] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Length(down_height),
@@ -311,8 +310,10 @@ pub fn render(frame: &mut Frame<'_>, m: &Model) {
     let focused = Style::new().add_modifier(Modifier::REVERSED);
     let unfocused = Style::new().add_modifier(Modifier::BOLD);
 
-    let route_block =
-        Block::new().title(Line::from(" Routes ").style(Style::new().add_modifier(Modifier::BOLD)));
+    let route_block = Block::new().title(
+        Line::from(format!(" Routes: {} ", m.routes.len()))
+            .style(Style::new().add_modifier(Modifier::BOLD)),
+    );
     let inner = route_block.inner(routes_area);
     frame.render_widget(route_block, routes_area);
     let cols = fit(route_columns(m), inner.width);
