@@ -286,7 +286,14 @@ async fn print_effective(ctx: &mut Ctx, route: &str) -> Result<Vec<Row>, CliErro
     let columns: Vec<String> = ["id", "preempt", "preempt.reason", "preempt.retry_after"]
         .map(str::to_owned)
         .to_vec();
-    print(&table::render(&columns, &rows, true, ctx.several()))?;
+    let numeric = ["preempt", "preempt.retry_after"];
+    print(&table::render_typed(
+        &columns,
+        &rows,
+        true,
+        ctx.several(),
+        &numeric,
+    ))?;
     Ok(rows)
 }
 

@@ -85,6 +85,18 @@ pub fn cell(v: &Value) -> String {
 /// Renders `rows` with the columns `columns` (a `node` column first when `node_column`), a
 /// header row when `header`.
 pub fn render(columns: &[String], rows: &[Row], header: bool, node_column: bool) -> String {
+    render_typed(columns, rows, header, node_column, &[])
+}
+
+/// [`render`], with the columns known to be numeric: they are right-aligned even when no row
+/// has a value in them (from the values alone, such a column would read as text).
+pub fn render_typed(
+    columns: &[String],
+    rows: &[Row],
+    header: bool,
+    node_column: bool,
+    numeric_columns: &[&str],
+) -> String {
     let mut names: Vec<&str> = Vec::new();
     if node_column {
         names.push("node");
@@ -113,6 +125,9 @@ pub fn render(columns: &[String], rows: &[Row], header: bool, node_column: bool)
                 return false;
             }
             let col = &columns[i - usize::from(node_column)];
+            if numeric_columns.contains(&col.as_str()) {
+                return true;
+            }
             let mut values = rows.iter().filter_map(|(_, r)| r.get(col));
             let mut any = false;
             let all = values.all(|v| {
