@@ -406,9 +406,11 @@ pub fn render(frame: &mut Frame<'_>, m: &Model) {
     }
 
     if let Some(stack) = &m.stack {
-        let popup = centered(
-            area,
-            area.width.saturating_sub(4),
+        // Over both panes, between the header and the keys.
+        let popup = Rect::new(
+            area.x,
+            area.y + 1,
+            area.width,
             area.height.saturating_sub(2),
         );
         frame.render_widget(Clear, popup);
