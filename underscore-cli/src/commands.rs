@@ -133,7 +133,11 @@ impl Ctx {
 }
 
 /// Writes to stdout; a closed pipe (`| head`) ends the output quietly.
-fn print(text: &str) -> Result<(), CliError> {
+///
+/// # Errors
+///
+/// [`CliError::Output`] for any other write error.
+pub fn print(text: &str) -> Result<(), CliError> {
     let mut out = std::io::stdout().lock();
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
         Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => Err(CliError::Output(err)),

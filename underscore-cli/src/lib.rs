@@ -48,9 +48,13 @@ pub fn run(cli: Cli) -> ExitCode {
 fn execute(cli: Cli) -> Vec<Failure> {
     let one = |error: CliError| vec![Failure { node: None, error }];
     if let Command::Completions(args) = &cli.command {
-        let mut out = std::io::stdout();
-        clap_complete::generate(args.shell, &mut Cli::command(), "underscore", &mut out);
-        return Vec::new();
+        // Into memory first: clap_complete panics on a failed write, and `| head` is one.
+        let mut script = Vec::new();
+        clap_complete::generate(args.shell, &mut Cli::command(), "underscore", &mut script);
+        return match commands::print(&String::from_utf8_lossy(&script)) {
+            Ok(()) => Vec::new(),
+            Err(err) => one(err),
+        };
     }
     let env = std::env::var("UNDERSCORE_SOCKET").ok();
     let nodes = match nodes::resolve(&cli.sockets, env.as_deref()) {

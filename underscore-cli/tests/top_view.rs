@@ -222,3 +222,19 @@ fn the_selected_row_is_reversed_in_the_focused_pane_only() {
     assert!(!buffer[(0, task_row)].modifier.contains(Modifier::REVERSED));
     assert!(buffer[(0, task_row)].modifier.contains(Modifier::BOLD));
 }
+
+#[test]
+fn any_terminal_size_draws_without_a_panic() {
+    let mut m = three_nodes();
+    m.on_key(Key::Char('i'));
+    for (w, h) in [(1, 1), (10, 3), (20, 5), (40, 8), (79, 23), (300, 100)] {
+        let frame = text(&m, w, h);
+        assert_eq!(frame.lines().count(), usize::from(h));
+    }
+    m.on_key(Key::Esc);
+    m.on_key(Key::Tab);
+    m.on_key(Key::Char('p'));
+    for (w, h) in [(1, 1), (10, 3), (30, 6)] {
+        assert_eq!(text(&m, w, h).lines().count(), usize::from(h));
+    }
+}
