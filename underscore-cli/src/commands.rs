@@ -1,6 +1,7 @@
 //! The one-shot commands: each sends its requests to every node, prints what they answered,
 //! and reports each node's error in one line.
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::time::Duration;
 
@@ -246,11 +247,36 @@ async fn table_command(ctx: &mut Ctx, path: &str, args: &TableArgs) -> Result<()
         .map(|(_, r)| r.keys().cloned().collect())
         .unwrap_or_default();
     // Each node sorted its own rows; the merged table is sorted again, which needs the sort
-    // columns: those not displayed are asked for too, then hidden.
-    let hidden: Vec<&str> = sort
-        .columns()
-        .filter(|c| !columns.iter().any(|k| k == c))
-        .collect();
+    // columns under the names the rows use: a sort key may be an alias of a displayed column
+    // (`-s total` with `-h stats.req.total`), else it is asked for too, then hidden.
+    let canonical = if sort.0.is_empty() {
+        HashMap::new()
+    } else {
+        column_names(ctx, path).await
+    };
+    let canon = |name: &str| -> String {
+        canonical
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| name.to_owned())
+    };
+    let mut hidden: Vec<&str> = Vec::new();
+    let keys = SortKeys(
+        sort.0
+            .iter()
+            .map(|(col, desc)| {
+                let shown = columns.iter().find(|k| canon(k) == canon(col));
+                let key = match shown {
+                    Some(k) => k.clone(),
+                    None => {
+                        hidden.push(col);
+                        col.clone()
+                    }
+                };
+                (key, *desc)
+            })
+            .collect(),
+    );
     if !hidden.is_empty() && !columns.is_empty() {
         let h = columns
             .iter()
@@ -259,11 +285,39 @@ async fn table_command(ctx: &mut Ctx, path: &str, args: &TableArgs) -> Result<()
             .collect::<Vec<_>>()
             .join(",");
         let url = format!("{path}{}", cat_query(args, true, Some(&h)));
+        // The same nodes are asked again: their failures are the new answers'.
         ctx.failures.clear();
         rows = collect_rows(ctx.ask_json(Method::GET, &url, None).await);
     }
-    table::sort(&mut rows, &sort);
+    table::sort(&mut rows, &keys);
     print(&table::render(&columns, &rows, args.verbose, true))
+}
+
+/// Every column name and alias of a `_cat` endpoint, to its name, from the first node's
+/// `help` (`name | aliases | description` lines). Empty when no node answers.
+async fn column_names(ctx: &Ctx, path: &str) -> HashMap<String, String> {
+    let answers = ctx
+        .fan_out(Method::GET, &format!("{path}?help"), None)
+        .await;
+    let Some(help) = answers.into_iter().find_map(|(_, r)| r.ok()) else {
+        return HashMap::new();
+    };
+    parse_help(&help.body)
+}
+
+fn parse_help(help: &str) -> HashMap<String, String> {
+    let mut names = HashMap::new();
+    for line in help.lines() {
+        let mut parts = line.split('|').map(str::trim);
+        let (Some(name), Some(aliases)) = (parts.next(), parts.next()) else {
+            continue;
+        };
+        for alias in aliases.split(',').map(str::trim).filter(|a| !a.is_empty()) {
+            names.insert(alias.to_owned(), name.to_owned());
+        }
+        names.insert(name.to_owned(), name.to_owned());
+    }
+    names
 }
 
 fn collect_rows(answers: Vec<(Node, Value)>) -> Vec<Row> {
@@ -586,6 +640,19 @@ mod tests {
     fn encoding_keeps_the_ids_syntax_and_escapes_the_rest() {
         assert_eq!(encode("id,stats.*:desc"), "id,stats.*:desc");
         assert_eq!(encode("a b&c=d%/"), "a%20b%26c%3Dd%25%2F");
+    }
+
+    #[test]
+    fn help_lines_map_every_alias_to_its_column() {
+        let names = parse_help(
+            "id               | i         | route id\n\
+             stats.req.total  | total     | requests received\n\
+             preempt          | pre,preempt.status | effective preempt\n",
+        );
+        assert_eq!(names["total"], "stats.req.total");
+        assert_eq!(names["stats.req.total"], "stats.req.total");
+        assert_eq!(names["preempt.status"], "preempt");
+        assert_eq!(names["i"], "id");
     }
 
     #[test]

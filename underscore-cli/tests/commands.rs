@@ -504,6 +504,26 @@ fn several_sockets_merge_into_one_table_with_a_node_column() {
         stderr(&glob)
     );
 
+    // A sort key may be an alias of a displayed column.
+    let alias = run(&[
+        "--socket",
+        sa,
+        "--socket",
+        sb,
+        "cat",
+        "routes",
+        "-h",
+        "id,stats.req.total",
+        "-s",
+        "total:desc,i",
+    ]);
+    assert_eq!(
+        stdout(&alias).lines().take(3).collect::<Vec<_>>(),
+        ["app-1 hello 2", "app-2 hello 1", "app-2 index 1"],
+        "{}",
+        stderr(&alias)
+    );
+
     // Changes fan out to every replica.
     let both = ["--socket", sa, "--socket", sb];
     let out = run(&[&both[..], &["preempt", "hello", "--status", "503"]].concat());
