@@ -52,6 +52,7 @@ fn app_routes(second: bool) -> Vec<RouteStats> {
     echo.p99 = Some(0.09);
     echo.shed = Some(120 + k * 40);
     echo.max_in_flight = Some(64);
+    echo.timeout = Some("2s".to_owned());
     let index = route("index", "GET", "/", 17, 0);
     vec![hello, slow, echo, index]
 }

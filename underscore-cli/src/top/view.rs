@@ -151,6 +151,9 @@ fn route_columns(m: &Model) -> Vec<Col<RouteLine>> {
     cols.push(col("LIMIT", 5, true, 4, |r: &RouteLine| {
         opt(r.stats.max_in_flight)
     }));
+    cols.push(col("TIMEOUT", 7, true, 5, |r: &RouteLine| {
+        opt(r.stats.timeout.as_deref())
+    }));
     cols.push(col("PREEMPT", 8, false, 0, preempt_text));
     cols.push(col("TOTAL", 9, true, 3, |r: &RouteLine| opt(r.stats.total)));
     cols.push(Col {
@@ -471,7 +474,7 @@ mod tests {
             .iter()
             .map(|c| c.header)
             .collect();
-        assert!(all.contains(&"PATH") && all.contains(&"LIMIT"));
+        assert!(all.contains(&"PATH") && all.contains(&"LIMIT") && all.contains(&"TIMEOUT"));
         let headers = |width| -> Vec<&str> {
             fit(route_columns(&m), width)
                 .iter()
