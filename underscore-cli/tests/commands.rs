@@ -10,34 +10,61 @@ use std::time::{Duration, Instant};
 const UNDERSCORE: &str = env!("CARGO_BIN_EXE_underscore");
 
 /// The quickstart example binary, beside this test's own directory (`target/<profile>/`),
-/// as `tests/tests/quickstart_binary.rs` finds it. It is built (or found up to date) once per
-/// run with the cargo that runs the tests: `cargo test -p underscore-cli` alone does not
-/// build another package's examples, and an old binary would test an old server.
+/// as `tests/tests/quickstart_binary.rs` finds it. `cargo test --workspace` builds it; when it
+/// is missing or older than the server's sources (a `cargo test -p underscore-cli` alone does
+/// not build another package's examples), it is built here first, once, with the cargo that
+/// runs the tests. (Building it every time would not be a no-op: `-p underscore-examples`
+/// unifies fewer features than the whole workspace, so it would rebuild actix-web.)
 fn quickstart_exe() -> &'static Path {
     static EXE: OnceLock<PathBuf> = OnceLock::new();
     EXE.get_or_init(|| {
         let exe = std::env::current_exe().unwrap();
         let profile_dir = exe.parent().unwrap().parent().unwrap();
         let path = profile_dir.join("examples").join("quickstart");
-        let mut build = Command::new(env!("CARGO"));
-        build
-            .args([
-                "build",
-                "--quiet",
-                "-p",
-                "underscore-examples",
-                "--example",
-                "quickstart",
-            ])
-            .current_dir(env!("CARGO_MANIFEST_DIR"));
-        if profile_dir.file_name().is_some_and(|p| p == "release") {
-            build.arg("--release");
+        let built = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let sources = [
+            "examples",
+            "underscore-actix",
+            "underscore-core",
+            "underscore-macros",
+            "Cargo.lock",
+        ]
+        .map(|p| newest(&root.join(p)));
+        if built.is_none_or(|built| sources.into_iter().flatten().any(|s| s > built)) {
+            let mut build = Command::new(env!("CARGO"));
+            build
+                .args([
+                    "build",
+                    "--quiet",
+                    "-p",
+                    "underscore-examples",
+                    "--example",
+                    "quickstart",
+                ])
+                .current_dir(root);
+            if profile_dir.file_name().is_some_and(|p| p == "release") {
+                build.arg("--release");
+            }
+            let status = build.status().expect("cargo runs");
+            assert!(status.success(), "building the quickstart failed");
         }
-        let status = build.status().expect("cargo runs");
-        assert!(status.success(), "building the quickstart failed");
         assert!(path.exists(), "{} is missing", path.display());
         path
     })
+}
+
+/// The newest modification time of a file or of any file under a directory.
+fn newest(path: &Path) -> Option<std::time::SystemTime> {
+    let meta = std::fs::metadata(path).ok()?;
+    if !meta.is_dir() {
+        return meta.modified().ok();
+    }
+    std::fs::read_dir(path)
+        .ok()?
+        .flatten()
+        .filter_map(|entry| newest(&entry.path()))
+        .max()
 }
 
 /// A quickstart process; killed on drop.
