@@ -170,7 +170,14 @@ pub fn run(
             "top needs a terminal (use --frames N to print N frames instead)".to_owned(),
         ));
     }
-    let mut terminal = ratatui::try_init().map_err(CliError::Terminal)?;
+    let mut terminal = match ratatui::try_init() {
+        Ok(terminal) => terminal,
+        Err(err) => {
+            // Raw mode may be on already: leave the terminal as it was found.
+            ratatui::restore();
+            return Err(CliError::Terminal(err));
+        }
+    };
     let result = runtime.block_on(interactive(
         &mut terminal,
         model,
