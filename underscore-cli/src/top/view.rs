@@ -468,6 +468,23 @@ mod tests {
     }
 
     #[test]
+    fn a_partial_preempt_shows_its_share() {
+        let mut line = RouteLine {
+            node: "a".into(),
+            stats: super::super::model::RouteStats::default(),
+            rate: None,
+            err_rate: None,
+        };
+        assert_eq!(preempt_text(&line), "-");
+        line.stats.preempt = Some(503);
+        assert_eq!(preempt_text(&line), "503");
+        line.stats.preempt_percent = Some(20.0);
+        assert_eq!(preempt_text(&line), "503 20%");
+        line.stats.preempt_percent = Some(100.0);
+        assert_eq!(preempt_text(&line), "503");
+    }
+
+    #[test]
     fn columns_that_do_not_fit_go_least_useful_first() {
         let m = Model::new(vec!["a".into()], std::time::Duration::from_secs(1));
         let all: Vec<_> = fit(route_columns(&m), 200)
