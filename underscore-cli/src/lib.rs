@@ -69,7 +69,21 @@ fn execute(cli: Cli) -> Vec<Failure> {
         Err(err) => return one(CliError::Terminal(err)),
     };
     if let Command::Top(args) = &cli.command {
-        return match top::app::run(&runtime, nodes, args, cli.timeout) {
+        // With a glob, replicas started later join the view.
+        let patterns = if cli.sockets.is_empty() {
+            env.iter().cloned().collect()
+        } else {
+            cli.sockets.clone()
+        };
+        let rescan = patterns
+            .iter()
+            .any(|p| p.contains(['*', '?', '[']))
+            .then(|| {
+                let (flags, env) = (cli.sockets.clone(), env.clone());
+                Box::new(move || nodes::resolve(&flags, env.as_deref()).unwrap_or_default())
+                    as top::app::Rescan
+            });
+        return match top::app::run(&runtime, nodes, rescan, args, cli.timeout) {
             Ok(()) => Vec::new(),
             Err(err) => one(err),
         };

@@ -751,3 +751,43 @@ fn every_command_has_help_and_shells_get_completions() {
         assert!(stdout(&out).contains("preempt"), "{shell}");
     }
 }
+
+#[test]
+fn top_with_a_glob_picks_up_a_replica_started_later() {
+    let dir = tempfile::tempdir().unwrap();
+    let _a = Quickstart::start(&dir.path().join("app-1.sock"));
+    let mut top = Command::new(UNDERSCORE)
+        .args([
+            "top",
+            "--frames",
+            "40",
+            "--interval",
+            "200ms",
+            "--size",
+            "80x24",
+        ])
+        .env("UNDERSCORE_SOCKET", dir.path().join("app-*.sock"))
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(top.stdout.take().unwrap()).lines();
+    let mut frame = || -> String {
+        (0..24)
+            .map(|_| lines.next().unwrap().unwrap() + "\n")
+            .collect()
+    };
+    let first = frame();
+    assert!(first.contains("  node app-1  "), "{first}");
+    let _b = Quickstart::start(&dir.path().join("app-2.sock"));
+    let mut seen = false;
+    for _ in 1..40 {
+        let f = frame();
+        if f.contains("  2 nodes  ") && f.lines().any(|l| l.starts_with("app-2 ")) {
+            seen = true;
+            break;
+        }
+    }
+    assert!(seen, "the second replica joined the view");
+    let _ = top.kill();
+    let _ = top.wait();
+}

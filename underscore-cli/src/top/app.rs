@@ -12,6 +12,7 @@
 //! ratatui's panic hook, on a panic.
 
 use std::io::IsTerminal;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hyper::Method;
@@ -89,28 +90,72 @@ impl Source {
     }
 }
 
+/// Expands the socket patterns again, for sockets that appeared since `top` started.
+pub type Rescan = Box<dyn Fn() -> Vec<Node> + Send>;
+
 /// Every node, polled at once.
 struct Poller {
     sources: Vec<Option<Source>>,
+    /// The nodes, shared with the loop that sends the actions (it looks a node's socket up by
+    /// name). Locked for a push when a glob finds a new socket, or a lookup on a key press:
+    /// never across an await.
+    known: Arc<Mutex<Vec<Node>>>,
+    rescan: Option<Rescan>,
+    timeout: Duration,
 }
 
 impl Poller {
-    fn new(nodes: &[Node], timeout: Duration) -> Self {
-        Self {
-            sources: nodes
-                .iter()
-                .map(|node| {
-                    Some(Source {
-                        node: node.clone(),
-                        client: Client::new(&node.path).with_timeout(timeout),
-                        columns: None,
-                    })
-                })
-                .collect(),
+    fn new(known: Arc<Mutex<Vec<Node>>>, rescan: Option<Rescan>, timeout: Duration) -> Self {
+        let nodes = known.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let mut poller = Self {
+            sources: Vec::new(),
+            known,
+            rescan,
+            timeout,
+        };
+        for node in nodes {
+            poller.add(node);
+        }
+        poller
+    }
+
+    fn add(&mut self, node: Node) {
+        self.sources.push(Some(Source {
+            client: Client::new(&node.path).with_timeout(self.timeout),
+            node,
+            columns: None,
+        }));
+    }
+
+    /// Adds the sockets a glob matches now and did not before. A socket that went away stays
+    /// (shown disconnected): a restarting replica comes back on the same path.
+    fn rescan(&mut self) {
+        let Some(rescan) = &self.rescan else {
+            return;
+        };
+        let found = rescan();
+        let mut known = self.known.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut added = Vec::new();
+        for mut node in found {
+            if known.iter().any(|k| k.path == node.path) {
+                continue;
+            }
+            // Names stay as they were: a new socket whose short name is taken is named by
+            // its path.
+            if known.iter().any(|k| k.name == node.name) {
+                node.name = node.path.display().to_string();
+            }
+            known.push(node.clone());
+            added.push(node);
+        }
+        drop(known);
+        for node in added {
+            self.add(node);
         }
     }
 
     async fn poll(&mut self) -> Vec<Snapshot> {
+        self.rescan();
         let mut set = tokio::task::JoinSet::new();
         for (i, source) in self.sources.iter_mut().enumerate() {
             if let Some(source) = source.take() {
@@ -150,9 +195,13 @@ fn clock() -> String {
 /// [`CliError::Usage`] without a terminal and without `--frames`; [`CliError::Terminal`] when
 /// the terminal cannot be set up or drawn. Nodes that cannot be reached are no error: they
 /// show as disconnected.
+///
+/// With `rescan`, the socket patterns are expanded again at every poll, and sockets that
+/// appeared are added.
 pub fn run(
     runtime: &Runtime,
     nodes: Vec<Node>,
+    rescan: Option<Rescan>,
     args: &TopArgs,
     timeout: Duration,
 ) -> Result<(), CliError> {
@@ -163,7 +212,8 @@ pub fn run(
         args.interval,
     );
     if let Some(frames) = args.frames {
-        return runtime.block_on(print_frames(model, &nodes, args, timeout, frames));
+        let poller = Poller::new(Arc::new(Mutex::new(nodes)), rescan, timeout);
+        return runtime.block_on(print_frames(model, poller, args, frames));
     }
     if !std::io::stdout().is_terminal() {
         return Err(CliError::Usage(
@@ -178,10 +228,13 @@ pub fn run(
             return Err(CliError::Terminal(err));
         }
     };
+    let known = Arc::new(Mutex::new(nodes));
+    let poller = Poller::new(Arc::clone(&known), rescan, timeout);
     let result = runtime.block_on(interactive(
         &mut terminal,
         model,
-        nodes,
+        poller,
+        known,
         args.interval,
         timeout,
     ));
@@ -191,12 +244,10 @@ pub fn run(
 
 async fn print_frames(
     mut model: Model,
-    nodes: &[Node],
+    mut poller: Poller,
     args: &TopArgs,
-    timeout: Duration,
     frames: u32,
 ) -> Result<(), CliError> {
-    let mut poller = Poller::new(nodes, timeout);
     let (width, height) = args.size;
     for i in 0..frames {
         if i > 0 {
@@ -263,7 +314,8 @@ fn map_key(code: KeyCode, modifiers: KeyModifiers) -> Option<Key> {
 async fn interactive(
     terminal: &mut ratatui::DefaultTerminal,
     mut model: Model,
-    nodes: Vec<Node>,
+    mut poller: Poller,
+    known: Arc<Mutex<Vec<Node>>>,
     interval: Duration,
     timeout: Duration,
 ) -> Result<(), CliError> {
@@ -289,7 +341,6 @@ async fn interactive(
     });
 
     let polls = tx.clone();
-    let mut poller = Poller::new(&nodes, timeout);
     let poll_task = tokio::spawn(async move {
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -314,6 +365,7 @@ async fn interactive(
                 Some(Action::Quit) => break Ok(()),
                 Some(action) => {
                     model.status = Some(describe(&action));
+                    let nodes = known.lock().unwrap_or_else(PoisonError::into_inner).clone();
                     spawn_action(action, &nodes, timeout, tx.clone());
                 }
                 None => {}
