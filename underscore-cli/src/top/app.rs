@@ -1,0 +1,454 @@
+//! The `top` program: polls the nodes, reads the keys, owns the terminal.
+//!
+//! Every interval, each node is asked `GET /_cat/routes?format=json&h=...` and
+//! `GET /_tasks?detailed&group_by=none` on a kept-alive connection. The first answer of a
+//! node is asked with `h=*`, to learn which of the columns `top` reads this server has (a
+//! column it lacks would be a 400); later polls ask only those, so the server renders no
+//! column nobody looks at. A node that fails is shown disconnected and asked again, with
+//! `h=*`, at the next interval.
+//!
+//! Keys are read on their own thread (crossterm's `read` blocks) and sent to the loop with
+//! the polls' answers and the actions' outcomes; the terminal is restored on exit and, through
+//! ratatui's panic hook, on a panic.
+
+use std::io::IsTerminal;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use hyper::Method;
+use ratatui::backend::TestBackend;
+use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
+use ratatui::Terminal;
+use serde_json::Value;
+use tokio::runtime::Runtime;
+use tokio::sync::mpsc;
+
+use super::model::{Action, Key, Model, NodeData, RouteStats, Snapshot, TaskInfo, ROUTE_COLUMNS};
+use super::view;
+use crate::cli::TopArgs;
+use crate::client::Client;
+use crate::commands::encode;
+use crate::error::CliError;
+use crate::nodes::Node;
+
+/// One node's connection and what it has learned about the node's columns.
+struct Source {
+    node: Node,
+    client: Client,
+    /// The `h` to ask for; `None` until the node has answered `h=*`.
+    columns: Option<String>,
+}
+
+impl Source {
+    async fn poll(mut self) -> (Self, Snapshot) {
+        let data = self.fetch().await;
+        if data.is_err() {
+            // The node may come back as another build, with other columns.
+            self.columns = None;
+        }
+        let snapshot = Snapshot {
+            node: self.node.name.clone(),
+            at: Instant::now(),
+            data: data.map_err(|err| err.to_string()),
+        };
+        (self, snapshot)
+    }
+
+    async fn fetch(&mut self) -> Result<NodeData, CliError> {
+        let h = self.columns.clone().unwrap_or_else(|| "*".to_owned());
+        let routes = self
+            .client
+            .get(&format!("/_cat/routes?format=json&h={h}"))
+            .await?
+            .into_success()?
+            .json()?;
+        let rows: Vec<_> = routes
+            .as_array()
+            .map(|rows| rows.iter().filter_map(Value::as_object).collect())
+            .unwrap_or_default();
+        if self.columns.is_none() {
+            if let Some(first) = rows.first() {
+                let known: Vec<&str> = ROUTE_COLUMNS
+                    .iter()
+                    .copied()
+                    .filter(|c| first.contains_key(*c))
+                    .collect();
+                self.columns = Some(known.join(","));
+            }
+        }
+        let routes = rows.into_iter().filter_map(RouteStats::from_row).collect();
+        let tasks = self
+            .client
+            .get("/_tasks?detailed&group_by=none")
+            .await?
+            .into_success()?
+            .json()?;
+        Ok(NodeData {
+            routes,
+            tasks: TaskInfo::from_tasks(&tasks),
+        })
+    }
+}
+
+/// Expands the socket patterns again, for sockets that appeared since `top` started.
+pub type Rescan = Box<dyn Fn() -> Vec<Node> + Send>;
+
+/// Every node, polled at once.
+struct Poller {
+    sources: Vec<Option<Source>>,
+    /// The nodes, shared with the loop that sends the actions (it looks a node's socket up by
+    /// name). Locked for a push when a glob finds a new socket, or a lookup on a key press:
+    /// never across an await.
+    known: Arc<Mutex<Vec<Node>>>,
+    rescan: Option<Rescan>,
+    timeout: Duration,
+}
+
+impl Poller {
+    fn new(known: Arc<Mutex<Vec<Node>>>, rescan: Option<Rescan>, timeout: Duration) -> Self {
+        let nodes = known.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let mut poller = Self {
+            sources: Vec::new(),
+            known,
+            rescan,
+            timeout,
+        };
+        for node in nodes {
+            poller.add(node);
+        }
+        poller
+    }
+
+    fn add(&mut self, node: Node) {
+        self.sources.push(Some(Source {
+            client: Client::new(&node.path).with_timeout(self.timeout),
+            node,
+            columns: None,
+        }));
+    }
+
+    /// Adds the sockets a glob matches now and did not before. A socket that went away stays
+    /// (shown disconnected): a restarting replica comes back on the same path.
+    fn rescan(&mut self) {
+        let Some(rescan) = &self.rescan else {
+            return;
+        };
+        let found = rescan();
+        let mut known = self.known.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut added = Vec::new();
+        for mut node in found {
+            if known.iter().any(|k| k.path == node.path) {
+                continue;
+            }
+            // Names stay as they were: a new socket whose short name is taken is named by
+            // its path.
+            if known.iter().any(|k| k.name == node.name) {
+                node.name = node.path.display().to_string();
+            }
+            known.push(node.clone());
+            added.push(node);
+        }
+        drop(known);
+        for node in added {
+            self.add(node);
+        }
+    }
+
+    async fn poll(&mut self) -> Vec<Snapshot> {
+        self.rescan();
+        let mut set = tokio::task::JoinSet::new();
+        for (i, source) in self.sources.iter_mut().enumerate() {
+            if let Some(source) = source.take() {
+                set.spawn(async move { (i, source.poll().await) });
+            }
+        }
+        let mut snapshots: Vec<Option<Snapshot>> = self.sources.iter().map(|_| None).collect();
+        while let Some(joined) = set.join_next().await {
+            // A poll has no panic path; a join error only happens while the runtime stops.
+            if let Ok((i, (source, snapshot))) = joined {
+                self.sources[i] = Some(source);
+                snapshots[i] = Some(snapshot);
+            }
+        }
+        snapshots.into_iter().flatten().collect()
+    }
+}
+
+/// The wall-clock time, `HH:MM:SS` UTC.
+fn clock() -> String {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    format!(
+        "{:02}:{:02}:{:02} UTC",
+        (secs / 3600) % 24,
+        (secs / 60) % 60,
+        secs % 60
+    )
+}
+
+/// Runs `top`: `--frames N` prints N frames without a terminal, else the interactive view.
+///
+/// # Errors
+///
+/// [`CliError::Usage`] without a terminal and without `--frames`; [`CliError::Terminal`] when
+/// the terminal cannot be set up or drawn. Nodes that cannot be reached are no error: they
+/// show as disconnected.
+///
+/// With `rescan`, the socket patterns are expanded again at every poll, and sockets that
+/// appeared are added.
+pub fn run(
+    runtime: &Runtime,
+    nodes: Vec<Node>,
+    rescan: Option<Rescan>,
+    args: &TopArgs,
+    timeout: Duration,
+) -> Result<(), CliError> {
+    // A poll that takes longer than the interval delays the next one, never overlaps it.
+    let timeout = timeout.min(args.interval.max(Duration::from_secs(1)));
+    let model = Model::new(
+        nodes.iter().map(|n| n.name.clone()).collect(),
+        args.interval,
+    );
+    if let Some(frames) = args.frames {
+        let poller = Poller::new(Arc::new(Mutex::new(nodes)), rescan, timeout);
+        return runtime.block_on(print_frames(model, poller, args, frames));
+    }
+    if !std::io::stdout().is_terminal() {
+        return Err(CliError::Usage(
+            "top needs a terminal (use --frames N to print N frames instead)".to_owned(),
+        ));
+    }
+    let mut terminal = match ratatui::try_init() {
+        Ok(terminal) => terminal,
+        Err(err) => {
+            // Raw mode may be on already: leave the terminal as it was found.
+            ratatui::restore();
+            return Err(CliError::Terminal(err));
+        }
+    };
+    let known = Arc::new(Mutex::new(nodes));
+    let poller = Poller::new(Arc::clone(&known), rescan, timeout);
+    let result = runtime.block_on(interactive(
+        &mut terminal,
+        model,
+        poller,
+        known,
+        args.interval,
+        timeout,
+    ));
+    ratatui::restore();
+    result
+}
+
+async fn print_frames(
+    mut model: Model,
+    mut poller: Poller,
+    args: &TopArgs,
+    frames: u32,
+) -> Result<(), CliError> {
+    let (width, height) = args.size;
+    for i in 0..frames {
+        if i > 0 {
+            tokio::time::sleep(args.interval).await;
+        }
+        let snapshots = poller.poll().await;
+        model.apply(snapshots);
+        model.clock = clock();
+        let text = frame_text(&model, width, height)?;
+        let mut out = std::io::stdout().lock();
+        match std::io::Write::write_all(&mut out, text.as_bytes()) {
+            Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+            Err(err) => return Err(CliError::Output(err)),
+            Ok(()) => {}
+        }
+    }
+    Ok(())
+}
+
+/// Draws `model` on a `width` x `height` off-screen terminal and returns its text.
+///
+/// # Errors
+///
+/// Never in practice: the off-screen backend cannot fail.
+pub fn frame_text(model: &Model, width: u16, height: u16) -> Result<String, CliError> {
+    let mut terminal = Terminal::new(TestBackend::new(width, height))
+        .map_err(|err| CliError::Terminal(std::io::Error::other(err.to_string())))?;
+    terminal
+        .draw(|frame| view::render(frame, model))
+        .map_err(|err| CliError::Terminal(std::io::Error::other(err.to_string())))?;
+    Ok(view::to_text(terminal.backend().buffer()))
+}
+
+/// What the loop waits for.
+enum Msg {
+    Key(Key),
+    Redraw,
+    Polled(Vec<Snapshot>, String),
+    Status(String),
+    Stack {
+        node: String,
+        task: String,
+        text: String,
+    },
+}
+
+fn map_key(code: KeyCode, modifiers: KeyModifiers) -> Option<Key> {
+    Some(match code {
+        KeyCode::Char('c') if modifiers.contains(KeyModifiers::CONTROL) => Key::CtrlC,
+        KeyCode::Char(c) => Key::Char(c),
+        KeyCode::Up => Key::Up,
+        KeyCode::Down => Key::Down,
+        KeyCode::PageUp => Key::PageUp,
+        KeyCode::PageDown => Key::PageDown,
+        KeyCode::Home => Key::Home,
+        KeyCode::End => Key::End,
+        KeyCode::Tab => Key::Tab,
+        KeyCode::Enter => Key::Enter,
+        KeyCode::Esc => Key::Esc,
+        _ => return None,
+    })
+}
+
+async fn interactive(
+    terminal: &mut ratatui::DefaultTerminal,
+    mut model: Model,
+    mut poller: Poller,
+    known: Arc<Mutex<Vec<Node>>>,
+    interval: Duration,
+    timeout: Duration,
+) -> Result<(), CliError> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
+
+    let keys = tx.clone();
+    // This thread blocks in `read` and ends with the process.
+    std::thread::spawn(move || loop {
+        let msg = match event::read() {
+            Ok(Event::Key(k)) if k.kind != KeyEventKind::Release => {
+                match map_key(k.code, k.modifiers) {
+                    Some(key) => Msg::Key(key),
+                    None => continue,
+                }
+            }
+            Ok(Event::Resize(..)) => Msg::Redraw,
+            Ok(_) => continue,
+            Err(_) => break,
+        };
+        if keys.send(msg).is_err() {
+            break;
+        }
+    });
+
+    let polls = tx.clone();
+    let poll_task = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let snapshots = poller.poll().await;
+            if polls.send(Msg::Polled(snapshots, clock())).is_err() {
+                break;
+            }
+        }
+    });
+
+    let result = loop {
+        if let Err(err) = terminal.draw(|frame| view::render(frame, &model)) {
+            break Err(CliError::Terminal(err));
+        }
+        let Some(msg) = rx.recv().await else {
+            break Ok(());
+        };
+        match msg {
+            Msg::Key(key) => match model.on_key(key) {
+                Some(Action::Quit) => break Ok(()),
+                Some(action) => {
+                    model.status = Some(describe(&action));
+                    let nodes = known.lock().unwrap_or_else(PoisonError::into_inner).clone();
+                    spawn_action(action, &nodes, timeout, tx.clone());
+                }
+                None => {}
+            },
+            Msg::Redraw => {}
+            Msg::Polled(snapshots, now) => {
+                model.apply(snapshots);
+                model.clock = now;
+            }
+            Msg::Status(status) => model.status = Some(status),
+            Msg::Stack { node, task, text } => model.show_stack(&node, &task, text),
+        }
+    };
+    poll_task.abort();
+    result
+}
+
+fn describe(action: &Action) -> String {
+    match action {
+        Action::Quit => String::new(),
+        Action::Interrupt { node, route } => format!("interrupting {route} on {node}..."),
+        Action::Cancel { node, task } => format!("cancelling {task} on {node}..."),
+        Action::Stack { node, task } => format!("fetching the stack of {task} on {node}..."),
+    }
+}
+
+fn spawn_action(action: Action, nodes: &[Node], timeout: Duration, tx: mpsc::UnboundedSender<Msg>) {
+    let nodes = nodes.to_vec();
+    tokio::spawn(async move {
+        let node_of = |name: &str| nodes.iter().find(|n| n.name == name).cloned();
+        let msg = match action {
+            Action::Quit => return,
+            Action::Interrupt { node, route } => {
+                let Some(n) = node_of(&node) else { return };
+                let mut client = Client::new(&n.path).with_timeout(timeout);
+                let path = format!("/_routes/{}/interrupt", encode(&route));
+                let outcome = async {
+                    let v = client
+                        .request(Method::POST, &path, None)
+                        .await?
+                        .into_success()?
+                        .json()?;
+                    Ok::<_, CliError>(
+                        v.pointer(&format!("/{route}/interrupted"))
+                            .and_then(Value::as_u64)
+                            .unwrap_or(0),
+                    )
+                };
+                Msg::Status(match outcome.await {
+                    Ok(n) => format!("interrupted {n} request(s) of {route} on {node}"),
+                    Err(err) => format!("error: interrupt {route} on {node}: {err}"),
+                })
+            }
+            Action::Cancel { node, task } => {
+                let Some(n) = node_of(&node) else { return };
+                let mut client = Client::new(&n.path).with_timeout(timeout);
+                let path = format!("/_tasks/{}/_cancel", encode(&task));
+                let outcome = async {
+                    client
+                        .request(Method::POST, &path, None)
+                        .await?
+                        .into_success()
+                };
+                Msg::Status(match outcome.await {
+                    Ok(_) => format!("cancelled {task} on {node}"),
+                    Err(err) => format!("error: cancel {task} on {node}: {err}"),
+                })
+            }
+            Action::Stack { node, task } => {
+                let Some(n) = node_of(&node) else { return };
+                // The first capture in a process loads the debug info: give it time.
+                let mut client =
+                    Client::new(&n.path).with_timeout(timeout.max(Duration::from_secs(10)));
+                let path = format!("/_tasks/{}/print_stack", encode(&task));
+                let outcome = async { client.get(&path).await?.into_success() };
+                let text = match outcome.await {
+                    Ok(reply) => reply.body,
+                    Err(err) => format!("error: {err}"),
+                };
+                Msg::Stack { node, task, text }
+            }
+        };
+        // The loop may have ended (the user quit): nobody to tell.
+        let _ = tx.send(msg);
+    });
+}

@@ -1,0 +1,793 @@
+//! Every command of the built `underscore` binary against real quickstart processes: a
+//! temp-dir socket each, the app on `127.0.0.1:0`, the app's answers checked with curl.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+const UNDERSCORE: &str = env!("CARGO_BIN_EXE_underscore");
+
+/// The quickstart example binary, beside this test's own directory (`target/<profile>/`),
+/// as `tests/tests/quickstart_binary.rs` finds it. `cargo test --workspace` builds it; when it
+/// is missing or older than the server's sources (a `cargo test -p underscore-cli` alone does
+/// not build another package's examples), it is built here first, once, with the cargo that
+/// runs the tests. (Building it every time would not be a no-op: `-p underscore-examples`
+/// unifies fewer features than the whole workspace, so it would rebuild actix-web.)
+fn quickstart_exe() -> &'static Path {
+    static EXE: OnceLock<PathBuf> = OnceLock::new();
+    EXE.get_or_init(|| {
+        let exe = std::env::current_exe().unwrap();
+        let profile_dir = exe.parent().unwrap().parent().unwrap();
+        let path = profile_dir.join("examples").join("quickstart");
+        let built = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let sources = [
+            "examples",
+            "underscore-actix",
+            "underscore-core",
+            "underscore-macros",
+            "Cargo.lock",
+        ]
+        .map(|p| newest(&root.join(p)));
+        if built.is_none_or(|built| sources.into_iter().flatten().any(|s| s > built)) {
+            let mut build = Command::new(env!("CARGO"));
+            build
+                .args([
+                    "build",
+                    "--quiet",
+                    "-p",
+                    "underscore-examples",
+                    "--example",
+                    "quickstart",
+                ])
+                .current_dir(root);
+            if profile_dir.file_name().is_some_and(|p| p == "release") {
+                build.arg("--release");
+            }
+            let status = build.status().expect("cargo runs");
+            assert!(status.success(), "building the quickstart failed");
+        }
+        assert!(path.exists(), "{} is missing", path.display());
+        path
+    })
+}
+
+/// The newest modification time of a file or of any file under a directory.
+fn newest(path: &Path) -> Option<std::time::SystemTime> {
+    let meta = std::fs::metadata(path).ok()?;
+    if !meta.is_dir() {
+        return meta.modified().ok();
+    }
+    std::fs::read_dir(path)
+        .ok()?
+        .flatten()
+        .filter_map(|entry| newest(&entry.path()))
+        .max()
+}
+
+/// A quickstart process; killed on drop.
+struct Quickstart {
+    child: Child,
+    addr: String,
+    socket: PathBuf,
+}
+
+impl Quickstart {
+    fn start(socket: &Path) -> Self {
+        let mut child = Command::new(quickstart_exe())
+            .env("QUICKSTART_ADDR", "127.0.0.1:0")
+            .env("UNDERSCORE_SOCKET", socket)
+            .env(
+                "UNDERSCORE_SETTINGS",
+                socket.with_extension("settings.json"),
+            )
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let first = lines
+            .next()
+            .expect("quickstart printed its address")
+            .unwrap();
+        let addr = first
+            .strip_prefix("app listening on http://")
+            .unwrap_or_else(|| panic!("unexpected first line: {first}"))
+            .to_owned();
+        // The socket is bound before the address is printed.
+        assert!(socket.exists());
+        Self {
+            child,
+            addr,
+            socket: socket.to_owned(),
+        }
+    }
+
+    /// A request to the app with curl: status line, headers and body, as curl -i prints them.
+    fn get(&self, path: &str) -> String {
+        curl(&format!("http://{}{path}", self.addr))
+    }
+}
+
+impl Drop for Quickstart {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn curl(url: &str) -> String {
+    let out = Command::new("curl")
+        .args(["-sS", "-i", "--max-time", "40", url])
+        .output()
+        .expect("curl runs");
+    String::from_utf8_lossy(&out.stdout).replace("\r\n", "\n")
+}
+
+/// A request to the admin socket with curl, the body only.
+fn admin(socket: &Path, path: &str) -> String {
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "10", "--unix-socket"])
+        .arg(socket)
+        .arg(format!("http://.{path}"))
+        .output()
+        .expect("curl runs");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A slow request in flight, on its own curl process.
+fn slow_request(qs: &Quickstart) -> Child {
+    Command::new("curl")
+        .args(["-sS", "-i", "--max-time", "40"])
+        .arg(format!("http://{}/slow?ms=30000", qs.addr))
+        .stdout(Stdio::piped())
+        // A test may end with this request in flight: curl's complaint is no news.
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+fn finish(mut child: Child) -> String {
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    child.wait().unwrap();
+    out.replace("\r\n", "\n")
+}
+
+fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !ok() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(UNDERSCORE)
+        .args(args)
+        .env_remove("UNDERSCORE_SOCKET")
+        .output()
+        .unwrap()
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8(out.stderr.clone()).unwrap()
+}
+
+/// Runs `underscore --socket SOCKET args..` and expects success.
+fn ok(socket: &Path, args: &[&str]) -> String {
+    let mut all = vec!["--socket", socket.to_str().unwrap()];
+    all.extend(args);
+    let out = run(&all);
+    assert!(
+        out.status.success(),
+        "underscore {args:?} failed ({:?}): {}",
+        out.status,
+        stderr(&out)
+    );
+    stdout(&out)
+}
+
+/// Runs it and expects a failure with this exit status and exactly one `error:` line.
+fn fails(args: &[&str], code: i32) -> String {
+    let out = run(args);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(code), "underscore {args:?}: {err}");
+    assert_eq!(err.lines().count(), 1, "one line: {err:?}");
+    assert!(err.starts_with("error: "), "{err:?}");
+    assert!(
+        !err.contains("panicked") && !err.contains("Error {"),
+        "{err}"
+    );
+    err
+}
+
+fn status_of(reply: &str) -> &str {
+    reply.split(' ').nth(1).unwrap_or("")
+}
+
+#[test]
+fn cat_prints_each_table_exactly_as_the_server_renders_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let qs = Quickstart::start(&dir.path().join("a.sock"));
+    qs.get("/hello/you");
+    qs.get("/plain");
+    let s = &qs.socket;
+    for (args, path) in [
+        (&["cat", "routes"][..], "/_cat/routes"),
+        (&["cat", "routes", "-v"], "/_cat/routes?v"),
+        (
+            &[
+                "cat",
+                "routes",
+                "-v",
+                "-h",
+                "id,path,total",
+                "-s",
+                "total:desc,id",
+            ],
+            "/_cat/routes?v&h=id,path,total&s=total:desc,id",
+        ),
+        (
+            &["cat", "routes", "hel*", "-h", "*"],
+            "/_cat/routes/hel*?h=*",
+        ),
+        (&["cat", "routes", "--help-columns"], "/_cat/routes?help"),
+        (&["cat", "tasks", "-v"], "/_cat/tasks?v"),
+        (&["cat", "middlewares", "-v"], "/_cat/middlewares?v"),
+        (
+            &["cat", "transports", "-v", "-h", "owner,kind,mode"],
+            "/_cat/transports?v&h=owner,kind,mode",
+        ),
+    ] {
+        let expected = admin(s, path);
+        assert!(
+            !expected.is_empty() && !expected.starts_with('{'),
+            "{path}: {expected}"
+        );
+        assert_eq!(ok(s, args), expected, "underscore {args:?}");
+    }
+    assert!(
+        ok(s, &["cat", "routes", "-v", "-h", "id,total", "-s", "id"])
+            .starts_with("id    total\necho      0\nhello     1\n")
+    );
+}
+
+#[test]
+fn preempt_resume_and_settings_change_what_the_app_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let qs = Quickstart::start(&dir.path().join("a.sock"));
+    let s = &qs.socket;
+    let out = ok(
+        s,
+        &[
+            "preempt",
+            "hello",
+            "--status",
+            "503",
+            "--reason",
+            "Storm ahead",
+            "--retry-after",
+            "30",
+        ],
+    );
+    assert_eq!(
+        out,
+        "id    preempt preempt.reason preempt.retry_after\n\
+         hello     503 Storm ahead                     30\n"
+    );
+    let reply = qs.get("/hello/you");
+    assert!(reply.starts_with("HTTP/1.1 503 Storm ahead\n"), "{reply}");
+    assert!(
+        reply.to_ascii_lowercase().contains("\nretry-after: 30\n"),
+        "{reply}"
+    );
+
+    let settings = ok(s, &["settings", "hello"]);
+    assert!(settings.starts_with("route key"), "{settings}");
+    assert!(
+        settings.contains("hello preempt.reason      Storm ahead -          Storm ahead"),
+        "{settings}"
+    );
+    let json = ok(s, &["settings", "hello", "--json"]);
+    assert!(json.contains("\"transient\""), "{json}");
+
+    assert_eq!(
+        ok(s, &["resume", "hello"]),
+        "id    preempt preempt.reason preempt.retry_after\nhello       - -                                -\n"
+    );
+    assert!(qs.get("/hello/you").starts_with("HTTP/1.1 200 OK\n"));
+
+    // A persistent preempt outlives a transient resume, and says so; --persistent ends it.
+    ok(s, &["preempt", "hello", "--status", "502", "--persistent"]);
+    let out = run(&["--socket", s.to_str().unwrap(), "resume", "hello"]);
+    assert!(out.status.success());
+    assert!(stdout(&out).contains("hello     502"), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("resume hello --persistent"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(status_of(&qs.get("/hello/you")), "502");
+    ok(s, &["resume", "hello", "--persistent"]);
+    assert_eq!(status_of(&qs.get("/hello/you")), "200");
+    assert!(ok(s, &["settings"]).contains("hello -"));
+}
+
+#[test]
+fn interrupt_ends_the_routes_requests_in_flight() {
+    let dir = tempfile::tempdir().unwrap();
+    let qs = Quickstart::start(&dir.path().join("a.sock"));
+    let client = slow_request(&qs);
+    wait_until("the slow request in flight", || {
+        admin(&qs.socket, "/_cat/routes/slow?h=active") == "1\n"
+    });
+    assert_eq!(
+        ok(&qs.socket, &["interrupt", "slow"]),
+        "route interrupted\nslow            1\n"
+    );
+    let reply = finish(client);
+    assert!(reply.starts_with("HTTP/1.1 503"), "{reply}");
+    assert!(reply.trim_end().ends_with("Request interrupted"), "{reply}");
+}
+
+#[test]
+fn tasks_stack_and_cancel_act_on_one_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let qs = Quickstart::start(&dir.path().join("a.sock"));
+    let s = &qs.socket;
+    let client = slow_request(&qs);
+    wait_until("the slow task", || !admin(s, "/_cat/tasks?h=id").is_empty());
+    let id = admin(s, "/_cat/tasks?h=id").trim().to_owned();
+
+    let tasks = ok(s, &["tasks"]);
+    assert!(tasks.starts_with("id "), "a header: {tasks}");
+    assert!(
+        tasks.contains(&id) && tasks.contains("/slow?ms=30000"),
+        "{tasks}"
+    );
+    assert_eq!(
+        ok(s, &["tasks", "-h", "id,route"]),
+        format!("id{} route\n{id} slow\n", " ".repeat(id.len() - 2))
+    );
+
+    // The quickstart is built with task tracing (.cargo/config.toml and its taskdump feature).
+    let stack = ok(s, &["stack", &id]);
+    assert!(
+        stack.starts_with(&format!("task {id} (http:slow, GET /slow?ms=30000)")),
+        "{stack}"
+    );
+    assert!(stack.contains("  at "), "{stack}");
+
+    assert_eq!(
+        ok(s, &["cancel", &id]),
+        format!("cancelled task {id} (http:slow, GET /slow?ms=30000)\n")
+    );
+    let reply = finish(client);
+    assert!(reply.starts_with("HTTP/1.1 503"), "{reply}");
+    let err = fails(&["--socket", s.to_str().unwrap(), "cancel", &id], 1);
+    assert_eq!(
+        err,
+        format!("error: task [{id}] isn't running (status 404)\n")
+    );
+}
+
+#[test]
+fn errors_are_one_clear_line_and_a_non_zero_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.sock");
+    let err = fails(&["--socket", missing.to_str().unwrap(), "cat", "routes"], 3);
+    assert!(
+        err.contains(&format!("no admin socket at {}", missing.display())),
+        "{err}"
+    );
+
+    // A stale socket: the file is there, nobody listens.
+    let stale = dir.path().join("stale.sock");
+    drop(std::os::unix::net::UnixListener::bind(&stale).unwrap());
+    let err = fails(&["--socket", stale.to_str().unwrap(), "tasks"], 3);
+    assert!(err.contains("nothing is listening on"), "{err}");
+
+    let qs = Quickstart::start(&dir.path().join("a.sock"));
+    let s = qs.socket.to_str().unwrap();
+    let err = fails(&["--socket", s, "cat", "routes", "nope"], 1);
+    assert_eq!(err, "error: no such route [nope] (status 404)\n");
+    let err = fails(&["--socket", s, "interrupt", "nope"], 1);
+    assert_eq!(err, "error: no such route [nope] (status 404)\n");
+    let err = fails(&["--socket", s, "cat", "routes", "-h", "bogus"], 1);
+    assert!(
+        err.contains("bogus") && err.ends_with("(status 400)\n"),
+        "{err}"
+    );
+    let err = fails(
+        &[
+            "--socket", s, "preempt", "hello", "--status", "503", "--reason", "bad\u{7}",
+        ],
+        1,
+    );
+    assert!(err.contains("preempt.reason"), "{err}");
+    fails(&["--socket", s, "cat", "middlewares", "x"], 2);
+    // clap's own usage errors: status 2, no panic.
+    let out = run(&["preempt", "hello"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--status"), "{}", stderr(&out));
+
+    let err = permission_denied(&qs.socket);
+    if let Some(err) = err {
+        assert!(err.starts_with("error: permission denied on"), "{err}");
+    }
+}
+
+/// `underscore` as a user who may not use the socket: the current user when it is not root
+/// (with the socket's mode 000), else `nobody` through setpriv. `None` when neither can be
+/// arranged (root without setpriv), which the test then says.
+fn permission_denied(socket: &Path) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let is_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout == b"0\n")
+        .unwrap_or(false);
+    let out = if !is_root {
+        std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o000)).unwrap();
+        let out = run(&["--socket", socket.to_str().unwrap(), "cat", "routes"]);
+        std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600)).unwrap();
+        out
+    } else {
+        // root bypasses permission checks: ask as nobody (the temp dir is 0700, the socket 0600).
+        let out = Command::new("setpriv")
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                UNDERSCORE,
+                "--socket",
+            ])
+            .arg(socket)
+            .args(["cat", "routes"])
+            .output();
+        match out {
+            Ok(out) if stderr(&out).contains("setpriv:") || out.status.code().is_none() => {
+                eprintln!("permission-denied case not checked: setpriv could not drop to nobody");
+                return None;
+            }
+            Ok(out) => out,
+            Err(_) => {
+                eprintln!("permission-denied case not checked: running as root without setpriv");
+                return None;
+            }
+        }
+    };
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    Some(stderr(&out))
+}
+
+#[test]
+fn several_sockets_merge_into_one_table_with_a_node_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = Quickstart::start(&dir.path().join("app-1.sock"));
+    let b = Quickstart::start(&dir.path().join("app-2.sock"));
+    a.get("/hello/x");
+    a.get("/hello/y");
+    b.get("/hello/z");
+    b.get("/");
+    let (sa, sb) = (
+        a.socket.to_str().unwrap().to_owned(),
+        b.socket.to_str().unwrap().to_owned(),
+    );
+    let (sa, sb) = (sa.as_str(), sb.as_str());
+
+    let out = run(&[
+        "--socket",
+        sa,
+        "cat",
+        "routes",
+        "-v",
+        "-h",
+        "id,total",
+        "-s",
+        "total:desc,id",
+        "--socket",
+        sb,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "node  id    total\n\
+         app-1 hello     2\n\
+         app-2 hello     1\n\
+         app-2 index     1\n\
+         app-1 echo      0\n\
+         app-2 echo      0\n\
+         app-1 index     0\n\
+         app-1 slow      0\n\
+         app-2 slow      0\n"
+    );
+    // The same through a glob in UNDERSCORE_SOCKET; a sort column need not be shown.
+    let glob = Command::new(UNDERSCORE)
+        .args(["cat", "routes", "-h", "id", "-s", "total:desc,id"])
+        .env("UNDERSCORE_SOCKET", dir.path().join("app-*.sock"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        stdout(&glob),
+        "app-1 hello\napp-2 hello\napp-2 index\napp-1 echo\napp-2 echo\napp-1 index\napp-1 slow\napp-2 slow\n",
+        "{}",
+        stderr(&glob)
+    );
+
+    // A sort key may be an alias of a displayed column.
+    let alias = run(&[
+        "--socket",
+        sa,
+        "--socket",
+        sb,
+        "cat",
+        "routes",
+        "-h",
+        "id,stats.req.total",
+        "-s",
+        "total:desc,i",
+    ]);
+    assert_eq!(
+        stdout(&alias).lines().take(3).collect::<Vec<_>>(),
+        ["app-1 hello 2", "app-2 hello 1", "app-2 index 1"],
+        "{}",
+        stderr(&alias)
+    );
+
+    // Changes fan out to every replica.
+    let both = ["--socket", sa, "--socket", sb];
+    let out = run(&[&both[..], &["preempt", "hello", "--status", "503"]].concat());
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "node  id    preempt preempt.reason preempt.retry_after\n\
+         app-1 hello     503 -                                -\n\
+         app-2 hello     503 -                                -\n"
+    );
+    assert_eq!(status_of(&a.get("/hello/x")), "503");
+    assert_eq!(status_of(&b.get("/hello/x")), "503");
+    assert!(run(&[&both[..], &["resume", "hello"]].concat())
+        .status
+        .success());
+    assert_eq!(status_of(&b.get("/hello/x")), "200");
+
+    // Replicas on one host can hold the same task id: the node prefix says which.
+    let (ca, cb) = (slow_request(&a), slow_request(&b));
+    wait_until("both slow tasks", || {
+        !admin(&a.socket, "/_cat/tasks?h=id").is_empty()
+            && !admin(&b.socket, "/_cat/tasks?h=id").is_empty()
+    });
+    let tasks = stdout(&run(&[&both[..], &["tasks", "-h", "id,route"]].concat()));
+    assert!(tasks.starts_with("node  id"), "{tasks}");
+    assert_eq!(
+        tasks.lines().filter(|l| l.ends_with(" slow")).count(),
+        2,
+        "{tasks}"
+    );
+    let id_b = admin(&b.socket, "/_cat/tasks?h=id").trim().to_owned();
+    if admin(&a.socket, "/_cat/tasks?h=id").trim() == id_b {
+        let err = stderr(&run(&[&both[..], &["cancel", &id_b]].concat()));
+        assert!(err.contains("runs on several nodes"), "{err}");
+    }
+    let out = run(&[&both[..], &["cancel", &format!("app-2/{id_b}")]].concat());
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(finish(cb).starts_with("HTTP/1.1 503"));
+    assert!(
+        admin(&a.socket, "/_cat/tasks?h=route").contains("slow"),
+        "app-1's task is left alone"
+    );
+    let out = run(&[&both[..], &["interrupt", "slow"]].concat());
+    assert_eq!(
+        stdout(&out),
+        "node  route interrupted\napp-1 slow            1\napp-2 slow            0\n"
+    );
+    assert!(finish(ca).starts_with("HTTP/1.1 503"));
+
+    // One replica down: the others still answer, the failure is one line, the status 3.
+    drop(b);
+    let out = run(&[&both[..], &["cat", "routes", "-h", "id", "-s", "id"]].concat());
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(
+        stdout(&out),
+        "app-1 echo\napp-1 hello\napp-1 index\napp-1 slow\n"
+    );
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("error: app-2: "), "{err}");
+}
+
+#[test]
+fn top_prints_frames_without_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let qs = Quickstart::start(&dir.path().join("a.sock"));
+    let loader = {
+        let url = format!("http://{}/hello/load", qs.addr);
+        std::thread::spawn(move || {
+            for _ in 0..20 {
+                curl(&url);
+            }
+        })
+    };
+    let slow = slow_request(&qs);
+    wait_until("the slow task", || {
+        !admin(&qs.socket, "/_cat/tasks?h=id").is_empty()
+    });
+    let out = ok(
+        &qs.socket,
+        &[
+            "top",
+            "--frames",
+            "2",
+            "--interval",
+            "500ms",
+            "--size",
+            "80x24",
+        ],
+    );
+    loader.join().unwrap();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 48, "two frames of 24 lines:\n{out}");
+    let last = lines[24..].join("\n");
+    assert!(last.starts_with(" underscore top "), "{last}");
+    for needle in [
+        "ROUTE",
+        "REQ/S",
+        "P99",
+        "PREEMPT",
+        "hello",
+        "slow",
+        "http:slow",
+        "GET /slow?ms=30000",
+    ] {
+        assert!(last.contains(needle), "{needle} in\n{last}");
+    }
+    assert!(lines.iter().all(|l| l.chars().count() <= 80), "{out}");
+    // The first frame has no rates yet, the second one does.
+    let rate = |frame: &[&str]| {
+        frame
+            .iter()
+            .find(|l| l.starts_with("slow "))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert_eq!(rate(&lines[..24]), "-");
+    assert!(rate(&lines[24..]).parse::<f64>().is_ok(), "{last}");
+    drop(slow);
+
+    let out = run(&["--socket", qs.socket.to_str().unwrap(), "top"]);
+    assert_eq!(out.status.code(), Some(2), "no terminal, no --frames");
+    assert!(stderr(&out).contains("--frames"));
+}
+
+#[test]
+fn top_shows_disconnected_then_reconnects_when_the_server_comes_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("a.sock");
+    let mut top = Command::new(UNDERSCORE)
+        .arg("--socket")
+        .arg(&socket)
+        .args([
+            "top",
+            "--frames",
+            "30",
+            "--interval",
+            "200ms",
+            "--size",
+            "80x24",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(top.stdout.take().unwrap()).lines();
+    let mut frame = || -> String {
+        (0..24)
+            .map(|_| lines.next().unwrap().unwrap() + "\n")
+            .collect()
+    };
+    let first = frame();
+    assert!(
+        first.contains("a: disconnected, retrying every 200ms: no admin socket at"),
+        "{first}"
+    );
+    let qs = Quickstart::start(&socket);
+    qs.get("/hello/back");
+    let mut seen = false;
+    for _ in 1..30 {
+        let f = frame();
+        if f.contains("hello") && !f.contains("disconnected") {
+            seen = true;
+            break;
+        }
+    }
+    assert!(seen, "top reconnected");
+    let _ = top.kill();
+    let _ = top.wait();
+}
+
+#[test]
+fn every_command_has_help_and_shells_get_completions() {
+    for cmd in [
+        "cat",
+        "top",
+        "preempt",
+        "resume",
+        "settings",
+        "interrupt",
+        "tasks",
+        "cancel",
+        "stack",
+        "completions",
+    ] {
+        let out = run(&[cmd, "--help"]);
+        assert!(out.status.success(), "{cmd} --help");
+        assert!(
+            stdout(&out).contains("Usage: underscore"),
+            "{cmd}: {}",
+            stdout(&out)
+        );
+    }
+    assert!(stdout(&run(&["--help"])).contains("Exit status"));
+    for shell in ["bash", "zsh", "fish"] {
+        let out = run(&["completions", shell]);
+        assert!(out.status.success());
+        assert!(stdout(&out).contains("preempt"), "{shell}");
+    }
+}
+
+#[test]
+fn top_with_a_glob_picks_up_a_replica_started_later() {
+    let dir = tempfile::tempdir().unwrap();
+    let _a = Quickstart::start(&dir.path().join("app-1.sock"));
+    let mut top = Command::new(UNDERSCORE)
+        .args([
+            "top",
+            "--frames",
+            "40",
+            "--interval",
+            "200ms",
+            "--size",
+            "80x24",
+        ])
+        .env("UNDERSCORE_SOCKET", dir.path().join("app-*.sock"))
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(top.stdout.take().unwrap()).lines();
+    let mut frame = || -> String {
+        (0..24)
+            .map(|_| lines.next().unwrap().unwrap() + "\n")
+            .collect()
+    };
+    let first = frame();
+    assert!(first.contains("  node app-1  "), "{first}");
+    let _b = Quickstart::start(&dir.path().join("app-2.sock"));
+    let mut seen = false;
+    for _ in 1..40 {
+        let f = frame();
+        if f.contains("  2 nodes  ") && f.lines().any(|l| l.starts_with("app-2 ")) {
+            seen = true;
+            break;
+        }
+    }
+    assert!(seen, "the second replica joined the view");
+    let _ = top.kill();
+    let _ = top.wait();
+}

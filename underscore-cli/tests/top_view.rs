@@ -1,0 +1,241 @@
+//! `top`'s view, drawn from made-up snapshots on ratatui's TestBackend and compared with the
+//! committed frames in `tests/snapshots` (insta; CI sets `CI=true`, so a changed frame fails
+//! instead of being written).
+
+use std::time::{Duration, Instant};
+
+use ratatui::backend::TestBackend;
+use ratatui::style::Modifier;
+use ratatui::Terminal;
+use underscore_cli::top::model::{Key, Model, NodeData, RouteStats, Snapshot, TaskInfo};
+use underscore_cli::top::view;
+
+fn route(id: &str, method: &str, path: &str, total: u64, active: u64) -> RouteStats {
+    RouteStats {
+        id: id.to_owned(),
+        method: Some(method.to_owned()),
+        path: Some(path.to_owned()),
+        total: Some(total),
+        active: Some(active),
+        resp_5xx: Some(0),
+        shed: Some(0),
+        timed_out: Some(0),
+        ..RouteStats::default()
+    }
+}
+
+fn task(id: &str, route: &str, path: &str, secs: f64, cancelled: bool) -> TaskInfo {
+    TaskInfo {
+        id: id.to_owned(),
+        action: format!("http:{route}"),
+        route: Some(route.to_owned()),
+        method: Some("GET".to_owned()),
+        path: Some(path.to_owned()),
+        running_nanos: (secs * 1e9) as u64,
+        cancelled,
+    }
+}
+
+/// One node's routes at its first and second poll, two seconds apart.
+fn app_routes(second: bool) -> Vec<RouteStats> {
+    let k = u64::from(second);
+    let mut hello = route("hello", "GET", "/hello/{name}", 48_211 + k * 960, 3);
+    hello.p50 = Some(0.21);
+    hello.p99 = Some(1.9);
+    let mut slow = route("slow", "GET", "/slow", 402 + k * 24, 311);
+    slow.p50 = Some(30_000.0);
+    slow.p99 = Some(30_720.0);
+    slow.resp_5xx = Some(10 + k * 6);
+    let mut echo = route("echo", "POST", "/echo", 17 + k * 400, 0);
+    echo.preempt = Some(503);
+    echo.p50 = Some(0.05);
+    echo.p99 = Some(0.09);
+    echo.shed = Some(120 + k * 40);
+    echo.max_in_flight = Some(64);
+    echo.timeout = Some("2s".to_owned());
+    let index = route("index", "GET", "/", 17, 0);
+    vec![hello, slow, echo, index]
+}
+
+fn three_nodes() -> Model {
+    let t0 = Instant::now();
+    let mut m = Model::new(
+        vec!["app-1".into(), "app-2".into(), "app-3".into()],
+        Duration::from_secs(1),
+    );
+    for (i, at) in [t0, t0 + Duration::from_secs(2)].into_iter().enumerate() {
+        let second = i == 1;
+        let mut half = app_routes(second);
+        half.truncate(2);
+        m.apply(vec![
+            Snapshot {
+                node: "app-1".into(),
+                at,
+                data: Ok(NodeData {
+                    routes: app_routes(second),
+                    tasks: vec![
+                        task("vm:1024", "slow", "/slow?ms=30000", 29.4, false),
+                        task("vm:1031", "slow", "/slow?ms=30000", 12.25, true),
+                        task("vm:1090", "hello", "/hello/ferris", 0.31, false),
+                    ],
+                }),
+            },
+            Snapshot {
+                node: "app-2".into(),
+                at,
+                data: Ok(NodeData {
+                    routes: half,
+                    tasks: vec![task("vm:1024", "slow", "/slow?ms=60000", 75.0, false)],
+                }),
+            },
+            Snapshot {
+                node: "app-3".into(),
+                at,
+                data: Err(
+                    "no admin socket at /run/app-3.sock (is the app running? set --socket or UNDERSCORE_SOCKET)"
+                        .into(),
+                ),
+            },
+        ]);
+    }
+    m.clock = "12:00:00 UTC".into();
+    m
+}
+
+fn one_node() -> Model {
+    let t0 = Instant::now();
+    let mut m = Model::new(vec!["underscore".into()], Duration::from_secs(1));
+    for (i, at) in [t0, t0 + Duration::from_secs(1)].into_iter().enumerate() {
+        m.apply(vec![Snapshot {
+            node: "underscore".into(),
+            at,
+            data: Ok(NodeData {
+                routes: app_routes(i == 1),
+                tasks: vec![task("vm:1024", "slow", "/slow?ms=30000", 4.2, false)],
+            }),
+        }]);
+    }
+    m.clock = "12:00:00 UTC".into();
+    m
+}
+
+fn draw(m: &Model, width: u16, height: u16) -> Terminal<TestBackend> {
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+    terminal.draw(|f| view::render(f, m)).unwrap();
+    terminal
+}
+
+fn text(m: &Model, width: u16, height: u16) -> String {
+    view::to_text(draw(m, width, height).backend().buffer())
+}
+
+#[test]
+fn three_nodes_one_disconnected_120x40() {
+    insta::assert_snapshot!(text(&three_nodes(), 120, 40));
+}
+
+#[test]
+fn three_nodes_one_disconnected_80x24() {
+    insta::assert_snapshot!(text(&three_nodes(), 80, 24));
+}
+
+#[test]
+fn one_node_120x40() {
+    insta::assert_snapshot!(text(&one_node(), 120, 40));
+}
+
+#[test]
+fn interrupt_confirmation_80x24() {
+    let mut m = one_node();
+    m.on_key(Key::Down); // the second route by req/s
+    assert_eq!(m.on_key(Key::Char('i')), None, "nothing is sent before y");
+    insta::assert_snapshot!(text(&m, 80, 24));
+}
+
+#[test]
+fn stack_popup_80x24() {
+    let mut m = one_node();
+    m.on_key(Key::Tab);
+    m.on_key(Key::Char('p'));
+    m.show_stack(
+        "underscore",
+        "vm:1024",
+        "task vm:1024 (http:slow, GET /slow?ms=30000) running for 4.2s on worker 0\n  at tokio::time::sleep::Sleep::poll_elapsed (tokio-1.54.1/src/time/sleep.rs:384:16)\n  at quickstart::slow::{{closure}} (examples/quickstart.rs:49:59)\n".into(),
+    );
+    insta::assert_snapshot!(text(&m, 80, 24));
+}
+
+#[test]
+fn the_only_node_disconnected_80x24() {
+    let mut m = one_node();
+    m.apply(vec![Snapshot {
+        node: "underscore".into(),
+        at: Instant::now(),
+        data: Err(
+            "nothing is listening on /tmp/underscore.sock (connection refused: a stale socket?)"
+                .into(),
+        ),
+    }]);
+    let frame = text(&m, 80, 24);
+    assert!(frame.contains("disconnected"), "{frame}");
+    insta::assert_snapshot!(frame);
+}
+
+#[test]
+fn the_first_poll_has_no_rates_yet_80x24() {
+    let mut m = Model::new(vec!["underscore".into()], Duration::from_millis(500));
+    m.apply(vec![Snapshot {
+        node: "underscore".into(),
+        at: Instant::now(),
+        data: Ok(NodeData {
+            routes: app_routes(false),
+            tasks: Vec::new(),
+        }),
+    }]);
+    m.clock = "12:00:00 UTC".into();
+    insta::assert_snapshot!(text(&m, 80, 24));
+}
+
+#[test]
+fn the_selected_row_is_reversed_in_the_focused_pane_only() {
+    let m = one_node();
+    let terminal = draw(&m, 120, 40);
+    let buffer = terminal.backend().buffer();
+    let row_of = |needle: &str| {
+        (0..40)
+            .find(|&y| {
+                let line: String = (0..120).map(|x| buffer[(x, y)].symbol()).collect();
+                line.starts_with(needle)
+            })
+            .unwrap_or_else(|| panic!("no row starts with {needle}"))
+    };
+    // The routes pane has the focus; its first row (the highest req/s) is selected.
+    let first_route = row_of(&m.routes[0].stats.id);
+    assert!(buffer[(0, first_route)]
+        .modifier
+        .contains(Modifier::REVERSED));
+    let second_route = row_of(&m.routes[1].stats.id);
+    assert!(!buffer[(0, second_route)]
+        .modifier
+        .contains(Modifier::REVERSED));
+    // The tasks pane's selection is bold, not reversed, until Tab moves there.
+    let task_row = row_of("vm:1024");
+    assert!(!buffer[(0, task_row)].modifier.contains(Modifier::REVERSED));
+    assert!(buffer[(0, task_row)].modifier.contains(Modifier::BOLD));
+}
+
+#[test]
+fn any_terminal_size_draws_without_a_panic() {
+    let mut m = three_nodes();
+    m.on_key(Key::Char('i'));
+    for (w, h) in [(1, 1), (10, 3), (20, 5), (40, 8), (79, 23), (300, 100)] {
+        let frame = text(&m, w, h);
+        assert_eq!(frame.lines().count(), usize::from(h));
+    }
+    m.on_key(Key::Esc);
+    m.on_key(Key::Tab);
+    m.on_key(Key::Char('p'));
+    for (w, h) in [(1, 1), (10, 3), (30, 6)] {
+        assert_eq!(text(&m, w, h).lines().count(), usize::from(h));
+    }
+}
