@@ -8,7 +8,7 @@ use crate::params::Query;
 use crate::registry::Registry;
 use crate::render::DocParams;
 use crate::settings::Preempt;
-use crate::stats::{Outcome, StatsSnapshot};
+use crate::stats::{Latencies, Outcome, StatsSnapshot};
 use crate::ApiError;
 
 /// What the admin APIs show of one route, read from the registry at one instant.
@@ -30,6 +30,8 @@ pub(crate) struct RouteInfo {
     pub stats: StatsSnapshot,
     /// The effective preempt.
     pub preempt: Option<Arc<Preempt>>,
+    /// The latency histogram `stats` was computed from, when asked for (Prometheus).
+    pub latencies: Option<Box<Latencies>>,
 }
 
 impl RouteInfo {
@@ -40,8 +42,21 @@ impl RouteInfo {
 
 /// Every route, annotated ones first (by id), then plain actix-web ones (in order of discovery).
 pub(crate) fn snapshot(reg: &Registry) -> Vec<RouteInfo> {
+    snapshot_with(reg, false)
+}
+
+/// [`snapshot`], with each route's latency histogram when `latencies` is set.
+pub(crate) fn snapshot_with(reg: &Registry, latencies: bool) -> Vec<RouteInfo> {
+    let read = |stats: &crate::stats::RouteStats| {
+        if latencies {
+            let (snapshot, latencies) = stats.snapshot_with_latencies();
+            (snapshot, Some(Box::new(latencies)))
+        } else {
+            (stats.snapshot(), None)
+        }
+    };
     let annotated = reg.annotated().iter().map(|(id, meta)| {
-        let stats = meta.state.stats.snapshot();
+        let (stats, latencies) = read(&meta.state.stats);
         RouteInfo {
             id: id.clone(),
             annotated: true,
@@ -56,6 +71,7 @@ pub(crate) fn snapshot(reg: &Registry) -> Vec<RouteInfo> {
             active: stats.active,
             stats,
             preempt: meta.state.settings.preempt(),
+            latencies,
         }
     });
     let dynamic = reg.dynamic();
@@ -67,7 +83,7 @@ pub(crate) fn snapshot(reg: &Registry) -> Vec<RouteInfo> {
         super::tasks::plain_active(reg)
     };
     let dynamic = dynamic.into_iter().map(|route| {
-        let stats = route.stats.snapshot();
+        let (stats, latencies) = read(&route.stats);
         RouteInfo {
             id: route.id.clone(),
             annotated: false,
@@ -84,6 +100,7 @@ pub(crate) fn snapshot(reg: &Registry) -> Vec<RouteInfo> {
             active: plain_active.get(&route.id).copied().unwrap_or(0) + stats.active,
             stats,
             preempt: route.settings.preempt(),
+            latencies,
         }
     });
     annotated.chain(dynamic).collect()
