@@ -8,7 +8,9 @@
 //! - [`underscore_route`] registers a handler at compile time and puts the [`Track`]
 //!   middleware on its resource;
 //! - [`Observe`] (App-level) makes routes registered with plain actix-web appear too;
-//! - [`AdminSocket`] serves the admin APIs on a `0600` UNIX socket.
+//! - [`AdminSocket`] serves the admin APIs on a `0600` UNIX socket;
+//! - [`metrics_handler`] serves the Prometheus metrics (`/_prometheus/metrics` of the admin
+//!   APIs) on a route of the app, for a scraper.
 //!
 //! # Examples
 //!
@@ -48,6 +50,7 @@ mod socket;
 mod stack;
 mod track;
 
+pub use admin::metrics_handler;
 pub use background::spawn_task;
 pub use inflight::TrackBody;
 pub use observe::{Observe, ObserveFuture, ObserveMiddleware};
