@@ -296,6 +296,10 @@ impl Collector for Scrape {
                 .encode(family.encode_family(&[("route", r.id.as_str())])?)?;
         }
 
+        // The limits of the shedding settings (`underscore_route_max_in_flight`,
+        // `underscore_route_timeout_seconds`) go here, one family each like the one above,
+        // from a field of `RouteSample` read from `RouteInfo`'s effective settings.
+
         let mut family = encoder.encode_descriptor(
             "underscore_route_info",
             "1 for every route: its path pattern and methods",
