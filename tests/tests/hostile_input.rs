@@ -32,6 +32,8 @@ fn segment() -> impl Strategy<Value = String> {
             "_cat",
             "_routes",
             "_tasks",
+            "_prometheus",
+            "metrics",
             "routes",
             "tasks",
             "settings",
@@ -77,6 +79,8 @@ fn path() -> impl Strategy<Value = String> {
             "/_tasks",
             "/_cat/routes",
             "/_routes/alpha",
+            "/_prometheus",
+            "/_prometheus/metrics",
         ]),
         prop::collection::vec(segment(), 0..4),
     )
