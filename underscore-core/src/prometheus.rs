@@ -150,10 +150,8 @@ impl RouteSample {
         Self {
             methods: info.methods.join(","),
             path,
-            latencies: info.latencies.map(|l| *l).unwrap_or_else(|| {
-                // `snapshot_with(.., true)` always reads them; an empty histogram otherwise.
-                crate::stats::RouteStats::new().snapshot_with_latencies().1
-            }),
+            // `snapshot_with(.., true)` always reads them; an empty histogram otherwise.
+            latencies: info.latencies.map_or_else(Latencies::default, |l| *l),
             in_flight: info.active,
             oldest: oldest.unwrap_or_default(),
             preempted: info.preempt.is_some(),

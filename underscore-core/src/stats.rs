@@ -192,14 +192,17 @@ impl RouteStats {
     /// A snapshot with the raw latency histogram it was computed from, for exposition
     /// formats with buckets of their own (Prometheus). Read-only, like [`RouteStats::snapshot`].
     pub fn snapshot_with_latencies(&self) -> (StatsSnapshot, Latencies) {
-        self.snapshot_parts(period_now())
+        let (snapshot, latencies) = self.snapshot_parts(period_now(), true);
+        (snapshot, latencies.unwrap_or_default())
     }
 
     fn snapshot_at(&self, now: u64) -> StatsSnapshot {
-        self.snapshot_parts(now).0
+        self.snapshot_parts(now, false).0
     }
 
-    fn snapshot_parts(&self, now: u64) -> (StatsSnapshot, Latencies) {
+    /// The snapshot, and the histogram it was computed from when `keep_latencies` (only then
+    /// is the histogram copied out: `_cat` over thousands of routes does not pay for it).
+    fn snapshot_parts(&self, now: u64, keep_latencies: bool) -> (StatsSnapshot, Option<Latencies>) {
         let outcomes: [u64; OUTCOMES] =
             std::array::from_fn(|i| self.outcomes[i].load(Ordering::Relaxed));
         // Read the outcomes first: `total` only grows, so active is never negative.
@@ -242,10 +245,10 @@ impl RouteStats {
             max_ms: (count > 0).then(|| max as f64 / 1000.0),
             latency_count: count,
         };
-        let latencies = Latencies {
+        let latencies = keep_latencies.then_some(Latencies {
             counts: histogram,
             sum_us: sum,
-        };
+        });
         (snapshot, latencies)
     }
 }
@@ -355,6 +358,16 @@ impl StatsSnapshot {
 pub struct Latencies {
     counts: [u64; BUCKETS],
     sum_us: u64,
+}
+
+impl Default for Latencies {
+    /// No latency.
+    fn default() -> Self {
+        Self {
+            counts: [0; BUCKETS],
+            sum_us: 0,
+        }
+    }
 }
 
 impl Latencies {
