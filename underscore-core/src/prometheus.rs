@@ -48,6 +48,7 @@ pub const BUCKETS_MICROS: [u64; 13] = [
 
 /// The exposition format of a scrape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Format {
     /// The Prometheus text format, version 0.0.4: the default.
     Text,
