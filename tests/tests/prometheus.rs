@@ -575,3 +575,35 @@ fn wrong_methods_and_parameters_are_elasticsearch_errors() {
     let stats = srv.admin("GET", "/_routes/stats").json();
     assert!(stats["routes"].get("metrics").is_none(), "{stats}");
 }
+
+#[test]
+fn the_in_app_mount_and_the_app_route_negotiate_like_the_socket() {
+    let srv = TestServer::start_with(routes, true);
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    for path in ["/_prometheus/metrics", "/metrics"] {
+        let url = srv.url(path);
+        let text = agent.get(&url).call().unwrap();
+        assert_eq!(text.status(), 200, "{path}");
+        assert_eq!(
+            text.headers()["content-type"],
+            "text/plain; version=0.0.4; charset=utf-8",
+            "{path}"
+        );
+        let mut om = agent
+            .get(&url)
+            .header("Accept", "application/openmetrics-text; version=1.0.0")
+            .call()
+            .unwrap();
+        assert_eq!(
+            om.headers()["content-type"],
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            "{path}"
+        );
+        let body = om.body_mut().read_to_string().unwrap();
+        assert!(body.ends_with("# EOF\n"), "{path}");
+        parse_open_metrics(&body);
+    }
+}
