@@ -22,7 +22,10 @@
 #      each server's ratios to plain within a round (the mean of its two plain bursts), with
 #      min, median and max over the rounds; then LATENCY_ROUNDS rounds the same way with one
 #      connection, for the latency of a request rather than of a queue.
-# Then a round with 1,000 more routes, the _cat/routes render time for 10,000 routes, the
+# Then, with 1,000 more routes, underscore and prom each with and without a scraper fetching
+# their /metrics every second (SCRAPE_ROUNDS rounds, default ROUNDS),
+# then a round with 1,000 more routes, the _cat/routes render time for 10,000 routes, one
+# Prometheus scrape of 1,000 routes, the
 # interrupt latency for 1,000 in-flight requests, and the memory per route and per request.
 set -euo pipefail
 # `set -e` inside command substitutions too: a failed callgrind run must stop the script.
@@ -155,6 +158,52 @@ echo "== 2b. the same with one connection (latency, not saturation), $LATENCY_RO
 rounds 1 "$LATENCY_ROUNDS"
 for pid in "${PIDS[@]}"; do kill -INT "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
 
+SCRAPE_ROUNDS=${SCRAPE_ROUNDS:-$ROUNDS}
+echo "== 2c. GET /hello/bench, 1,000 more routes, $CONNS connections: with and without /metrics scraped every second, $SCRAPE_ROUNDS rounds of ${DURATION}s, order rotated"
+# underscore's scrape lists every route (about 32,000 lines for 1,000 routes); actix-web-prom's
+# only the routes requested so far. The scraper runs on core 1 beside wrk; the scrape itself
+# runs in the server's process, pinned to core 0 with its worker.
+export BENCH_ROUTES=1000 BENCH_METRICS=1
+SCRAPED=("underscore" "underscore+scraped" "prom" "prom+scraped")
+PIDS=(); ADDRS=(); SCRAPERS=()
+for label in "${SCRAPED[@]}"; do
+  start "$STOCK" "${label%+scraped}"
+  PIDS+=("$PID"); ADDRS+=("$ADDR")
+  if [[ $label == *+scraped ]]; then
+    ( while sleep 1; do taskset -c 1 curl -s -o /dev/null --max-time 5 "http://$ADDR/metrics" || true; done ) &
+    SCRAPERS+=($!)
+  fi
+done
+unset BENCH_ROUTES BENCH_METRICS
+: >"$WORK/scraped"
+for round in $(seq 1 "$SCRAPE_ROUNDS"); do
+  for k in "${!SCRAPED[@]}"; do
+    i=$(( (k + round) % ${#SCRAPED[@]} ))
+    taskset -c 1 wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "http://${ADDRS[$i]}/hello/bench" >"$WORK/wrk" 2>&1
+    rps=$(awk '/^Requests\/sec:/ { print $2 }' "$WORK/wrk")
+    p99=$(awk '$1 == "99%" { print $2 }' "$WORK/wrk" | us)
+    echo "$round ${SCRAPED[$i]} $rps $p99" >>"$WORK/scraped"
+  done
+done
+for pid in "${SCRAPERS[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+for pid in "${PIDS[@]}"; do kill -INT "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+# scraped_ratio LABEL COLUMN: per round, LABEL+scraped's COLUMN over LABEL's.
+scraped_ratio() {
+  awk -v m="$1" -v c="$2" '$2 == m { a[$1] = $c } $2 == m "+scraped" { b[$1] = $c }
+    END { for (r in a) if (b[r] != "") printf "%.3f\n", b[r] / a[r] }' "$WORK/scraped"
+}
+printf "%-20s %11s %9s   %s\n" server "median rps" "p99 (us)" "scraped/unscraped: throughput, p99: median (min..max)"
+for label in "${SCRAPED[@]}"; do
+  rps=$(awk -v m="$label" '$2 == m { print $3 }' "$WORK/scraped" | median)
+  p99=$(awk -v m="$label" '$2 == m { print $4 }' "$WORK/scraped" | median)
+  r=""
+  if [[ $label == *+scraped ]]; then
+    base=${label%+scraped}
+    r="$(scraped_ratio "$base" 3 | median) ($(scraped_ratio "$base" 3 | minmax)), $(scraped_ratio "$base" 4 | median) ($(scraped_ratio "$base" 4 | minmax))"
+  fi
+  printf "%-20s %11.0f %9.1f   %s\n" "$label" "$rps" "$p99" "$r"
+done
+
 echo "-- GET /hello/bench with 1,000 more routes, one round"
 export BENCH_ROUTES=1000
 for server in "${SERVERS[@]}"; do
@@ -168,6 +217,8 @@ unset BENCH_ROUTES
 
 echo "== 3. _cat/routes with 10,000 routes"
 cargo bench -q -p underscore-core --bench cat_render 2>/dev/null
+echo "== 3b. one scrape of /_prometheus/metrics with 1,000 routes"
+cargo bench -q -p underscore-core --bench prometheus_scrape 2>/dev/null
 echo "== 4. interrupting 1,000 in-flight requests"
 cargo bench -q -p underscore-tests --bench interrupt 2>/dev/null | tail -1
 echo "== 5. memory"

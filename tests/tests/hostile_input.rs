@@ -34,6 +34,8 @@ fn segment() -> impl Strategy<Value = String> {
             "_tasks",
             "_logging",
             "loggers",
+            "_prometheus",
+            "metrics",
             "routes",
             "tasks",
             "settings",
@@ -81,6 +83,8 @@ fn path() -> impl Strategy<Value = String> {
             "/_routes/alpha",
             "/_logging/settings",
             "/_cat/loggers",
+            "/_prometheus",
+            "/_prometheus/metrics",
         ]),
         prop::collection::vec(segment(), 0..4),
     )

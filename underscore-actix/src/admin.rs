@@ -11,9 +11,9 @@ use underscore_core::ApiError;
 use crate::claim::AdminClaim;
 
 /// The path prefixes the admin APIs answer under.
-const BASES: [&str; 4] = ["/_cat", "/_routes", "/_tasks", "/_logging"];
+const BASES: [&str; 5] = ["/_cat", "/_routes", "/_tasks", "/_logging", "/_prometheus"];
 
-/// Mounts the admin APIs (`/_cat`, `/_routes`, `/_tasks`, `/_logging`) into an actix-web app or scope,
+/// Mounts the admin APIs (`/_cat`, `/_routes`, `/_tasks`, `/_logging`, `/_prometheus`) into an actix-web app or scope,
 /// without any guard.
 ///
 /// This is the in-app mode: the admin APIs then share the application's listeners, so anyone
@@ -267,15 +267,27 @@ async fn serve(
         }
         Err(_) => return respond(ApiError::too_large(MAX_BODY).into()),
     };
-    let caller = caller(&req);
+    answer(&req, path, body).await
+}
+
+/// Answers `req` for the admin path `path`, off the worker.
+async fn answer(req: &HttpRequest, path: String, body: web::Bytes) -> HttpResponse {
+    let caller = caller(req);
     let method = req.method().as_str().to_owned();
     let query = req.query_string().to_owned();
-    // Off the worker: a settings change writes and fsyncs a file, and a `_cat` of thousands of
-    // routes takes milliseconds, neither of which belongs on an event loop serving the app.
+    let accept = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    // Off the worker: a settings change writes and fsyncs a file, and a `_cat` or a scrape of
+    // thousands of routes takes milliseconds, neither of which belongs on an event loop
+    // serving the app.
     let answer = web::block(move || {
         let request = Request::new(&method, &path, &query)
             .with_body(&body)
-            .with_caller(&caller);
+            .with_caller(&caller)
+            .with_accept(accept.as_deref());
         api::handle(&request)
     })
     .await;
@@ -290,6 +302,43 @@ async fn serve(
             .into(),
         ),
     }
+}
+
+/// The Prometheus metrics (`GET /_prometheus/metrics` of the admin APIs) as a route of the
+/// app, for a scraper that reaches the app's port but not the admin socket.
+///
+/// It answers exactly as the admin endpoint does: the Prometheus text format (version 0.0.4),
+/// or OpenMetrics when `Accept` prefers `application/openmetrics-text`; `GET` and `HEAD` only
+/// (others get a 405 with `Allow`), no query parameter (a 400). It shows only counts and
+/// gauges per route id (no task, path with query, peer or setting) and changes nothing, so it
+/// has no guard: restrict it with your own (a guard, a scope with middleware) if route names
+/// are private. Scrapes are never counted as a route, like every admin request.
+///
+/// # Examples
+///
+/// ```no_run
+/// use actix_web::{App, HttpServer};
+/// use underscore_actix::Observe;
+///
+/// # async fn run() -> std::io::Result<()> {
+/// HttpServer::new(|| {
+///     App::new()
+///         .wrap(Observe::new())
+///         .route("/metrics", underscore_actix::metrics_handler())
+/// })
+/// .bind("0.0.0.0:8080")?
+/// .run()
+/// .await
+/// # }
+/// ```
+pub fn metrics_handler() -> actix_web::Route {
+    web::route()
+        .to(|req: HttpRequest| answer_owned(req, "/_prometheus/metrics"))
+        .wrap(AdminClaim)
+}
+
+async fn answer_owned(req: HttpRequest, path: &'static str) -> HttpResponse {
+    answer(&req, path.to_owned(), web::Bytes::new()).await
 }
 
 /// The credentials of the peer of a UNIX-socket connection, recorded when it connects.

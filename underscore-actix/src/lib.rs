@@ -10,6 +10,8 @@
 //! - [`Observe`] (App-level) makes routes registered with plain actix-web appear too;
 //! - [`AdminSocket`] serves the admin APIs on a `0600` UNIX socket;
 //! - [`logging::layer`] lets `PUT /_logging/settings` change what `tracing` lets through.
+//! - [`metrics_handler`] serves the Prometheus metrics (`/_prometheus/metrics` of the admin
+//!   APIs) on a route of the app, for a scraper.
 //!
 //! # Examples
 //!
@@ -50,6 +52,7 @@ mod socket;
 mod stack;
 mod track;
 
+pub use admin::metrics_handler;
 pub use background::spawn_task;
 pub use inflight::TrackBody;
 pub use observe::{Observe, ObserveFuture, ObserveMiddleware};

@@ -27,6 +27,7 @@ mod error;
 pub mod filter_path;
 pub mod glob;
 pub mod params;
+pub mod prometheus;
 pub mod registry;
 pub mod render;
 pub mod route;

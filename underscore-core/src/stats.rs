@@ -238,7 +238,20 @@ impl RouteStats {
         self.snapshot_at(period_now())
     }
 
+    /// A snapshot with the raw latency histogram it was computed from, for exposition
+    /// formats with buckets of their own (Prometheus). Read-only, like [`RouteStats::snapshot`].
+    pub fn snapshot_with_latencies(&self) -> (StatsSnapshot, Latencies) {
+        let (snapshot, latencies) = self.snapshot_parts(period_now(), true);
+        (snapshot, latencies.unwrap_or_default())
+    }
+
     fn snapshot_at(&self, now: u64) -> StatsSnapshot {
+        self.snapshot_parts(now, false).0
+    }
+
+    /// The snapshot, and the histogram it was computed from when `keep_latencies` (only then
+    /// is the histogram copied out: `_cat` over thousands of routes does not pay for it).
+    fn snapshot_parts(&self, now: u64, keep_latencies: bool) -> (StatsSnapshot, Option<Latencies>) {
         // The outcomes before the total: `total` only grows, and each request adds to it before
         // its outcome, so it is never below the outcomes and never goes back.
         let active = self.in_flight.load(Ordering::Relaxed);
@@ -274,7 +287,7 @@ impl RouteStats {
             (n > 0).then(|| sum.saturating_sub(base.1) as f64 / n as f64 / 1000.0)
         };
         let max = self.max_us.load(Ordering::Relaxed);
-        StatsSnapshot {
+        let snapshot = StatsSnapshot {
             total,
             active,
             outcomes,
@@ -282,7 +295,12 @@ impl RouteStats {
             percentiles_ms: [0.5, 0.9, 0.99].map(|q| percentile(&histogram, q, max)),
             max_ms: (count > 0).then(|| max as f64 / 1000.0),
             latency_count: count,
-        }
+        };
+        let latencies = keep_latencies.then_some(Latencies {
+            counts: histogram,
+            sum_us: sum,
+        });
+        (snapshot, latencies)
     }
 }
 
@@ -384,6 +402,53 @@ impl StatsSnapshot {
     }
 }
 
+/// A copy of a route's latency histogram (the one its percentiles come from): 128 buckets, 4
+/// per power of two of microseconds, so bucket boundaries are `2^k`, `1.25 * 2^k`, `1.5 * 2^k`
+/// and `1.75 * 2^k` µs (every integer below 8 µs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Latencies {
+    counts: [u64; BUCKETS],
+    sum_us: u64,
+}
+
+impl Default for Latencies {
+    /// No latency.
+    fn default() -> Self {
+        Self {
+            counts: [0; BUCKETS],
+            sum_us: 0,
+        }
+    }
+}
+
+impl Latencies {
+    /// The latencies recorded: `latency_count` in `_routes/stats`.
+    pub fn count(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+
+    /// Their sum, in microseconds.
+    pub fn sum_micros(&self) -> u64 {
+        self.sum_us
+    }
+
+    /// The latencies under `us` microseconds: exact when `us` is a bucket boundary (see
+    /// [`Latencies::is_boundary`]), else a lower bound (the bucket holding `us` is left out).
+    pub fn count_below(&self, us: u64) -> u64 {
+        // The last bucket has no upper bound: it is never entirely below anything.
+        (0..BUCKETS - 1)
+            .take_while(|&b| bucket_floor(b + 1) <= us)
+            .map(|b| self.counts[b])
+            .sum()
+    }
+
+    /// Whether `us` microseconds is where a bucket starts, so that [`Latencies::count_below`]
+    /// is exact there.
+    pub fn is_boundary(us: u64) -> bool {
+        bucket(us) < BUCKETS - 1 && bucket_floor(bucket(us)) == us
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -429,6 +494,29 @@ mod tests {
         let avg = snap.avg_ms[0].unwrap();
         assert!((avg - 50.5).abs() < 0.01, "{avg}");
         assert_eq!(snap.avg_ms[0], snap.avg_ms[2]);
+    }
+
+    #[test]
+    fn latencies_count_exactly_below_bucket_boundaries() {
+        let s = RouteStats::new();
+        for us in [3, 900, 1023, 1024, 1279, 1280, 5_000_000] {
+            s.record_micros(us);
+        }
+        let (snap, lat) = s.snapshot_with_latencies();
+        assert_eq!(lat.count(), snap.latency_count);
+        assert_eq!(lat.count(), 7);
+        assert_eq!(
+            lat.sum_micros(),
+            3 + 900 + 1023 + 1024 + 1279 + 1280 + 5_000_000
+        );
+        assert!(Latencies::is_boundary(1024) && Latencies::is_boundary(1280));
+        assert!(!Latencies::is_boundary(1000) && !Latencies::is_boundary(1100));
+        // Below a boundary: exact (strictly below, as latencies are whole microseconds).
+        assert_eq!(lat.count_below(1024), 3);
+        assert_eq!(lat.count_below(1280), 5);
+        assert_eq!(lat.count_below(u64::MAX), 7);
+        // Between boundaries: a lower bound (900 and 1023 share the bucket [896, 1024)).
+        assert_eq!(lat.count_below(1000), 1);
     }
 
     #[test]

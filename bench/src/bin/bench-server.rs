@@ -1,6 +1,8 @@
 //! `bench-server plain|underscore|prom ADDR`: one of the three servers of the overhead
 //! benchmark, with one worker. `BENCH_ROUTES=1000` registers 1,000 more routes (annotated in
-//! the underscore server), before the measured ones. SIGINT or SIGTERM stops it.
+//! the underscore server), before the measured ones. `BENCH_METRICS=1` mounts
+//! `underscore_actix::metrics_handler()` at `/metrics` in the underscore server (after the
+//! measured routes; actix-web-prom always has its `/metrics`). SIGINT or SIGTERM stops it.
 
 use actix_web::{get, web, App, HttpResponse, HttpServer, Responder};
 use underscore_actix::{underscore_route, AdminSocket, Observe};
@@ -64,6 +66,7 @@ fn main() -> std::io::Result<()> {
         .cloned()
         .unwrap_or_else(|| "127.0.0.1:0".to_owned());
     let extra = std::env::var("BENCH_ROUTES").is_ok_and(|v| v == "1000");
+    let metrics = std::env::var("BENCH_METRICS").is_ok_and(|v| v == "1");
     actix_web::rt::System::new().block_on(async move {
         // One worker, bound to `addr`, its addresses announced for the bench script.
         macro_rules! serve {
@@ -81,6 +84,11 @@ fn main() -> std::io::Result<()> {
                 App::new()
                     .wrap(Observe::new())
                     .configure(|cfg| underscore_routes(cfg, extra))
+                    .configure(|cfg| {
+                        if metrics {
+                            cfg.route("/metrics", underscore_actix::metrics_handler());
+                        }
+                    })
             }),
             "prom" => {
                 let prometheus = actix_web_prom::PrometheusMetricsBuilder::new("bench")

@@ -5,9 +5,9 @@
 mod cat;
 mod components;
 mod logging;
-mod routes;
+pub(crate) mod routes;
 mod settings;
-mod tasks;
+pub(crate) mod tasks;
 
 use crate::{ApiError, Registry};
 
@@ -28,6 +28,8 @@ pub struct Request<'a> {
     /// Who is asking, for the audit log: `uid=.. pid=..` on the UNIX socket, the peer address
     /// in-app.
     pub caller: &'a str,
+    /// The `Accept` header, if any: `GET /_prometheus/metrics` negotiates its format with it.
+    pub accept: Option<&'a str>,
 }
 
 impl<'a> Request<'a> {
@@ -39,6 +41,7 @@ impl<'a> Request<'a> {
             query,
             body: &[],
             caller: "unknown",
+            accept: None,
         }
     }
 
@@ -52,6 +55,12 @@ impl<'a> Request<'a> {
     #[must_use]
     pub fn with_caller(self, caller: &'a str) -> Self {
         Self { caller, ..self }
+    }
+
+    /// The same request, with this `Accept` header (see [`Request::accept`]).
+    #[must_use]
+    pub fn with_accept(self, accept: Option<&'a str>) -> Self {
+        Self { accept, ..self }
     }
 }
 
@@ -228,6 +237,21 @@ fn dispatch(reg: &Registry, req: &Request<'_>) -> Result<Response, ApiError> {
                 settings::get(reg, query, path, Some(ids)).map(Response::ok)
             }
         }
+        ["_prometheus", "metrics"] => {
+            allow(GET)?;
+            // No parameter applies: the format is negotiated with `Accept`, as Prometheus
+            // does, and the text formats have no `pretty` or `filter_path`.
+            query.finish(path)?;
+            let format = crate::prometheus::Format::negotiate(req.accept);
+            let body = crate::prometheus::encode(reg, format)
+                .map_err(|_| ApiError::new(500, "exception", "the metrics could not be encoded"))?;
+            Ok(Response {
+                status: 200,
+                content_type: format.content_type(),
+                allow: None,
+                body: body.into_bytes(),
+            })
+        }
         _ => Err(ApiError::not_found(format!(
             "no handler found for uri [{path}] and method [{}]",
             req.method
@@ -343,6 +367,38 @@ mod tests {
         assert_eq!((res.status, res.allow), (405, Some("GET, HEAD")));
         let res = handle(&Request::new("DELETE", "/_routes", ""));
         assert_eq!(res.status, 405);
+    }
+
+    #[test]
+    fn prometheus_metrics_take_get_no_parameter_and_negotiate() {
+        let res = handle(&Request::new("GET", "/_prometheus/metrics", ""));
+        assert_eq!(res.status, 200);
+        assert_eq!(res.content_type, "text/plain; version=0.0.4; charset=utf-8");
+        let body = String::from_utf8(res.body).unwrap();
+        assert!(
+            body.contains("# TYPE underscore_requests_total counter\n"),
+            "{body}"
+        );
+        let res = handle(
+            &Request::new("GET", "/_prometheus/metrics/", "")
+                .with_accept(Some("application/openmetrics-text; version=1.0.0")),
+        );
+        assert_eq!(
+            res.content_type,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8"
+        );
+        assert!(res.body.ends_with(b"# EOF\n"));
+        let res = handle(&Request::new("POST", "/_prometheus/metrics", ""));
+        assert_eq!((res.status, res.allow), (405, Some("GET, HEAD")));
+        for query in ["foo", "format=json", "pretty"] {
+            let res = handle(&Request::new("GET", "/_prometheus/metrics", query));
+            assert_eq!(res.status, 400, "{query}");
+            let key = query.split('=').next().unwrap();
+            let want =
+                format!("request [/_prometheus/metrics] contains unrecognized parameter: [{key}]");
+            assert!(String::from_utf8_lossy(&res.body).contains(&want));
+        }
+        assert_eq!(handle(&Request::new("GET", "/_prometheus", "")).status, 404);
     }
 
     #[test]

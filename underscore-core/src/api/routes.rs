@@ -8,7 +8,7 @@ use crate::params::Query;
 use crate::registry::Registry;
 use crate::render::DocParams;
 use crate::settings::{Limits, Preempt};
-use crate::stats::{Outcome, StatsSnapshot};
+use crate::stats::{Latencies, Outcome, StatsSnapshot};
 use crate::ApiError;
 
 /// What the admin APIs show of one route, read from the registry at one instant.
@@ -32,6 +32,8 @@ pub(crate) struct RouteInfo {
     pub preempt: Option<Arc<Preempt>>,
     /// The effective limits.
     pub limits: Option<Arc<Limits>>,
+    /// The latency histogram `stats` was computed from, when asked for (Prometheus).
+    pub latencies: Option<Box<Latencies>>,
 }
 
 impl RouteInfo {
@@ -42,8 +44,21 @@ impl RouteInfo {
 
 /// Every route, annotated ones first (by id), then plain actix-web ones (in order of discovery).
 pub(crate) fn snapshot(reg: &Registry) -> Vec<RouteInfo> {
+    snapshot_with(reg, false)
+}
+
+/// [`snapshot`], with each route's latency histogram when `latencies` is set.
+pub(crate) fn snapshot_with(reg: &Registry, latencies: bool) -> Vec<RouteInfo> {
+    let read = |stats: &crate::stats::RouteStats| {
+        if latencies {
+            let (snapshot, latencies) = stats.snapshot_with_latencies();
+            (snapshot, Some(Box::new(latencies)))
+        } else {
+            (stats.snapshot(), None)
+        }
+    };
     let annotated = reg.annotated().iter().map(|(id, meta)| {
-        let stats = meta.state.stats.snapshot();
+        let (stats, latencies) = read(&meta.state.stats);
         RouteInfo {
             id: id.clone(),
             annotated: true,
@@ -59,6 +74,7 @@ pub(crate) fn snapshot(reg: &Registry) -> Vec<RouteInfo> {
             stats,
             preempt: meta.state.settings.preempt(),
             limits: meta.state.settings.limits(),
+            latencies,
         }
     });
     let dynamic = reg.dynamic();
@@ -70,7 +86,7 @@ pub(crate) fn snapshot(reg: &Registry) -> Vec<RouteInfo> {
         super::tasks::plain_active(reg)
     };
     let dynamic = dynamic.into_iter().map(|route| {
-        let stats = route.stats.snapshot();
+        let (stats, latencies) = read(&route.stats);
         RouteInfo {
             id: route.id.clone(),
             annotated: false,
@@ -88,6 +104,7 @@ pub(crate) fn snapshot(reg: &Registry) -> Vec<RouteInfo> {
             stats,
             preempt: route.settings.preempt(),
             limits: route.settings.limits(),
+            latencies,
         }
     });
     annotated.chain(dynamic).collect()

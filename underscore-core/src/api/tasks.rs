@@ -457,6 +457,20 @@ pub(crate) fn plain_active(reg: &Registry) -> std::collections::HashMap<String, 
     out
 }
 
+/// How long the oldest in-flight request of each route has been running, by route id. Only
+/// requests that waited are tasks (one answered within its first poll never is), so a route
+/// whose requests all end at once has no entry.
+pub(crate) fn oldest_by_route(reg: &Registry) -> HashMap<String, Duration> {
+    let mut out: HashMap<String, Duration> = HashMap::new();
+    for view in views(reg) {
+        if let (TaskKind::Request { .. }, Some(id)) = (&view.info.kind, view.route_id) {
+            let oldest = out.entry(id).or_default();
+            *oldest = (*oldest).max(view.info.running_time);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::human;
