@@ -4,27 +4,8 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn quickstart_exe() -> PathBuf {
-    // Test binaries live in target/<profile>/deps; examples in target/<profile>/examples.
-    let exe = std::env::current_exe().unwrap();
-    let path = exe
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples")
-        .join("quickstart");
-    assert!(
-        path.exists(),
-        "{} is missing: `cargo test --workspace` builds it (or `cargo build --examples`)",
-        path.display()
-    );
-    path
-}
 
 struct Quickstart {
     child: Child,
@@ -36,7 +17,7 @@ fn start(socket: &std::path::Path) -> Quickstart {
 }
 
 fn start_with(socket: &std::path::Path, settings: &std::path::Path) -> Quickstart {
-    let mut child = Command::new(quickstart_exe())
+    let mut child = Command::new(common::quickstart_exe())
         .env("QUICKSTART_ADDR", "127.0.0.1:0")
         .env("UNDERSCORE_SOCKET", socket)
         .env("UNDERSCORE_SETTINGS", settings)
@@ -133,7 +114,7 @@ fn quickstart_serves_its_routes_and_the_admin_socket_and_stops_cleanly() {
     assert_eq!(mode & 0o777, 0o600);
 
     // A second instance on the same socket refuses to start, and leaves the first alone.
-    let second = Command::new(quickstart_exe())
+    let second = Command::new(common::quickstart_exe())
         .env("QUICKSTART_ADDR", "127.0.0.1:0")
         .env("UNDERSCORE_SOCKET", &socket)
         .output()
@@ -238,7 +219,7 @@ fn a_corrupt_settings_file_stops_start_up_and_is_left_untouched() {
     let corrupt =
         "{\"format\": \"underscore-settings/1\", \"routes\": {\"hello\": {\"preempt.status\": 42";
     std::fs::write(&settings, corrupt).unwrap();
-    let out = Command::new(quickstart_exe())
+    let out = Command::new(common::quickstart_exe())
         .env("QUICKSTART_ADDR", "127.0.0.1:0")
         .env("UNDERSCORE_SOCKET", &socket)
         .env("UNDERSCORE_SETTINGS", &settings)
