@@ -278,12 +278,19 @@ impl InFlight {
 
     /// A cancellation, a timeout or a stack request since the last poll (no cancellation or
     /// stack request before registration).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn signal(&mut self, cx: &mut Context<'_>) -> Signal {
-        let Some(extra) = &mut self.extra else {
-            return Signal::None;
-        };
-        let extra = extra.as_mut().project();
+        match &mut self.extra {
+            // A request answered within its first poll, without a timeout: nothing to ask.
+            None => Signal::None,
+            Some(extra) => Self::signal_extra(extra.as_mut(), cx),
+        }
+    }
+
+    /// [`InFlight::signal`] for a registered task or a request with a timeout.
+    #[inline(never)]
+    fn signal_extra(extra: Pin<&mut Extra>, cx: &mut Context<'_>) -> Signal {
+        let extra = extra.project();
         if let Some(deadline) = extra.deadline.as_pin_mut() {
             if deadline.poll(cx).is_ready() {
                 return Signal::Cancelled(CancelReason::Timeout);

@@ -14,7 +14,7 @@ use pin_project_lite::pin_project;
 
 use underscore_core::clock::{self, Stamp};
 use underscore_core::settings::Flags;
-use underscore_core::tasks::{Signal, TaskRoute};
+use underscore_core::tasks::{CancelReason, Signal, TaskRoute};
 use underscore_core::RouteMeta;
 
 use crate::claim;
@@ -195,6 +195,31 @@ impl<F, B: MessageBody> TrackFuture<F, B> {
     }
 }
 
+impl<F, B> TrackFuture<F, B>
+where
+    F: Future<Output = Result<ServiceResponse<B>, Error>>,
+    B: MessageBody,
+{
+    /// Ends a cancelled request (interrupt, cancel, timeout): drops the handler's future now,
+    /// on this worker, and answers for it. Out of line, so that the poll of every request stays
+    /// small enough for the compiler to inline the response's body mapping into it.
+    #[cold]
+    #[inline(never)]
+    fn cancel(
+        mut self: Pin<&mut Self>,
+        mut inflight: InFlight,
+        reason: CancelReason,
+    ) -> ServiceResponse<TrackBody<B>> {
+        inflight.cancelled(reason);
+        let request = inflight.take_request().expect("Track keeps its request");
+        self.as_mut()
+            .project_replace(TrackFuture::Done { res: None });
+        drop(inflight);
+        let res = ServiceResponse::new(request, crate::inflight::cancelled_response(reason));
+        res.map_body(|_, body| TrackBody::answer(body))
+    }
+}
+
 impl<F, B> Future for TrackFuture<F, B>
 where
     F: Future<Output = Result<ServiceResponse<B>, Error>>,
@@ -211,16 +236,8 @@ where
                 let inflight = slot.as_mut().expect("polled after completion");
                 let signal = inflight.signal(cx);
                 if let Signal::Cancelled(reason) = signal {
-                    let mut inflight = slot.take().expect("checked above");
-                    inflight.cancelled(reason);
-                    let request = inflight.take_request().expect("Track keeps its request");
-                    // Drops the handler's future now, on this worker.
-                    self.as_mut()
-                        .project_replace(TrackFuture::Done { res: None });
-                    drop(inflight);
-                    let res =
-                        ServiceResponse::new(request, crate::inflight::cancelled_response(reason));
-                    return Poll::Ready(Ok(res.map_body(|_, body| TrackBody::answer(body))));
+                    let inflight = slot.take().expect("checked above");
+                    return Poll::Ready(Ok(self.cancel(inflight, reason)));
                 }
                 let polled = crate::stack::poll(fut, cx, inflight, signal);
                 match polled {
