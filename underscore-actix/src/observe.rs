@@ -179,10 +179,9 @@ where
                 match Active::admit(&route.stats, max) {
                     Some(active) => admitted = Some(active),
                     None => {
-                        let limits = settings.limits();
                         return ObserveFuture::answered(crate::preempt::shed(
                             &route.stats,
-                            limits.as_deref(),
+                            settings,
                         ));
                     }
                 }

@@ -3,7 +3,7 @@
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::HttpResponse;
-use underscore_core::settings::{Limits, Preempt};
+use underscore_core::settings::{Preempt, SettingsSlot};
 use underscore_core::stats::{Outcome, RouteStats};
 
 /// Counts a preempted request on the route with `stats`, and builds its response.
@@ -18,14 +18,14 @@ pub(crate) const SHED: &str = "Too many requests in flight";
 /// Counts a request shed by `limits.max_in_flight` on the route with `stats`, and builds its
 /// response: `limits.status` (default 503), `Retry-After` when `limits.retry_after` is set.
 #[cold]
-pub(crate) fn shed(stats: &RouteStats, limits: Option<&Limits>) -> HttpResponse {
+pub(crate) fn shed(stats: &RouteStats, settings: &SettingsSlot) -> HttpResponse {
     stats.answered(Outcome::Shed);
-    let status = limits
-        .and_then(|l| StatusCode::from_u16(l.status).ok())
-        .unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+    let (status, retry_after) = settings.shed_answer();
+    // Validation keeps the status within 200..=599.
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
     let mut res = text_response(status, "Too many requests in flight\n");
     res.head_mut().reason = Some(SHED);
-    if let Some(seconds) = limits.and_then(|l| l.retry_after) {
+    if let Some(seconds) = retry_after {
         res.headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
     }

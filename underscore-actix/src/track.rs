@@ -154,7 +154,7 @@ where
             Some(max) => match Active::admit(&state.stats, max) {
                 Some(active) => active,
                 None => {
-                    let res = crate::preempt::shed(&state.stats, settings.limits().as_deref());
+                    let res = crate::preempt::shed(&state.stats, settings);
                     return TrackFuture::answer(req.into_response(res));
                 }
             },

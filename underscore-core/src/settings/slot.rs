@@ -1,7 +1,7 @@
 //! The effective settings of a route, as the middleware reads them on every request.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, RwLock};
 use std::time::Duration;
 
@@ -155,6 +155,10 @@ pub struct SettingsSlot {
     limits: RwLock<Option<Arc<Limits>>>,
     max_in_flight: AtomicU32,
     timeout_nanos: AtomicU64,
+    /// How a shed request is answered: `limits.status`, `limits.retry_after` (`u64::MAX`:
+    /// none). Atomics, so shedding takes no lock.
+    shed_status: AtomicU16,
+    shed_retry_after: AtomicU64,
 }
 
 impl SettingsSlot {
@@ -167,6 +171,8 @@ impl SettingsSlot {
             limits: RwLock::new(None),
             max_in_flight: AtomicU32::new(0),
             timeout_nanos: AtomicU64::new(0),
+            shed_status: AtomicU16::new(503),
+            shed_retry_after: AtomicU64::new(u64::MAX),
         }
     }
 
@@ -240,6 +246,18 @@ impl SettingsSlot {
             .map(Duration::from_nanos)
     }
 
+    /// How to answer a request shed by `limits.max_in_flight`: its status and `Retry-After`
+    /// seconds, read without a lock. (A change racing with this request may give it the new
+    /// status with the old `Retry-After`: each is a valid setting.)
+    #[inline]
+    pub fn shed_answer(&self) -> (u16, Option<u64>) {
+        // Relaxed: as in `max_in_flight`.
+        (
+            self.shed_status.load(Ordering::Relaxed),
+            Some(self.shed_retry_after.load(Ordering::Relaxed)).filter(|&s| s != u64::MAX),
+        )
+    }
+
     /// Whether some effect is on (a preempt or a limit).
     pub fn is_set(&self) -> bool {
         !self.flags().is_empty()
@@ -264,6 +282,12 @@ impl SettingsSlot {
         if timeout > 0 {
             flags |= Flags::TIMEOUT;
         }
+        let (status, retry_after) = limits
+            .as_ref()
+            .map_or((503, None), |l| (l.status, l.retry_after));
+        self.shed_status.store(status, Ordering::Relaxed);
+        self.shed_retry_after
+            .store(retry_after.unwrap_or(u64::MAX), Ordering::Relaxed);
         *self.preempt.write().unwrap_or_else(|e| e.into_inner()) = preempt.map(Arc::new);
         *self.limits.write().unwrap_or_else(|e| e.into_inner()) = limits.map(Arc::new);
         self.max_in_flight.store(max, Ordering::Relaxed);
@@ -341,6 +365,7 @@ mod tests {
         assert!(flags.max_in_flight() && !flags.timeout() && !flags.preempt());
         assert_eq!(slot.max_in_flight(), Some(2));
         assert_eq!(slot.limits().unwrap().status, 429);
+        assert_eq!(slot.shed_answer(), (429, None));
         settings.insert("limits.timeout".into(), json!("1500ms"));
         slot.set(None, Limits::from_settings(&settings));
         assert_eq!(slot.timeout(), Some(Duration::from_millis(1500)));
