@@ -20,7 +20,9 @@ use std::fmt;
 use serde_json::{Map, Value};
 
 use super::file::write_file;
-use super::tiers::{apply, no_file, KeySet, Parse, StoreState, Tier, Update};
+use super::tiers::{
+    apply, diff, effective, write_settings, KeySet, Parse, StoreState, Tier, Update,
+};
 use super::Flat;
 use crate::ApiError;
 
@@ -378,36 +380,12 @@ impl Loggers {
     }
 }
 
-/// Transient, else persistent.
-fn effective(persistent: &Flat, transient: &Flat) -> Flat {
-    let mut out = persistent.clone();
-    out.extend(transient.iter().map(|(k, v)| (k.clone(), v.clone())));
-    out
-}
-
 /// The 400 of the logging APIs in an app without the layer.
 pub(crate) fn not_installed() -> ApiError {
     ApiError::illegal_argument(
         "log levels cannot be changed at runtime: no reloadable log filter is installed; add \
          underscore_actix::logging::layer(..) to your tracing-subscriber registry",
     )
-}
-
-fn diff(tier: Tier, old: &Flat, new: &Flat, out: &mut Vec<LevelChanged>) {
-    for key in old
-        .keys()
-        .chain(new.keys().filter(|k| !old.contains_key(*k)))
-    {
-        let (o, n) = (old.get(key), new.get(key));
-        if o != n {
-            out.push(LevelChanged {
-                tier,
-                key: key.clone(),
-                old: o.cloned(),
-                new: n.cloned(),
-            });
-        }
-    }
 }
 
 impl StoreState {
@@ -419,10 +397,7 @@ impl StoreState {
         update: &Update<String>,
     ) -> Result<Vec<LevelChanged>, ApiError> {
         let installed = self.logging.filter.as_ref().ok_or_else(not_installed)?;
-        let file = match (self.file.as_deref(), update.touches_persistent()) {
-            (None, true) => return Err(no_file()),
-            (file, _) => file,
-        };
+        let file = self.file_for(update.touches_persistent())?;
         let (mut persistent, mut transient) = (
             self.logging.persistent.clone(),
             self.logging.transient.clone(),
@@ -441,19 +416,20 @@ impl StoreState {
                 )));
             }
         }
-        let mut changed = Vec::new();
-        diff(
-            Tier::Persistent,
-            &self.logging.persistent,
-            &persistent,
-            &mut changed,
-        );
-        diff(
-            Tier::Transient,
-            &self.logging.transient,
-            &transient,
-            &mut changed,
-        );
+        let changed: Vec<LevelChanged> = [
+            (Tier::Persistent, &self.logging.persistent, &persistent),
+            (Tier::Transient, &self.logging.transient, &transient),
+        ]
+        .into_iter()
+        .flat_map(|(tier, old, new)| {
+            diff(old, new).map(move |(key, o, n)| LevelChanged {
+                tier,
+                key: key.clone(),
+                old: o.cloned(),
+                new: n.cloned(),
+            })
+        })
+        .collect();
 
         let before = self.logging.directives(installed);
         let after = installed
@@ -462,16 +438,7 @@ impl StoreState {
         // Set only through an update that names the persistent tier: `file` is set then.
         let written = match file {
             Some(file) if persistent != self.logging.persistent => {
-                write_file(file, &self.tiers.persistent, &persistent).map_err(|e| {
-                    ApiError::new(
-                        500,
-                        "io_exception",
-                        format!(
-                            "failed to write the settings file [{}]: {e}; nothing was changed",
-                            file.display()
-                        ),
-                    )
-                })?;
+                write_settings(file, &self.tiers.persistent, &persistent)?;
                 Some(file)
             }
             _ => None,

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt::Debug;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use serde_json::{Map, Value};
@@ -272,11 +272,10 @@ impl Tiers {
 
     /// Transient, else persistent, else default (unset).
     pub(crate) fn effective(&self, id: &str) -> Flat {
-        let mut out = self.persistent.get(id).cloned().unwrap_or_default();
-        if let Some(transient) = self.transient.get(id) {
-            out.extend(transient.iter().map(|(k, v)| (k.clone(), v.clone())));
-        }
-        out
+        effective(
+            self.persistent.get(id).unwrap_or(&Flat::new()),
+            self.transient.get(id).unwrap_or(&Flat::new()),
+        )
     }
 
     /// Every id that has settings in either tier.
@@ -287,6 +286,25 @@ impl Tiers {
                 .filter(|k| !self.persistent.contains_key(*k)),
         )
     }
+}
+
+/// Transient, else persistent: the keys of both tiers, the transient value where both have one.
+pub(crate) fn effective(persistent: &Flat, transient: &Flat) -> Flat {
+    let mut out = persistent.clone();
+    out.extend(transient.iter().map(|(k, v)| (k.clone(), v.clone())));
+    out
+}
+
+/// Every key whose value differs between `old` and `new`, with both values (`None`: unset),
+/// for the audit log.
+pub(crate) fn diff<'a>(
+    old: &'a Flat,
+    new: &'a Flat,
+) -> impl Iterator<Item = (&'a String, Option<&'a Value>, Option<&'a Value>)> {
+    old.keys()
+        .chain(new.keys().filter(|k| !old.contains_key(*k)))
+        .map(|key| (key, old.get(key), new.get(key)))
+        .filter(|(_, o, n)| o != n)
 }
 
 /// One key's change, for the audit log.
@@ -353,10 +371,7 @@ impl StoreState {
         ids: &[String],
         update: &Update,
     ) -> Result<Vec<Changed>, ApiError> {
-        let file = match (self.file.as_deref(), update.touches_persistent()) {
-            (None, true) => return Err(no_file()),
-            (file, _) => file,
-        };
+        let file = self.file_for(update.touches_persistent())?;
         let mut next = self.tiers.clone();
         let mut changed = Vec::new();
         for tier in [Tier::Persistent, Tier::Transient] {
@@ -371,21 +386,13 @@ impl StoreState {
                 if new == old {
                     continue;
                 }
-                for key in old
-                    .keys()
-                    .chain(new.keys().filter(|k| !old.contains_key(*k)))
-                {
-                    let (o, n) = (old.get(key), new.get(key));
-                    if o != n {
-                        changed.push(Changed {
-                            id: id.clone(),
-                            tier,
-                            key: key.clone(),
-                            old: o.cloned(),
-                            new: n.cloned(),
-                        });
-                    }
-                }
+                changed.extend(diff(&old, &new).map(|(key, o, n)| Changed {
+                    id: id.clone(),
+                    tier,
+                    key: key.clone(),
+                    old: o.cloned(),
+                    new: n.cloned(),
+                }));
                 if new.is_empty() {
                     next.tier_mut(tier).remove(id);
                 } else {
@@ -396,20 +403,39 @@ impl StoreState {
         // The persistent tier changes only through an update that names it: `file` is set.
         if let (true, Some(file)) = (next.persistent != self.tiers.persistent, file) {
             // The log levels' section is written back as it is.
-            write_file(file, &next.persistent, &self.logging.persistent).map_err(|e| {
-                ApiError::new(
-                    500,
-                    "io_exception",
-                    format!(
-                        "failed to write the settings file [{}]: {e}; nothing was changed",
-                        file.display()
-                    ),
-                )
-            })?;
+            write_settings(file, &next.persistent, &self.logging.persistent)?;
         }
         self.tiers = next;
         Ok(changed)
     }
+
+    /// The settings file an update writes to: `None` when it leaves the persistent tier alone;
+    /// an error when it names that tier but no file is configured (even if it would change
+    /// nothing: the caller learns at once that persistence is off).
+    pub(crate) fn file_for(&self, touches_persistent: bool) -> Result<Option<&Path>, ApiError> {
+        match (self.file.as_deref(), touches_persistent) {
+            (None, true) => Err(no_file()),
+            (file, _) => Ok(file),
+        }
+    }
+}
+
+/// Writes both sections of the settings file, or the 500 that says nothing was changed.
+pub(crate) fn write_settings(
+    file: &Path,
+    routes: &BTreeMap<String, Flat>,
+    logging: &Flat,
+) -> Result<(), ApiError> {
+    write_file(file, routes, logging).map_err(|e| {
+        ApiError::new(
+            500,
+            "io_exception",
+            format!(
+                "failed to write the settings file [{}]: {e}; nothing was changed",
+                file.display()
+            ),
+        )
+    })
 }
 
 pub(crate) fn no_file() -> ApiError {
