@@ -9,9 +9,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-use super::keys::spec;
 use super::logging::LoggerKeys;
-use super::tiers::KeySet;
+use super::tiers::{KeySet, RouteKeys};
 use super::Flat;
 
 /// Why the settings file could not be used.
@@ -128,39 +127,40 @@ pub(super) fn load_file(path: &Path) -> Result<Loaded, SettingsError> {
                 "the settings of route [{id}] are not an object"
             )));
         };
-        let mut flat = Flat::new();
-        for (key, value) in settings {
-            let spec = spec(&key)
-                .ok_or_else(|| corrupt(format!("route [{id}]: unknown setting [{key}]")))?;
-            let value = (spec.parse)(&value).map_err(|why| {
-                corrupt(format!("route [{id}]: setting [{key}] = {value}: {why}"))
-            })?;
-            flat.insert(key, value);
-        }
+        let flat = section(&RouteKeys, settings, &format!("route [{id}]")).map_err(corrupt)?;
         if !flat.is_empty() {
             out.insert(id, flat);
         }
     }
     // Optional: files written before log levels existed, or without any, have none.
-    let mut logging = Flat::new();
-    match top.remove("logging") {
-        None => {}
-        Some(Value::Object(levels)) => {
-            for (key, value) in levels {
-                let (key, parse) = LoggerKeys
-                    .check(&key)
-                    .map_err(|why| corrupt(format!("logging: unknown setting [{key}]{why}")))?;
-                let value = parse(&value)
-                    .map_err(|why| corrupt(format!("logging: setting [{key}] = {value}: {why}")))?;
-                logging.insert(key, value);
-            }
-        }
+    let logging = match top.remove("logging") {
+        None => Flat::new(),
+        Some(Value::Object(levels)) => section(&LoggerKeys, levels, "logging").map_err(corrupt)?,
         Some(_) => return Err(corrupt("[logging] is not an object".to_owned())),
-    }
+    };
     Ok(Loaded {
         routes: out,
         logging,
     })
+}
+
+/// The settings of one section of the file (a route's, the log levels), each key known to
+/// `keys` and each value valid; or what is wrong, after `context`.
+fn section<S: KeySet>(
+    keys: &S,
+    settings: Map<String, Value>,
+    context: &str,
+) -> Result<Flat, String> {
+    let mut flat = Flat::new();
+    for (key, value) in settings {
+        let (canonical, parse) = keys
+            .check(&key)
+            .map_err(|why| format!("{context}: unknown setting [{key}]{why}"))?;
+        let value =
+            parse(&value).map_err(|why| format!("{context}: setting [{key}] = {value}: {why}"))?;
+        flat.insert(canonical.as_ref().to_owned(), value);
+    }
+    Ok(flat)
 }
 
 /// Writes the persistent tier so that a crash at any instant leaves the old file or the new
