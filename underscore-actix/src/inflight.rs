@@ -40,9 +40,7 @@ pub(crate) fn cancelled_response(reason: CancelReason) -> HttpResponse {
         CancelReason::Timeout => (StatusCode::GATEWAY_TIMEOUT, "Request timed out\n", None),
     };
     let mut res = crate::preempt::text_response(status, text);
-    if phrase.is_some() {
-        res.head_mut().reason = phrase;
-    }
+    res.head_mut().reason = phrase;
     res
 }
 

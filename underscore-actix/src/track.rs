@@ -150,7 +150,8 @@ where
                 return TrackFuture::answer(req.into_response(res));
             }
         }
-        let active = match settings.max_in_flight().filter(|_| flags.max_in_flight()) {
+        // The limit and the timeout are atomics of their own (zero: unset), read only here.
+        let active = match settings.max_in_flight() {
             Some(max) => match Active::admit(&state.stats, max) {
                 Some(active) => active,
                 None => {
@@ -160,8 +161,7 @@ where
             },
             None => Active::begin(&state.stats),
         };
-        let timeout = settings.timeout().filter(|_| flags.timeout());
-        self.run(req, active, timeout)
+        self.run(req, active, settings.timeout())
     }
 }
 
