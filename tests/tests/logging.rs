@@ -5,9 +5,9 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix_web::{get, web, Responder};
 use common::{curl_unix, wait_until, Reply, TestServer};
@@ -22,15 +22,7 @@ struct Quickstart {
 }
 
 fn start(socket: &Path, settings: &Path) -> Quickstart {
-    let mut child = Command::new(common::quickstart_exe())
-        .env("QUICKSTART_ADDR", "127.0.0.1:0")
-        .env("UNDERSCORE_SOCKET", socket)
-        .env("UNDERSCORE_SETTINGS", settings)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let (mut child, addr, _) = common::spawn_quickstart(socket, settings);
     let stderr = Arc::new(Mutex::new(Vec::new()));
     let lines = stderr.clone();
     let pipe = child.stderr.take().unwrap();
@@ -40,18 +32,6 @@ fn start(socket: &Path, settings: &Path) -> Quickstart {
             lines.lock().unwrap().push(line);
         }
     });
-    let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = out
-        .next()
-        .expect("the quickstart printed its address")
-        .unwrap();
-    let addr = first
-        .strip_prefix("app listening on http://")
-        .unwrap_or_else(|| panic!("unexpected first line: {first}"))
-        .to_owned();
-    // The socket line and the settings line: then the admin socket is up.
-    out.next().unwrap().unwrap();
-    out.next().unwrap().unwrap();
     Quickstart {
         child,
         addr,
@@ -97,16 +77,8 @@ impl Quickstart {
     }
 
     fn stop(mut self) {
-        let status = Command::new("kill")
-            .args(["-INT", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let start = Instant::now();
-        while self.child.try_wait().unwrap().is_none() {
-            assert!(start.elapsed() < Duration::from_secs(15), "no exit");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        common::signal(&self.child, "-INT");
+        common::wait(&mut self.child, Duration::from_secs(15));
     }
 }
 

@@ -3,9 +3,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use common::{signal, wait};
+
+use std::process::{Child, Command};
+use std::time::Duration;
 
 struct Quickstart {
     child: Child,
@@ -17,57 +18,16 @@ fn start(socket: &std::path::Path) -> Quickstart {
 }
 
 fn start_with(socket: &std::path::Path, settings: &std::path::Path) -> Quickstart {
-    let mut child = Command::new(common::quickstart_exe())
-        .env("QUICKSTART_ADDR", "127.0.0.1:0")
-        .env("UNDERSCORE_SOCKET", socket)
-        .env("UNDERSCORE_SETTINGS", settings)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = lines
-        .next()
-        .expect("quickstart printed its address")
-        .unwrap();
-    let addr = first
-        .strip_prefix("app listening on http://")
-        .unwrap_or_else(|| panic!("unexpected first line: {first}"))
-        .to_owned();
-    let second = lines.next().unwrap().unwrap();
+    let (child, addr, [second, third]) = common::spawn_quickstart(socket, settings);
     assert!(
         second.contains(&format!("curl --unix-socket {}", socket.display())),
         "{second}"
     );
-    let third = lines.next().unwrap().unwrap();
     assert_eq!(
         third,
         format!("persistent settings in {}", settings.display())
     );
     Quickstart { child, addr }
-}
-
-fn signal(child: &Child, sig: &str) {
-    let status = Command::new("kill")
-        .args([sig, &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
-
-fn wait(child: &mut Child, timeout: Duration) -> std::process::ExitStatus {
-    let start = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        assert!(
-            start.elapsed() < timeout,
-            "the quickstart did not exit in {timeout:?}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 #[test]

@@ -278,3 +278,62 @@ pub fn quickstart_exe() -> PathBuf {
     );
     path
 }
+
+/// Starts the quickstart binary on `127.0.0.1:0` with this admin socket and settings file,
+/// `RUST_LOG=info`, stdout and stderr piped, and returns once it has said where to connect:
+/// the process, the app's address, and the two lines after it (the socket's, the settings
+/// file's).
+pub fn spawn_quickstart(
+    socket: &Path,
+    settings: &Path,
+) -> (std::process::Child, String, [String; 2]) {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let mut child = Command::new(quickstart_exe())
+        .env("QUICKSTART_ADDR", "127.0.0.1:0")
+        .env("UNDERSCORE_SOCKET", socket)
+        .env("UNDERSCORE_SETTINGS", settings)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut next = || {
+        lines
+            .next()
+            .expect("the quickstart printed its addresses")
+            .unwrap()
+    };
+    let first = next();
+    let addr = first
+        .strip_prefix("app listening on http://")
+        .unwrap_or_else(|| panic!("unexpected first line: {first}"))
+        .to_owned();
+    let after = [next(), next()];
+    (child, addr, after)
+}
+
+/// Sends `sig` (`-INT`, `-KILL`, ...) to `child` with `kill`, as an operator would.
+pub fn signal(child: &std::process::Child, sig: &str) {
+    let status = Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Waits (`timeout` at most) for `child` to exit.
+pub fn wait(child: &mut std::process::Child, timeout: Duration) -> std::process::ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "the quickstart did not exit in {timeout:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
