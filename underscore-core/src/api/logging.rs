@@ -2,7 +2,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::settings::Params;
+use super::settings::{audit_value, Params};
 use crate::cat::{self, CatParams, Cell, Column, Rendered};
 use crate::params::Query;
 use crate::settings::logging::{shape, LoggerKeys, Loggers};
@@ -48,25 +48,21 @@ pub(crate) fn put(
     caller: &str,
 ) -> Result<Rendered, ApiError> {
     let params = Params::take(query, path)?;
-    // Without a filter, say how to install one, whatever the body.
-    reg.settings().lock().logging.installed()?;
-    let update = Update::parse_with(payload, &LoggerKeys)?;
     // One change at a time, routes' included: validation, the file write, the reload and the
     // commit happen under this lock.
     let mut state = reg.settings().lock();
+    // Without a filter, say how to install one, whatever the body.
+    state.logging.installed()?;
+    let update = Update::parse_with(payload, &LoggerKeys)?;
     let changed = state.apply_levels(&update)?;
-    let show = |v: &Option<Value>| {
-        v.as_ref()
-            .map_or_else(|| "null".to_owned(), Value::to_string)
-    };
     for c in &changed {
         tracing::info!(
             target: "underscore::audit",
             caller,
             tier = c.tier.name(),
             setting = %c.key,
-            old = %show(&c.old),
-            new = %show(&c.new),
+            old = %audit_value(&c.old),
+            new = %audit_value(&c.new),
             "log level changed"
         );
     }

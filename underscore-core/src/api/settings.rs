@@ -95,18 +95,14 @@ pub(crate) fn put(
     let changed = state.apply(&ids, &update)?;
     reg.refresh(&state, ids.iter().map(String::as_str));
     for c in &changed {
-        let show = |v: &Option<Value>| {
-            v.as_ref()
-                .map_or_else(|| "null".to_owned(), Value::to_string)
-        };
         tracing::info!(
             target: "underscore::audit",
             caller,
             route = %c.id,
             tier = c.tier.name(),
             setting = %c.key,
-            old = %show(&c.old),
-            new = %show(&c.new),
+            old = %audit_value(&c.old),
+            new = %audit_value(&c.new),
             "route setting changed"
         );
     }
@@ -114,4 +110,11 @@ pub(crate) fn put(
         tracing::info!(target: "underscore::audit", caller, routes = ?ids, "route settings PUT changed nothing");
     }
     body(&state, &ids, &params)
+}
+
+/// A setting's value as the audit log shows it: its JSON, `null` when unset.
+pub(super) fn audit_value(value: &Option<Value>) -> String {
+    value
+        .as_ref()
+        .map_or_else(|| "null".to_owned(), Value::to_string)
 }
