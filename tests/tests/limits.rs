@@ -136,11 +136,22 @@ fn stats(srv: &TestServer, id: &str) -> Value {
     srv.admin("GET", &format!("/_routes/{id}/stats")).json()["routes"][id].clone()
 }
 
+/// The raw answer to a `GET` of `path`, status line and headers exactly as sent.
 fn get_raw(srv: &TestServer, path: &str) -> String {
+    get_raw_at(srv.addr, path)
+}
+
+fn get_raw_at(addr: std::net::SocketAddr, path: &str) -> String {
     raw(
-        srv.addr,
+        addr,
         format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"),
     )
+}
+
+/// [`get_raw`] on a thread of its own, for a request that waits.
+fn get_in_background(srv: &TestServer, path: &'static str) -> std::thread::JoinHandle<String> {
+    let addr = srv.addr;
+    std::thread::spawn(move || get_raw_at(addr, path))
 }
 
 #[test]
@@ -159,17 +170,7 @@ fn max_in_flight_serves_n_and_sheds_the_rest_at_once() {
 
     // Five concurrent clients: two get in and wait at the gate, three are shed at once.
     let clients: Vec<_> = (0..5)
-        .map(|_| {
-            let addr = srv.addr;
-            std::thread::spawn(move || {
-                let started = Instant::now();
-                let answer = raw(
-                    addr,
-                    "GET /limited HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n",
-                );
-                (answer, started.elapsed())
-            })
-        })
+        .map(|_| get_in_background(&srv, "/limited"))
         .collect();
     wait_until("two requests inside and three shed", || {
         SHED_GATE.inside.load(Ordering::SeqCst) == 2
@@ -177,17 +178,17 @@ fn max_in_flight_serves_n_and_sheds_the_rest_at_once() {
     });
     assert_eq!(stats(&srv, "limited")["requests"]["active"], 2);
     SHED_GATE.open.store(true, Ordering::SeqCst);
-    let answers: Vec<(String, Duration)> = clients.into_iter().map(|c| c.join().unwrap()).collect();
+    let answers: Vec<String> = clients.into_iter().map(|c| c.join().unwrap()).collect();
     let served: Vec<_> = answers
         .iter()
-        .filter(|(a, _)| a.starts_with("HTTP/1.1 200 OK"))
+        .filter(|a| a.starts_with("HTTP/1.1 200 OK"))
         .collect();
     let shed: Vec<_> = answers
         .iter()
-        .filter(|(a, _)| a.starts_with("HTTP/1.1 503 Too many requests in flight\r\n"))
+        .filter(|a| a.starts_with("HTTP/1.1 503 Too many requests in flight\r\n"))
         .collect();
     assert_eq!((served.len(), shed.len()), (2, 3), "{answers:#?}");
-    for (answer, _) in &shed {
+    for answer in &shed {
         assert!(answer.contains("\r\nretry-after: 7\r\n"), "{answer}");
         assert!(
             answer.ends_with("\r\n\r\nToo many requests in flight\n"),
@@ -211,15 +212,7 @@ fn max_in_flight_serves_n_and_sheds_the_rest_at_once() {
         "limited",
         json!({"transient": {"limits.status": 429, "limits.max_in_flight": 1}}),
     );
-    let first = std::thread::spawn({
-        let addr = srv.addr;
-        move || {
-            raw(
-                addr,
-                "GET /limited HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n",
-            )
-        }
-    });
+    let first = get_in_background(&srv, "/limited");
     wait_until("one request inside", || {
         SHED_GATE.inside.load(Ordering::SeqCst) == 1
     });
@@ -321,17 +314,7 @@ fn max_in_flight_admits_exactly_n_at_every_instant_under_32_connections() {
 #[test]
 fn lowering_the_limit_below_the_running_count_sheds_only_new_requests() {
     let srv = TestServer::start(configure);
-    let running: Vec<_> = (0..3)
-        .map(|_| {
-            let addr = srv.addr;
-            std::thread::spawn(move || {
-                raw(
-                    addr,
-                    "GET /lower HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n",
-                )
-            })
-        })
-        .collect();
+    let running: Vec<_> = (0..3).map(|_| get_in_background(&srv, "/lower")).collect();
     wait_until("three requests inside", || {
         LOWER_GATE.inside.load(Ordering::SeqCst) == 3
     });
@@ -462,15 +445,7 @@ fn plain_routes_are_limited_too() {
         .status,
         200
     );
-    let first = std::thread::spawn({
-        let addr = srv.addr;
-        move || {
-            raw(
-                addr,
-                "GET /plaingate HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n",
-            )
-        }
-    });
+    let first = get_in_background(&srv, "/plaingate");
     wait_until("one plain request inside", || {
         PLAIN_GATE.inside.load(Ordering::SeqCst) == 1
     });
