@@ -145,8 +145,7 @@ pub(crate) struct RouteSample {
     pub latencies: Latencies,
     pub in_flight: u64,
     pub oldest: Duration,
-    pub preempted: bool,
-    /// The share preempted, 0 to 1, with a preempt.
+    /// The share preempted, 0 to 1, with a preempt (`None`: the route is not preempted).
     pub preempt_ratio: Option<f64>,
     pub max_in_flight: Option<u32>,
     pub timeout: Option<Duration>,
@@ -162,7 +161,6 @@ impl RouteSample {
             latencies: info.latencies.map_or_else(Latencies::default, |l| *l),
             in_flight: info.active,
             oldest: oldest.unwrap_or_default(),
-            preempted: info.preempt.is_some(),
             preempt_ratio: info.preempt.as_ref().map(|p| p.percent() / 100.0),
             max_in_flight: info.limits.as_ref().and_then(|l| l.max_in_flight),
             timeout: info
@@ -304,7 +302,7 @@ impl Collector for Scrape {
             MetricType::Gauge,
         )?;
         for r in &self.routes {
-            ConstGauge::new(i64::from(r.preempted))
+            ConstGauge::new(i64::from(r.preempt_ratio.is_some()))
                 .encode(family.encode_family(&[("route", r.id.as_str())])?)?;
         }
 
@@ -399,7 +397,6 @@ mod tests {
             stats,
             latencies,
             oldest: Duration::from_millis(1500),
-            preempted: true,
             preempt_ratio: Some(0.25),
             max_in_flight: Some(8),
             timeout: Some(Duration::from_millis(2500)),
