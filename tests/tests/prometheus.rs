@@ -471,25 +471,7 @@ fn curl_with(socket: &Path, method: &str, path: &str, headers: &[&str]) -> commo
     cmd.arg(format!("http://./{}", path.trim_start_matches('/')));
     let out = cmd.output().expect("curl runs");
     assert!(out.status.success(), "curl failed: {out:?}");
-    let raw = String::from_utf8(out.stdout).unwrap();
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .unwrap()
-        .split(' ')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    common::Reply {
-        status,
-        headers: lines
-            .filter_map(|l| l.split_once(':'))
-            .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-            .collect(),
-        body: body.to_owned(),
-    }
+    common::parse_reply(&String::from_utf8(out.stdout).unwrap())
 }
 
 /// Reads stats, scrapes, and reads stats again until nothing moved in between.
