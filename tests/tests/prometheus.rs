@@ -12,7 +12,10 @@ use std::time::Duration;
 
 use actix_web::{get, web, HttpResponse, Responder};
 use common::{curl_unix, TestServer};
-use openmetrics_parser::{OpenMetricsType, OpenMetricsValue, PrometheusType, PrometheusValue};
+use openmetrics_parser::{
+    MetricsExposition, OpenMetricsType, OpenMetricsValue, PrometheusType, PrometheusValue,
+    RenderableMetricValue,
+};
 use serde_json::Value;
 use underscore_actix::underscore_route;
 
@@ -111,33 +114,26 @@ fn histogram(h: &openmetrics_parser::HistogramValue) -> Val {
     }
 }
 
-/// Parses the text format (0.0.4).
-fn parse_text(body: &str) -> Families {
-    let exposition = openmetrics_parser::prometheus::parse_prometheus(body)
-        .unwrap_or_else(|e| panic!("not valid text format ({e:?}):\n{body}"));
+/// The families of a parsed exposition, whatever the format: `kind` gives a family's type and
+/// what to append to its name to compare it by, `value` a sample's value.
+fn families<T: Clone, V: RenderableMetricValue + Clone>(
+    exposition: MetricsExposition<T, V>,
+    kind: impl Fn(&str, &T) -> (&'static str, &'static str),
+    value: impl Fn(&str, &V) -> Val,
+) -> Families {
     exposition
         .families
         .into_iter()
         .map(|(name, family)| {
-            let kind = match family.family_type {
-                PrometheusType::Counter => "counter",
-                PrometheusType::Gauge => "gauge",
-                PrometheusType::Histogram => "histogram",
-                other => panic!("{name}: unexpected type {other:?}"),
-            };
+            let (kind, suffix) = kind(&name, &family.family_type);
+            let name = name + suffix;
             let labels = family.get_label_names().to_vec();
             let series = family
                 .iter_samples()
                 .map(|s| {
                     let set = s.get_labelset().unwrap();
                     let key = labelset(&labels, set.iter().collect());
-                    let val = match &s.value {
-                        PrometheusValue::Counter(c) => Val::Number(c.value.as_f64()),
-                        PrometheusValue::Gauge(n) => Val::Number(n.as_f64()),
-                        PrometheusValue::Histogram(h) => histogram(h),
-                        other => panic!("{name}: unexpected value {other:?}"),
-                    };
-                    (key, val)
+                    (key, value(&name, &s.value))
                 })
                 .collect();
             (
@@ -152,6 +148,27 @@ fn parse_text(body: &str) -> Families {
         .collect()
 }
 
+/// Parses the text format (0.0.4).
+fn parse_text(body: &str) -> Families {
+    let exposition = openmetrics_parser::prometheus::parse_prometheus(body)
+        .unwrap_or_else(|e| panic!("not valid text format ({e:?}):\n{body}"));
+    families(
+        exposition,
+        |name, family_type| match family_type {
+            PrometheusType::Counter => ("counter", ""),
+            PrometheusType::Gauge => ("gauge", ""),
+            PrometheusType::Histogram => ("histogram", ""),
+            other => panic!("{name}: unexpected type {other:?}"),
+        },
+        |name, value| match value {
+            PrometheusValue::Counter(c) => Val::Number(c.value.as_f64()),
+            PrometheusValue::Gauge(n) => Val::Number(n.as_f64()),
+            PrometheusValue::Histogram(h) => histogram(h),
+            other => panic!("{name}: unexpected value {other:?}"),
+        },
+    )
+}
+
 /// Parses OpenMetrics; counters are named as in the text format (`_total`), to compare.
 fn parse_open_metrics(body: &str) -> Families {
     // OpenMetrics gives any family a unit (its spec's own examples put `# UNIT .. seconds` on a
@@ -162,41 +179,21 @@ fn parse_open_metrics(body: &str) -> Families {
     let body = &body.replacen(unit, "", 1);
     let exposition = openmetrics_parser::openmetrics::parse_openmetrics(body)
         .unwrap_or_else(|e| panic!("not valid OpenMetrics ({e:?}):\n{body}"));
-    exposition
-        .families
-        .into_iter()
-        .map(|(name, family)| {
-            let (kind, name) = match family.family_type {
-                OpenMetricsType::Counter => ("counter", format!("{name}_total")),
-                OpenMetricsType::Gauge => ("gauge", name),
-                OpenMetricsType::Histogram => ("histogram", name),
-                other => panic!("{name}: unexpected type {other:?}"),
-            };
-            let labels = family.get_label_names().to_vec();
-            let series = family
-                .iter_samples()
-                .map(|s| {
-                    let set = s.get_labelset().unwrap();
-                    let key = labelset(&labels, set.iter().collect());
-                    let val = match &s.value {
-                        OpenMetricsValue::Counter(c) => Val::Number(c.value.as_f64()),
-                        OpenMetricsValue::Gauge(n) => Val::Number(n.as_f64()),
-                        OpenMetricsValue::Histogram(h) => histogram(h),
-                        other => panic!("{name}: unexpected value {other:?}"),
-                    };
-                    (key, val)
-                })
-                .collect();
-            (
-                name,
-                Family {
-                    kind,
-                    labels,
-                    series,
-                },
-            )
-        })
-        .collect()
+    families(
+        exposition,
+        |name, family_type| match family_type {
+            OpenMetricsType::Counter => ("counter", "_total"),
+            OpenMetricsType::Gauge => ("gauge", ""),
+            OpenMetricsType::Histogram => ("histogram", ""),
+            other => panic!("{name}: unexpected type {other:?}"),
+        },
+        |name, value| match value {
+            OpenMetricsValue::Counter(c) => Val::Number(c.value.as_f64()),
+            OpenMetricsValue::Gauge(n) => Val::Number(n.as_f64()),
+            OpenMetricsValue::Histogram(h) => histogram(h),
+            other => panic!("{name}: unexpected value {other:?}"),
+        },
+    )
 }
 
 fn key(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -474,25 +471,7 @@ fn curl_with(socket: &Path, method: &str, path: &str, headers: &[&str]) -> commo
     cmd.arg(format!("http://./{}", path.trim_start_matches('/')));
     let out = cmd.output().expect("curl runs");
     assert!(out.status.success(), "curl failed: {out:?}");
-    let raw = String::from_utf8(out.stdout).unwrap();
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .unwrap()
-        .split(' ')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    common::Reply {
-        status,
-        headers: lines
-            .filter_map(|l| l.split_once(':'))
-            .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-            .collect(),
-        body: body.to_owned(),
-    }
+    common::parse_reply(&String::from_utf8(out.stdout).unwrap())
 }
 
 /// Reads stats, scrapes, and reads stats again until nothing moved in between.

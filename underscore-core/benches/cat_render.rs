@@ -4,41 +4,14 @@
 //! Run with: `cargo bench -p underscore-core --bench cat_render`
 //! Target: under 50 ms for `GET /_cat/routes` with 10,000 routes.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use underscore_core::api::{handle_in, Request};
-use underscore_core::{Registry, RouteMeta, RouteState};
+use underscore_core::Registry;
 
 const ROUTES: usize = 10_000;
-
-fn registry() -> Registry {
-    let metas = (0..ROUTES).map(|i| {
-        let meta = RouteMeta {
-            name: Box::leak(format!("route_{i:05}").into_boxed_str()),
-            handler: Box::leak(format!("bench::api::v{}::route_{i:05}", i % 7).into_boxed_str()),
-            methods: if i % 3 == 0 {
-                &["GET", "HEAD"]
-            } else {
-                &["POST"]
-            },
-            paths: Box::leak(
-                vec![&*Box::leak(
-                    format!("/api/v{}/things/{i}/{{id}}", i % 7).into_boxed_str(),
-                )]
-                .into_boxed_slice(),
-            ),
-            file: "benches/cat_render.rs",
-            line: 10 + i as u32,
-            doc: "A route of the benchmark.",
-            state: RouteState::new(),
-        };
-        for _ in 0..(i % 13) {
-            meta.state.stats.begin();
-        }
-        &*Box::leak(Box::new(meta))
-    });
-    Registry::from_routes(metas)
-}
 
 fn measure(reg: &Registry, label: &str, path: &str, query: &str) -> Duration {
     let req = Request::new("GET", path, query);
@@ -71,7 +44,11 @@ fn measure(reg: &Registry, label: &str, path: &str, query: &str) -> Duration {
 }
 
 fn main() {
-    let reg = registry();
+    let reg = common::registry(ROUTES, "benches/cat_render.rs", |i, stats| {
+        for _ in 0..(i % 13) {
+            stats.begin();
+        }
+    });
     println!("{ROUTES} routes, 15 runs each after one warm-up");
     let default = measure(&reg, "GET /_cat/routes", "/_cat/routes", "");
     measure(&reg, "GET /_cat/routes?v&h=*", "/_cat/routes", "v&h=*");

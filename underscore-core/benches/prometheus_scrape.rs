@@ -4,46 +4,15 @@
 //! Run with: `cargo bench -p underscore-core --bench prometheus_scrape`
 //! Target: under 20 ms a scrape with 1,000 routes.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use underscore_core::api::{handle_in, Request};
 use underscore_core::stats::Outcome;
-use underscore_core::{Registry, RouteMeta, RouteState};
+use underscore_core::Registry;
 
 const ROUTES: usize = 1_000;
-
-fn registry() -> Registry {
-    let metas = (0..ROUTES).map(|i| {
-        let meta = RouteMeta {
-            name: Box::leak(format!("route_{i:05}").into_boxed_str()),
-            handler: Box::leak(format!("bench::api::v{}::route_{i:05}", i % 7).into_boxed_str()),
-            methods: if i % 3 == 0 {
-                &["GET", "HEAD"]
-            } else {
-                &["POST"]
-            },
-            paths: Box::leak(
-                vec![&*Box::leak(
-                    format!("/api/v{}/things/{i}/{{id}}", i % 7).into_boxed_str(),
-                )]
-                .into_boxed_slice(),
-            ),
-            file: "benches/prometheus_scrape.rs",
-            line: 10 + i as u32,
-            doc: "A route of the benchmark.",
-            state: RouteState::new(),
-        };
-        // Latencies spread over the histogram, and every outcome, so no bucket is empty.
-        let stats = &meta.state.stats;
-        for n in 0..(50 + i % 50) as u64 {
-            stats.begin();
-            stats.record_micros(10 + (n * 7919 + i as u64 * 104_729) % 3_000_000);
-            stats.end(Outcome::ALL[(n as usize + i) % Outcome::ALL.len()]);
-        }
-        &*Box::leak(Box::new(meta))
-    });
-    Registry::from_routes(metas)
-}
 
 fn measure(reg: &Registry, label: &str, accept: Option<&str>) -> Duration {
     let req = Request::new("GET", "/_prometheus/metrics", "").with_accept(accept);
@@ -72,7 +41,14 @@ fn measure(reg: &Registry, label: &str, accept: Option<&str>) -> Duration {
 }
 
 fn main() {
-    let reg = registry();
+    // Latencies spread over the histogram, and every outcome, so no bucket is empty.
+    let reg = common::registry(ROUTES, "benches/prometheus_scrape.rs", |i, stats| {
+        for n in 0..(50 + i % 50) as u64 {
+            stats.begin();
+            stats.record_micros(10 + (n * 7919 + i as u64 * 104_729) % 3_000_000);
+            stats.end(Outcome::ALL[(n as usize + i) % Outcome::ALL.len()]);
+        }
+    });
     println!("{ROUTES} routes, 25 scrapes each after one warm-up");
     let text = measure(&reg, "GET /_prometheus/metrics (text 0.0.4)", None);
     let om = measure(

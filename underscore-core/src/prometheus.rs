@@ -29,7 +29,7 @@
 use std::time::Duration;
 
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeGaugeValue, EncodeMetric, NoLabelSet};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
@@ -145,8 +145,7 @@ pub(crate) struct RouteSample {
     pub latencies: Latencies,
     pub in_flight: u64,
     pub oldest: Duration,
-    pub preempted: bool,
-    /// The share preempted, 0 to 1, with a preempt.
+    /// The share preempted, 0 to 1, with a preempt (`None`: the route is not preempted).
     pub preempt_ratio: Option<f64>,
     pub max_in_flight: Option<u32>,
     pub timeout: Option<Duration>,
@@ -162,7 +161,6 @@ impl RouteSample {
             latencies: info.latencies.map_or_else(Latencies::default, |l| *l),
             in_flight: info.active,
             oldest: oldest.unwrap_or_default(),
-            preempted: info.preempt.is_some(),
             preempt_ratio: info.preempt.as_ref().map(|p| p.percent() / 100.0),
             max_in_flight: info.limits.as_ref().and_then(|l| l.max_in_flight),
             timeout: info
@@ -198,6 +196,25 @@ impl Scrape {
             Format::OpenMetrics => prometheus_client::encoding::text::encode(&mut out, &registry)?,
         }
         Ok(out)
+    }
+
+    /// A gauge family labelled by `route` alone: one series for each route `value` gives a
+    /// number for.
+    fn route_gauge<N: EncodeGaugeValue>(
+        &self,
+        encoder: &mut DescriptorEncoder,
+        name: &str,
+        help: &str,
+        unit: Option<&Unit>,
+        value: impl Fn(&RouteSample) -> Option<N>,
+    ) -> Result<(), std::fmt::Error> {
+        let mut family = encoder.encode_descriptor(name, help, unit, MetricType::Gauge)?;
+        for r in &self.routes {
+            if let Some(v) = value(r) {
+                ConstGauge::new(v).encode(family.encode_family(&[("route", r.id.as_str())])?)?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -275,84 +292,56 @@ impl Collector for Scrape {
                 .encode_histogram::<NoLabelSet>(sum, count, &buckets, None)?;
         }
 
-        let mut family = encoder.encode_descriptor(
+        self.route_gauge(
+            &mut encoder,
             "underscore_requests_in_flight",
             "Requests in flight, by route",
             None,
-            MetricType::Gauge,
+            |r| Some(r.in_flight),
         )?;
-        for r in &self.routes {
-            ConstGauge::new(r.in_flight)
-                .encode(family.encode_family(&[("route", r.id.as_str())])?)?;
-        }
-
-        let mut family = encoder.encode_descriptor(
+        self.route_gauge(
+            &mut encoder,
             "underscore_oldest_request_age",
             "How long the oldest in-flight request of the route has run (0 without one)",
             Some(&Unit::Seconds),
-            MetricType::Gauge,
+            |r| Some(r.oldest.as_secs_f64()),
         )?;
-        for r in &self.routes {
-            ConstGauge::new(r.oldest.as_secs_f64())
-                .encode(family.encode_family(&[("route", r.id.as_str())])?)?;
-        }
-
-        let mut family = encoder.encode_descriptor(
+        self.route_gauge(
+            &mut encoder,
             "underscore_route_preempted",
             "1 while the route's effective settings preempt it, else 0",
             None,
-            MetricType::Gauge,
+            |r| Some(i64::from(r.preempt_ratio.is_some())),
         )?;
-        for r in &self.routes {
-            ConstGauge::new(i64::from(r.preempted))
-                .encode(family.encode_family(&[("route", r.id.as_str())])?)?;
-        }
 
         // The shedding settings: a series only for the routes that have them (a missing limit is
         // no limit, which no number would say), and a family only if some route has one.
         if self.routes.iter().any(|r| r.preempt_ratio.is_some()) {
-            let mut family = encoder.encode_descriptor(
+            self.route_gauge(
+                &mut encoder,
                 "underscore_route_preempt_ratio",
                 "The share of the route's requests its effective preempt answers, 0 to 1",
                 None,
-                MetricType::Gauge,
+                |r| r.preempt_ratio,
             )?;
-            for r in &self.routes {
-                if let Some(ratio) = r.preempt_ratio {
-                    ConstGauge::new(ratio)
-                        .encode(family.encode_family(&[("route", r.id.as_str())])?)?;
-                }
-            }
         }
-
         if self.routes.iter().any(|r| r.max_in_flight.is_some()) {
-            let mut family = encoder.encode_descriptor(
+            self.route_gauge(
+                &mut encoder,
                 "underscore_route_max_in_flight",
                 "The route's effective limits.max_in_flight: more requests at once are shed",
                 None,
-                MetricType::Gauge,
+                |r| r.max_in_flight.map(i64::from),
             )?;
-            for r in &self.routes {
-                if let Some(max) = r.max_in_flight {
-                    ConstGauge::new(i64::from(max))
-                        .encode(family.encode_family(&[("route", r.id.as_str())])?)?;
-                }
-            }
         }
-
         if self.routes.iter().any(|r| r.timeout.is_some()) {
-            let mut family = encoder.encode_descriptor(
+            self.route_gauge(
+                &mut encoder,
                 "underscore_route_timeout",
                 "The route's effective limits.timeout: requests running longer are answered 504",
                 Some(&Unit::Seconds),
-                MetricType::Gauge,
+                |r| r.timeout.map(|t| t.as_secs_f64()),
             )?;
-            for r in &self.routes {
-                if let Some(timeout) = r.timeout {
-                    ConstGauge::new(timeout.as_secs_f64())
-                        .encode(family.encode_family(&[("route", r.id.as_str())])?)?;
-                }
-            }
         }
 
         let mut family = encoder.encode_descriptor(
@@ -399,7 +388,6 @@ mod tests {
             stats,
             latencies,
             oldest: Duration::from_millis(1500),
-            preempted: true,
             preempt_ratio: Some(0.25),
             max_in_flight: Some(8),
             timeout: Some(Duration::from_millis(2500)),

@@ -207,7 +207,8 @@ pub fn curl_unix(socket: &Path, method: &str, path: &str, body: Option<&str>) ->
     parse_reply(&String::from_utf8(out.stdout).expect("UTF-8 reply"))
 }
 
-fn parse_reply(raw: &str) -> Reply {
+/// A raw HTTP reply as `curl -i` prints it.
+pub fn parse_reply(raw: &str) -> Reply {
     let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((raw, ""));
     let mut lines = head.lines();
     let status = lines
