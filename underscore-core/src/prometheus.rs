@@ -117,13 +117,9 @@ impl Format {
 ///
 /// Only if the encoder fails, which writing into a `String` does not.
 pub fn encode(reg: &Registry, format: Format) -> Result<String, std::fmt::Error> {
-    let oldest = crate::api::tasks::oldest_by_route(reg);
     let routes = crate::api::routes::snapshot_with(reg, true)
         .into_iter()
-        .map(|info| {
-            let age = oldest.get(&info.id).copied();
-            RouteSample::from_info(info, age)
-        })
+        .map(RouteSample::from_info)
         .collect();
     let scrape = Scrape {
         routes,
@@ -152,7 +148,7 @@ pub(crate) struct RouteSample {
 }
 
 impl RouteSample {
-    fn from_info(info: RouteInfo, oldest: Option<Duration>) -> Self {
+    fn from_info(info: RouteInfo) -> Self {
         let path = info.path();
         Self {
             methods: info.methods.join(","),
@@ -160,7 +156,8 @@ impl RouteSample {
             // `snapshot_with(.., true)` always reads them; an empty histogram otherwise.
             latencies: info.latencies.map_or_else(Latencies::default, |l| *l),
             in_flight: info.active,
-            oldest: oldest.unwrap_or_default(),
+            // `snapshot_with(.., true)` always reads it.
+            oldest: info.oldest.unwrap_or_default(),
             preempt_ratio: info.preempt.as_ref().map(|p| p.percent() / 100.0),
             max_in_flight: info.limits.as_ref().and_then(|l| l.max_in_flight),
             timeout: info

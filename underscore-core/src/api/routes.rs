@@ -1,6 +1,7 @@
 //! `GET /_routes[/{ids}]`, and the route snapshot that `_cat/routes` shares.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 
@@ -34,6 +35,8 @@ pub(crate) struct RouteInfo {
     pub limits: Option<Arc<Limits>>,
     /// The latency histogram `stats` was computed from, when asked for (Prometheus).
     pub latencies: Option<Box<Latencies>>,
+    /// How long its oldest in-flight request has run, when asked for (Prometheus).
+    pub oldest: Option<Duration>,
 }
 
 impl RouteInfo {
@@ -47,10 +50,21 @@ pub(crate) fn snapshot(reg: &Registry) -> Vec<RouteInfo> {
     snapshot_with(reg, false)
 }
 
-/// [`snapshot`], with each route's latency histogram when `latencies` is set.
-pub(crate) fn snapshot_with(reg: &Registry, latencies: bool) -> Vec<RouteInfo> {
+/// [`snapshot`], with each route's latency histogram and the age of its oldest in-flight
+/// request when `metrics` is set.
+pub(crate) fn snapshot_with(reg: &Registry, metrics: bool) -> Vec<RouteInfo> {
+    let dynamic = reg.dynamic();
+    // In-flight requests of plain routes are matched to a route by path (actix has not told
+    // which route serves them yet); the registry is read once, and only when needed.
+    let tasks = if dynamic.is_empty() && !metrics {
+        Default::default()
+    } else {
+        super::tasks::by_route(reg)
+    };
+    let tasks_of = |id: &str| tasks.get(id).copied().unwrap_or_default();
+    let oldest = |id: &str| metrics.then(|| tasks_of(id).oldest);
     let read = |stats: &crate::stats::RouteStats| {
-        if latencies {
+        if metrics {
             let (snapshot, latencies) = stats.snapshot_with_latencies();
             (snapshot, Some(Box::new(latencies)))
         } else {
@@ -75,16 +89,9 @@ pub(crate) fn snapshot_with(reg: &Registry, latencies: bool) -> Vec<RouteInfo> {
             preempt: meta.state.settings.preempt(),
             limits: meta.state.settings.limits(),
             latencies,
+            oldest: oldest(id),
         }
     });
-    let dynamic = reg.dynamic();
-    // In-flight requests of plain routes are matched to a route by path (actix has not told
-    // which route serves them yet).
-    let plain_active = if dynamic.is_empty() {
-        Default::default()
-    } else {
-        super::tasks::plain_active(reg)
-    };
     let dynamic = dynamic.into_iter().map(|route| {
         let (stats, latencies) = read(&route.stats);
         RouteInfo {
@@ -99,12 +106,13 @@ pub(crate) fn snapshot_with(reg: &Registry, latencies: bool) -> Vec<RouteInfo> {
             doc: None,
             mounted: true,
             // Plain requests are counted when they end: while they run, they are matched to
-            // their route by path (see `plain_active`).
-            active: plain_active.get(&route.id).copied().unwrap_or(0) + stats.active,
+            // their route by path (see `tasks::by_route`).
+            active: tasks_of(&route.id).plain + stats.active,
             stats,
             preempt: route.settings.preempt(),
             limits: route.settings.limits(),
             latencies,
+            oldest: oldest(&route.id),
         }
     });
     annotated.chain(dynamic).collect()

@@ -446,26 +446,33 @@ pub(crate) fn cat(
     cat::render(TASK_COLUMNS, rows, &params)
 }
 
-/// Per-route counts of in-flight requests of plain actix-web routes, matched by path.
-pub(crate) fn plain_active(reg: &Registry) -> std::collections::HashMap<String, u64> {
-    let mut out = std::collections::HashMap::new();
-    for view in views(reg) {
-        if let (TaskRoute::Plain(_), Some(id)) = (&view.info.route, view.route_id) {
-            *out.entry(id).or_default() += 1;
-        }
-    }
-    out
+/// What the task registry says of one route's in-flight requests.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct RouteTasks {
+    /// In-flight requests of a plain actix-web route, matched to it by path (its other
+    /// figures count a plain request only once it ends).
+    pub plain: u64,
+    /// How long the oldest in-flight request has been running. Only requests that waited are
+    /// tasks (one answered within its first poll never is).
+    pub oldest: Duration,
 }
 
-/// How long the oldest in-flight request of each route has been running, by route id. Only
-/// requests that waited are tasks (one answered within its first poll never is), so a route
-/// whose requests all end at once has no entry.
-pub(crate) fn oldest_by_route(reg: &Registry) -> HashMap<String, Duration> {
-    let mut out: HashMap<String, Duration> = HashMap::new();
+/// [`RouteTasks`] of every route with a task, by route id, in one pass over the registry.
+pub(crate) fn by_route(reg: &Registry) -> HashMap<String, RouteTasks> {
+    let mut out: HashMap<String, RouteTasks> = HashMap::new();
     for view in views(reg) {
-        if let (TaskKind::Request { .. }, Some(id)) = (&view.info.kind, view.route_id) {
-            let oldest = out.entry(id).or_default();
-            *oldest = (*oldest).max(view.info.running_time);
+        let Some(id) = view.route_id else { continue };
+        let is_request = matches!(view.info.kind, TaskKind::Request { .. });
+        let is_plain = matches!(view.info.route, TaskRoute::Plain(_));
+        if !is_request && !is_plain {
+            continue;
+        }
+        let entry = out.entry(id).or_default();
+        if is_plain {
+            entry.plain += 1;
+        }
+        if is_request {
+            entry.oldest = entry.oldest.max(view.info.running_time);
         }
     }
     out
