@@ -5,7 +5,7 @@
 //! handshake per poll). A request that finds the kept connection closed reconnects; a `GET`
 //! that fails on a kept connection is sent once more on a new one, a `PUT` or `POST` never is.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use http_body_util::{BodyExt, Full};
@@ -82,11 +82,6 @@ impl Client {
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
-    }
-
-    /// The socket's path.
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     /// `GET path_and_query`.

@@ -32,11 +32,6 @@ impl SortKeys {
                 .collect(),
         )
     }
-
-    /// The column names.
-    pub fn columns(&self) -> impl Iterator<Item = &str> {
-        self.0.iter().map(|(c, _)| c.as_str())
-    }
 }
 
 /// Compares two cells as the server does: `-`/null first, numbers as numbers, else as text.
