@@ -98,6 +98,21 @@ impl Ctx {
             .collect()
     }
 
+    /// Keeps the successes of `answers` and records the failures, in the nodes' order.
+    fn keep<T>(
+        &mut self,
+        answers: impl IntoIterator<Item = (Node, Result<T, CliError>)>,
+    ) -> Vec<(Node, T)> {
+        let mut ok = Vec::new();
+        for (node, answer) in answers {
+            match answer {
+                Ok(v) => ok.push((node, v)),
+                Err(err) => self.fail(Some(&node), err),
+            }
+        }
+        ok
+    }
+
     /// [`Ctx::fan_out`], keeping the successes and recording the failures.
     async fn ask(
         &mut self,
@@ -105,14 +120,8 @@ impl Ctx {
         path: &str,
         body: Option<String>,
     ) -> Vec<(Node, Reply)> {
-        let mut ok = Vec::new();
-        for (node, reply) in self.fan_out(method, path, body).await {
-            match reply {
-                Ok(reply) => ok.push((node, reply)),
-                Err(err) => self.fail(Some(&node), err),
-            }
-        }
-        ok
+        let answers = self.fan_out(method, path, body).await;
+        self.keep(answers)
     }
 
     /// The nodes' JSON answers, each parsed; an unreadable one is a failure.
@@ -122,14 +131,12 @@ impl Ctx {
         path: &str,
         body: Option<String>,
     ) -> Vec<(Node, Value)> {
-        let mut ok = Vec::new();
-        for (node, reply) in self.ask(method, path, body).await {
-            match reply.json() {
-                Ok(v) => ok.push((node, v)),
-                Err(err) => self.fail(Some(&node), err),
-            }
-        }
-        ok
+        let answers = self.fan_out(method, path, body).await;
+        self.keep(
+            answers
+                .into_iter()
+                .map(|(node, reply)| (node, reply.and_then(|r| r.json()))),
+        )
     }
 }
 
