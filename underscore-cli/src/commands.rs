@@ -69,33 +69,28 @@ impl Ctx {
         path: &str,
         body: Option<String>,
     ) -> Vec<(Node, Result<Reply, CliError>)> {
-        let mut set = tokio::task::JoinSet::new();
-        for (i, node) in self.nodes.iter().enumerate() {
-            let mut client = Client::new(&node.path).with_timeout(self.timeout);
-            let (method, path, body) = (method.clone(), path.to_owned(), body.clone());
-            set.spawn(async move {
-                let reply = client.request(method, &path, body.as_deref()).await;
-                (i, reply.and_then(Reply::into_success))
-            });
-        }
-        let mut answers: Vec<Option<Result<Reply, CliError>>> =
-            self.nodes.iter().map(|_| None).collect();
-        while let Some(joined) = set.join_next().await {
+        let requests: Vec<_> = self
+            .nodes
+            .iter()
+            .map(|node| {
+                let mut client = Client::new(&node.path).with_timeout(self.timeout);
+                let (method, path, body) = (method.clone(), path.to_owned(), body.clone());
+                tokio::spawn(async move {
+                    let reply = client.request(method, &path, body.as_deref()).await;
+                    reply.and_then(Reply::into_success)
+                })
+            })
+            .collect();
+        let mut answers = Vec::with_capacity(requests.len());
+        for (node, request) in self.nodes.iter().zip(requests) {
             // A request task never panics (no unwrap in it); a join error would mean the
             // runtime is shutting down, and then there is no answer to report anyway.
-            if let Ok((i, reply)) = joined {
-                answers[i] = Some(reply);
-            }
+            let reply = request
+                .await
+                .unwrap_or_else(|_| Err(CliError::BadAnswer("no answer".into())));
+            answers.push((node.clone(), reply));
         }
-        self.nodes
-            .iter()
-            .cloned()
-            .zip(answers)
-            .map(|(node, reply)| {
-                let reply = reply.unwrap_or_else(|| Err(CliError::BadAnswer("no answer".into())));
-                (node, reply)
-            })
-            .collect()
+        answers
     }
 
     /// Keeps the successes of `answers` and records the failures, in the nodes' order.

@@ -95,7 +95,7 @@ pub type Rescan = Box<dyn Fn() -> Vec<Node> + Send>;
 
 /// Every node, polled at once.
 struct Poller {
-    sources: Vec<Option<Source>>,
+    sources: Vec<Source>,
     /// The nodes, shared with the loop that sends the actions (it looks a node's socket up by
     /// name). Locked for a push when a glob finds a new socket, or a lookup on a key press:
     /// never across an await.
@@ -120,11 +120,11 @@ impl Poller {
     }
 
     fn add(&mut self, node: Node) {
-        self.sources.push(Some(Source {
+        self.sources.push(Source {
             client: Client::new(&node.path).with_timeout(self.timeout),
             node,
             columns: None,
-        }));
+        });
     }
 
     /// Adds the sockets a glob matches now and did not before. A socket that went away stays
@@ -156,21 +156,20 @@ impl Poller {
 
     async fn poll(&mut self) -> Vec<Snapshot> {
         self.rescan();
-        let mut set = tokio::task::JoinSet::new();
-        for (i, source) in self.sources.iter_mut().enumerate() {
-            if let Some(source) = source.take() {
-                set.spawn(async move { (i, source.poll().await) });
-            }
-        }
-        let mut snapshots: Vec<Option<Snapshot>> = self.sources.iter().map(|_| None).collect();
-        while let Some(joined) = set.join_next().await {
+        let polls: Vec<_> = self
+            .sources
+            .drain(..)
+            .map(|source| tokio::spawn(source.poll()))
+            .collect();
+        let mut snapshots = Vec::with_capacity(polls.len());
+        for poll in polls {
             // A poll has no panic path; a join error only happens while the runtime stops.
-            if let Ok((i, (source, snapshot))) = joined {
-                self.sources[i] = Some(source);
-                snapshots[i] = Some(snapshot);
+            if let Ok((source, snapshot)) = poll.await {
+                self.sources.push(source);
+                snapshots.push(snapshot);
             }
         }
-        snapshots.into_iter().flatten().collect()
+        snapshots
     }
 }
 
