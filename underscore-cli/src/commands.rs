@@ -338,14 +338,13 @@ fn collect_rows(answers: Vec<(Node, Value)>) -> Vec<Row> {
 
 /// The effective preempt of `route` on every node, as a table.
 async fn print_effective(ctx: &mut Ctx, route: &str) -> Result<Vec<Row>, CliError> {
+    let columns = ["id", "preempt", "preempt.reason", "preempt.retry_after"].map(str::to_owned);
     let url = format!(
-        "/_cat/routes/{}?format=json&h=id,preempt,preempt.reason,preempt.retry_after&s=id",
-        encode(route)
+        "/_cat/routes/{}?format=json&h={}&s=id",
+        encode(route),
+        columns.join(",")
     );
     let rows = collect_rows(ctx.ask_json(Method::GET, &url, None).await);
-    let columns: Vec<String> = ["id", "preempt", "preempt.reason", "preempt.retry_after"]
-        .map(str::to_owned)
-        .to_vec();
     let numeric = ["preempt", "preempt.retry_after"];
     print(&table::render_typed(
         &columns,
