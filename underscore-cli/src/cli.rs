@@ -95,7 +95,7 @@ pub struct CatArgs {
 }
 
 /// The `_cat` parameters, passed through as they are.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct TableArgs {
     /// Print a header row (`v`)
     #[arg(short = 'v', long = "verbose")]

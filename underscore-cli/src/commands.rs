@@ -219,10 +219,7 @@ pub async fn cat(ctx: &mut Ctx, args: &CatArgs) -> Result<(), CliError> {
 pub async fn tasks(ctx: &mut Ctx, args: &TableArgs) -> Result<(), CliError> {
     let args = TableArgs {
         verbose: true,
-        columns: args.columns.clone(),
-        sort: args.sort.clone(),
-        help_columns: args.help_columns,
-        help: None,
+        ..args.clone()
     };
     table_command(ctx, "/_cat/tasks", &args).await
 }
