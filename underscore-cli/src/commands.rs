@@ -135,6 +135,10 @@ impl Ctx {
     }
 }
 
+/// The least time a stack capture is given: the first one in a process resolves the debug
+/// info, which can take a while.
+pub const STACK_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Writes to stdout; a closed pipe (`| head`) ends the output quietly.
 ///
 /// # Errors
@@ -621,8 +625,7 @@ pub async fn cancel(ctx: &mut Ctx, args: &TaskArg) -> Result<(), CliError> {
 /// A usage error (an unknown node), a server or connection error (501 without task tracing).
 pub async fn stack(ctx: &mut Ctx, args: &TaskArg) -> Result<(), CliError> {
     let (node, task) = task_node(ctx, &args.task).await?;
-    // The first capture in a process resolves the debug info: it can take a while.
-    let mut client = Client::new(&node.path).with_timeout(ctx.timeout.max(Duration::from_secs(10)));
+    let mut client = Client::new(&node.path).with_timeout(ctx.timeout.max(STACK_TIMEOUT));
     let reply = client
         .get(&format!("/_tasks/{}/print_stack", encode(&task)))
         .await?

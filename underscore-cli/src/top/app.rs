@@ -27,7 +27,7 @@ use super::model::{Action, Key, Model, NodeData, RouteStats, Snapshot, TaskInfo,
 use super::view;
 use crate::cli::TopArgs;
 use crate::client::Client;
-use crate::commands::encode;
+use crate::commands::{encode, STACK_TIMEOUT};
 use crate::error::CliError;
 use crate::nodes::Node;
 
@@ -429,9 +429,7 @@ fn spawn_action(action: Action, nodes: &[Node], timeout: Duration, tx: mpsc::Unb
             }
             Action::Stack { node, task } => {
                 let Some(n) = node_of(&node) else { return };
-                // The first capture in a process loads the debug info: give it time.
-                let mut client =
-                    Client::new(&n.path).with_timeout(timeout.max(Duration::from_secs(10)));
+                let mut client = Client::new(&n.path).with_timeout(timeout.max(STACK_TIMEOUT));
                 let path = format!("/_tasks/{}/print_stack", encode(&task));
                 let outcome = async { client.get(&path).await?.into_success() };
                 let text = match outcome.await {
