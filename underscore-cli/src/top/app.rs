@@ -359,7 +359,7 @@ async fn interactive(
                 Some(action) => {
                     model.status = Some(describe(&action));
                     let nodes = known.lock().unwrap_or_else(PoisonError::into_inner).clone();
-                    spawn_action(action, &nodes, timeout, tx.clone());
+                    spawn_action(action, nodes, timeout, tx.clone());
                 }
                 None => {}
             },
@@ -385,8 +385,12 @@ fn describe(action: &Action) -> String {
     }
 }
 
-fn spawn_action(action: Action, nodes: &[Node], timeout: Duration, tx: mpsc::UnboundedSender<Msg>) {
-    let nodes = nodes.to_vec();
+fn spawn_action(
+    action: Action,
+    nodes: Vec<Node>,
+    timeout: Duration,
+    tx: mpsc::UnboundedSender<Msg>,
+) {
     tokio::spawn(async move {
         let node_of = |name: &str| nodes.iter().find(|n| n.name == name).cloned();
         let msg = match action {
