@@ -147,10 +147,7 @@ impl Client {
             Some(conn) if !conn.is_closed() => conn,
             _ => self.connect().await?,
         };
-        let http_err = |err: hyper::Error| CliError::Http {
-            path: self.path.clone(),
-            message: err.to_string(),
-        };
+        let http_err = |err| self.http_error(err);
         conn.ready().await.map_err(http_err)?;
         let mut req = Request::builder()
             .method(method.clone())
@@ -184,15 +181,19 @@ impl Client {
             .map_err(|err| CliError::connect(&self.path, err))?;
         let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
-            .map_err(|err| CliError::Http {
-                path: self.path.clone(),
-                message: err.to_string(),
-            })?;
+            .map_err(|err| self.http_error(err))?;
         // The connection's I/O runs beside the requests; it ends when the sender is dropped
         // or the server closes it, and its error then shows in the next request.
         tokio::spawn(async move {
             let _ = conn.await;
         });
         Ok(sender)
+    }
+
+    fn http_error(&self, err: hyper::Error) -> CliError {
+        CliError::Http {
+            path: self.path.clone(),
+            message: err.to_string(),
+        }
     }
 }
