@@ -597,30 +597,24 @@ impl Model {
                 }
                 None => self.status = Some("no route selected".to_owned()),
             },
-            Key::Char('c') => match self.selected_task() {
-                Some(t) => {
-                    self.prompt = Some(Prompt::Cancel {
-                        node: t.node.clone(),
-                        task: t.task.id.clone(),
-                    })
-                }
-                None => self.status = Some("no task selected (Tab moves to the tasks)".to_owned()),
-            },
-            Key::Char('p') | Key::Enter if self.focus == Pane::Tasks || key == Key::Char('p') => {
-                match self.selected_task() {
-                    Some(t) => {
-                        let (node, task) = (t.node.clone(), t.task.id.clone());
-                        self.stack = Some(StackView {
-                            node: node.clone(),
-                            task: task.clone(),
-                            text: None,
-                            scroll: 0,
-                        });
-                        return Some(Action::Stack { node, task });
-                    }
-                    None => {
-                        self.status = Some("no task selected (Tab moves to the tasks)".to_owned())
-                    }
+            // Enter opens the stack in the tasks pane only.
+            Key::Enter if self.focus == Pane::Routes => {}
+            Key::Char('c' | 'p') | Key::Enter => {
+                let Some(t) = self.selected_task() else {
+                    self.status = Some("no task selected (Tab moves to the tasks)".to_owned());
+                    return None;
+                };
+                let (node, task) = (t.node.clone(), t.task.id.clone());
+                if key == Key::Char('c') {
+                    self.prompt = Some(Prompt::Cancel { node, task });
+                } else {
+                    self.stack = Some(StackView {
+                        node: node.clone(),
+                        task: task.clone(),
+                        text: None,
+                        scroll: 0,
+                    });
+                    return Some(Action::Stack { node, task });
                 }
             }
             _ => {}
