@@ -191,13 +191,11 @@ fn cat_query(args: &TableArgs, json: bool, columns: Option<&str>) -> String {
 }
 
 fn cat_path(table: CatTable, ids: Option<&str>) -> Result<String, CliError> {
-    let mut path = format!("/_cat/{}", table.endpoint());
+    let endpoint = table.endpoint();
+    let mut path = format!("/_cat/{endpoint}");
     if let Some(ids) = ids {
         if !matches!(table, CatTable::Routes | CatTable::Tasks) {
-            return Err(CliError::Usage(format!(
-                "_cat/{} takes no ids",
-                table.endpoint()
-            )));
+            return Err(CliError::Usage(format!("_cat/{endpoint} takes no ids")));
         }
         path.push('/');
         path.push_str(&encode(ids));
