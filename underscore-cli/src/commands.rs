@@ -528,19 +528,14 @@ pub async fn interrupt(ctx: &mut Ctx, args: &RouteArg) -> Result<(), CliError> {
 /// The node a task id names: `NODE/TASK`, the only node, or the one node that knows it.
 async fn task_node(ctx: &mut Ctx, arg: &str) -> Result<(Node, String), CliError> {
     if let Some((name, task)) = arg.rsplit_once('/') {
-        let node = ctx.nodes.iter().find(|n| n.name == name).cloned();
-        let names = ctx
-            .nodes
-            .iter()
-            .map(|n| n.name.as_str())
-            .collect::<Vec<_>>()
-            .join(", ");
-        return match node {
-            Some(node) => Ok((node, task.to_owned())),
-            None => Err(CliError::Usage(format!(
-                "no node named [{name}] (the nodes are: {names})"
-            ))),
-        };
+        if let Some(node) = ctx.nodes.iter().find(|n| n.name == name) {
+            return Ok((node.clone(), task.to_owned()));
+        }
+        let names: Vec<&str> = ctx.nodes.iter().map(|n| n.name.as_str()).collect();
+        return Err(CliError::Usage(format!(
+            "no node named [{name}] (the nodes are: {})",
+            names.join(", ")
+        )));
     }
     if !ctx.several() {
         // `resolve` always gives at least one node.
@@ -559,18 +554,13 @@ async fn task_node(ctx: &mut Ctx, arg: &str) -> Result<(Node, String), CliError>
         match reply {
             Ok(_) => holders.push(node),
             Err(err) => {
-                first_err.get_or_insert(Failure {
-                    node: Some(node.name),
-                    error: err,
-                });
+                first_err.get_or_insert(err);
             }
         }
     }
     match holders.len() {
         1 => Ok((holders.remove(0), arg.to_owned())),
-        0 => Err(first_err
-            .map(|f| f.error)
-            .unwrap_or_else(|| CliError::Usage("no node".into()))),
+        0 => Err(first_err.unwrap_or_else(|| CliError::Usage("no node".into()))),
         _ => {
             let names = holders.iter().map(|n| n.name.as_str()).collect::<Vec<_>>();
             Err(CliError::Usage(format!(
