@@ -406,7 +406,8 @@ fn spawn_action(
                         .into_success()?
                         .json()?;
                     Ok::<_, CliError>(
-                        v.pointer(&format!("/{route}/interrupted"))
+                        v.get(&route)
+                            .and_then(|r| r.get("interrupted"))
                             .and_then(Value::as_u64)
                             .unwrap_or(0),
                     )
