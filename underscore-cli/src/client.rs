@@ -108,13 +108,15 @@ impl Client {
         body: Option<&str>,
     ) -> Result<Reply, CliError> {
         let timeout = self.timeout;
-        let path = self.path.clone();
         match tokio::time::timeout(timeout, self.exchange(method, path_and_query, body)).await {
             Ok(result) => result,
             Err(_) => {
                 // The connection may be stuck mid-answer: never reuse it.
                 self.conn = None;
-                Err(CliError::Timeout { path, timeout })
+                Err(CliError::Timeout {
+                    path: self.path.clone(),
+                    timeout,
+                })
             }
         }
     }
