@@ -230,8 +230,8 @@ async fn table_command(ctx: &mut Ctx, path: &str, args: &TableArgs) -> Result<()
     if !ctx.several() || args.help_columns {
         // One node (or the column help, the same everywhere): the server's text as it is.
         let url = format!("{path}{}", cat_query(args, false, None));
-        let mut answers = ctx.ask(Method::GET, &url, None).await;
-        if let Some((_, reply)) = answers.drain(..).next() {
+        let answers = ctx.ask(Method::GET, &url, None).await;
+        if let Some((_, reply)) = answers.first() {
             print(&reply.body)?;
         }
         return Ok(());
