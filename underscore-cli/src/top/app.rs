@@ -55,13 +55,9 @@ impl Source {
     }
 
     async fn fetch(&mut self) -> Result<NodeData, CliError> {
-        let h = self.columns.clone().unwrap_or_else(|| "*".to_owned());
-        let routes = self
-            .client
-            .get(&format!("/_cat/routes?format=json&h={h}"))
-            .await?
-            .into_success()?
-            .json()?;
+        let h = self.columns.as_deref().unwrap_or("*");
+        let url = format!("/_cat/routes?format=json&h={h}");
+        let routes = self.client.get(&url).await?.into_success()?.json()?;
         let rows: Vec<_> = routes
             .as_array()
             .map(|rows| rows.iter().filter_map(Value::as_object).collect())
