@@ -70,14 +70,11 @@ pub enum CatTable {
 }
 
 impl CatTable {
-    /// The endpoint's name, as in `_cat/<name>`.
-    pub fn endpoint(self) -> &'static str {
-        match self {
-            Self::Routes => "routes",
-            Self::Tasks => "tasks",
-            Self::Middlewares => "middlewares",
-            Self::Transports => "transports",
-        }
+    /// The endpoint's name, as in `_cat/<name>`: the name the command line takes for it.
+    pub fn endpoint(self) -> String {
+        self.to_possible_value()
+            .map(|v| v.get_name().to_owned())
+            .unwrap_or_default()
     }
 }
 
@@ -95,7 +92,7 @@ pub struct CatArgs {
 }
 
 /// The `_cat` parameters, passed through as they are.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct TableArgs {
     /// Print a header row (`v`)
     #[arg(short = 'v', long = "verbose")]

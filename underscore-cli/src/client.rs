@@ -5,7 +5,7 @@
 //! handshake per poll). A request that finds the kept connection closed reconnects; a `GET`
 //! that fails on a kept connection is sent once more on a new one, a `PUT` or `POST` never is.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use http_body_util::{BodyExt, Full};
@@ -84,11 +84,6 @@ impl Client {
         self
     }
 
-    /// The socket's path.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// `GET path_and_query`.
     ///
     /// # Errors
@@ -113,13 +108,15 @@ impl Client {
         body: Option<&str>,
     ) -> Result<Reply, CliError> {
         let timeout = self.timeout;
-        let path = self.path.clone();
         match tokio::time::timeout(timeout, self.exchange(method, path_and_query, body)).await {
             Ok(result) => result,
             Err(_) => {
                 // The connection may be stuck mid-answer: never reuse it.
                 self.conn = None;
-                Err(CliError::Timeout { path, timeout })
+                Err(CliError::Timeout {
+                    path: self.path.clone(),
+                    timeout,
+                })
             }
         }
     }
@@ -152,10 +149,7 @@ impl Client {
             Some(conn) if !conn.is_closed() => conn,
             _ => self.connect().await?,
         };
-        let http_err = |err: hyper::Error| CliError::Http {
-            path: self.path.clone(),
-            message: err.to_string(),
-        };
+        let http_err = |err| self.http_error(err);
         conn.ready().await.map_err(http_err)?;
         let mut req = Request::builder()
             .method(method.clone())
@@ -189,15 +183,19 @@ impl Client {
             .map_err(|err| CliError::connect(&self.path, err))?;
         let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
-            .map_err(|err| CliError::Http {
-                path: self.path.clone(),
-                message: err.to_string(),
-            })?;
+            .map_err(|err| self.http_error(err))?;
         // The connection's I/O runs beside the requests; it ends when the sender is dropped
         // or the server closes it, and its error then shows in the next request.
         tokio::spawn(async move {
             let _ = conn.await;
         });
         Ok(sender)
+    }
+
+    fn http_error(&self, err: hyper::Error) -> CliError {
+        CliError::Http {
+            path: self.path.clone(),
+            message: err.to_string(),
+        }
     }
 }

@@ -69,33 +69,43 @@ impl Ctx {
         path: &str,
         body: Option<String>,
     ) -> Vec<(Node, Result<Reply, CliError>)> {
-        let mut set = tokio::task::JoinSet::new();
-        for (i, node) in self.nodes.iter().enumerate() {
-            let mut client = Client::new(&node.path).with_timeout(self.timeout);
-            let (method, path, body) = (method.clone(), path.to_owned(), body.clone());
-            set.spawn(async move {
-                let reply = client.request(method, &path, body.as_deref()).await;
-                (i, reply.and_then(Reply::into_success))
-            });
-        }
-        let mut answers: Vec<Option<Result<Reply, CliError>>> =
-            self.nodes.iter().map(|_| None).collect();
-        while let Some(joined) = set.join_next().await {
+        let requests: Vec<_> = self
+            .nodes
+            .iter()
+            .map(|node| {
+                let mut client = Client::new(&node.path).with_timeout(self.timeout);
+                let (method, path, body) = (method.clone(), path.to_owned(), body.clone());
+                tokio::spawn(async move {
+                    let reply = client.request(method, &path, body.as_deref()).await;
+                    reply.and_then(Reply::into_success)
+                })
+            })
+            .collect();
+        let mut answers = Vec::with_capacity(requests.len());
+        for (node, request) in self.nodes.iter().zip(requests) {
             // A request task never panics (no unwrap in it); a join error would mean the
             // runtime is shutting down, and then there is no answer to report anyway.
-            if let Ok((i, reply)) = joined {
-                answers[i] = Some(reply);
+            let reply = request
+                .await
+                .unwrap_or_else(|_| Err(CliError::BadAnswer("no answer".into())));
+            answers.push((node.clone(), reply));
+        }
+        answers
+    }
+
+    /// Keeps the successes of `answers` and records the failures, in the nodes' order.
+    fn keep<T>(
+        &mut self,
+        answers: impl IntoIterator<Item = (Node, Result<T, CliError>)>,
+    ) -> Vec<(Node, T)> {
+        let mut ok = Vec::new();
+        for (node, answer) in answers {
+            match answer {
+                Ok(v) => ok.push((node, v)),
+                Err(err) => self.fail(Some(&node), err),
             }
         }
-        self.nodes
-            .iter()
-            .cloned()
-            .zip(answers)
-            .map(|(node, reply)| {
-                let reply = reply.unwrap_or_else(|| Err(CliError::BadAnswer("no answer".into())));
-                (node, reply)
-            })
-            .collect()
+        ok
     }
 
     /// [`Ctx::fan_out`], keeping the successes and recording the failures.
@@ -105,14 +115,8 @@ impl Ctx {
         path: &str,
         body: Option<String>,
     ) -> Vec<(Node, Reply)> {
-        let mut ok = Vec::new();
-        for (node, reply) in self.fan_out(method, path, body).await {
-            match reply {
-                Ok(reply) => ok.push((node, reply)),
-                Err(err) => self.fail(Some(&node), err),
-            }
-        }
-        ok
+        let answers = self.fan_out(method, path, body).await;
+        self.keep(answers)
     }
 
     /// The nodes' JSON answers, each parsed; an unreadable one is a failure.
@@ -122,16 +126,18 @@ impl Ctx {
         path: &str,
         body: Option<String>,
     ) -> Vec<(Node, Value)> {
-        let mut ok = Vec::new();
-        for (node, reply) in self.ask(method, path, body).await {
-            match reply.json() {
-                Ok(v) => ok.push((node, v)),
-                Err(err) => self.fail(Some(&node), err),
-            }
-        }
-        ok
+        let answers = self.fan_out(method, path, body).await;
+        self.keep(
+            answers
+                .into_iter()
+                .map(|(node, reply)| (node, reply.and_then(|r| r.json()))),
+        )
     }
 }
+
+/// The least time a stack capture is given: the first one in a process resolves the debug
+/// info, which can take a while.
+pub const STACK_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Writes to stdout; a closed pipe (`| head`) ends the output quietly.
 ///
@@ -185,13 +191,11 @@ fn cat_query(args: &TableArgs, json: bool, columns: Option<&str>) -> String {
 }
 
 fn cat_path(table: CatTable, ids: Option<&str>) -> Result<String, CliError> {
-    let mut path = format!("/_cat/{}", table.endpoint());
+    let endpoint = table.endpoint();
+    let mut path = format!("/_cat/{endpoint}");
     if let Some(ids) = ids {
         if !matches!(table, CatTable::Routes | CatTable::Tasks) {
-            return Err(CliError::Usage(format!(
-                "_cat/{} takes no ids",
-                table.endpoint()
-            )));
+            return Err(CliError::Usage(format!("_cat/{endpoint} takes no ids")));
         }
         path.push('/');
         path.push_str(&encode(ids));
@@ -217,10 +221,7 @@ pub async fn cat(ctx: &mut Ctx, args: &CatArgs) -> Result<(), CliError> {
 pub async fn tasks(ctx: &mut Ctx, args: &TableArgs) -> Result<(), CliError> {
     let args = TableArgs {
         verbose: true,
-        columns: args.columns.clone(),
-        sort: args.sort.clone(),
-        help_columns: args.help_columns,
-        help: None,
+        ..args.clone()
     };
     table_command(ctx, "/_cat/tasks", &args).await
 }
@@ -229,8 +230,8 @@ async fn table_command(ctx: &mut Ctx, path: &str, args: &TableArgs) -> Result<()
     if !ctx.several() || args.help_columns {
         // One node (or the column help, the same everywhere): the server's text as it is.
         let url = format!("{path}{}", cat_query(args, false, None));
-        let mut answers = ctx.ask(Method::GET, &url, None).await;
-        if let Some((_, reply)) = answers.drain(..).next() {
+        let answers = ctx.ask(Method::GET, &url, None).await;
+        if let Some((_, reply)) = answers.first() {
             print(&reply.body)?;
         }
         return Ok(());
@@ -336,14 +337,13 @@ fn collect_rows(answers: Vec<(Node, Value)>) -> Vec<Row> {
 
 /// The effective preempt of `route` on every node, as a table.
 async fn print_effective(ctx: &mut Ctx, route: &str) -> Result<Vec<Row>, CliError> {
+    let columns = ["id", "preempt", "preempt.reason", "preempt.retry_after"].map(str::to_owned);
     let url = format!(
-        "/_cat/routes/{}?format=json&h=id,preempt,preempt.reason,preempt.retry_after&s=id",
-        encode(route)
+        "/_cat/routes/{}?format=json&h={}&s=id",
+        encode(route),
+        columns.join(",")
     );
     let rows = collect_rows(ctx.ask_json(Method::GET, &url, None).await);
-    let columns: Vec<String> = ["id", "preempt", "preempt.reason", "preempt.retry_after"]
-        .map(str::to_owned)
-        .to_vec();
     let numeric = ["preempt", "preempt.retry_after"];
     print(&table::render_typed(
         &columns,
@@ -528,19 +528,14 @@ pub async fn interrupt(ctx: &mut Ctx, args: &RouteArg) -> Result<(), CliError> {
 /// The node a task id names: `NODE/TASK`, the only node, or the one node that knows it.
 async fn task_node(ctx: &mut Ctx, arg: &str) -> Result<(Node, String), CliError> {
     if let Some((name, task)) = arg.rsplit_once('/') {
-        let node = ctx.nodes.iter().find(|n| n.name == name).cloned();
-        let names = ctx
-            .nodes
-            .iter()
-            .map(|n| n.name.as_str())
-            .collect::<Vec<_>>()
-            .join(", ");
-        return match node {
-            Some(node) => Ok((node, task.to_owned())),
-            None => Err(CliError::Usage(format!(
-                "no node named [{name}] (the nodes are: {names})"
-            ))),
-        };
+        if let Some(node) = ctx.nodes.iter().find(|n| n.name == name) {
+            return Ok((node.clone(), task.to_owned()));
+        }
+        let names: Vec<&str> = ctx.nodes.iter().map(|n| n.name.as_str()).collect();
+        return Err(CliError::Usage(format!(
+            "no node named [{name}] (the nodes are: {})",
+            names.join(", ")
+        )));
     }
     if !ctx.several() {
         // `resolve` always gives at least one node.
@@ -559,18 +554,13 @@ async fn task_node(ctx: &mut Ctx, arg: &str) -> Result<(Node, String), CliError>
         match reply {
             Ok(_) => holders.push(node),
             Err(err) => {
-                first_err.get_or_insert(Failure {
-                    node: Some(node.name),
-                    error: err,
-                });
+                first_err.get_or_insert(err);
             }
         }
     }
     match holders.len() {
         1 => Ok((holders.remove(0), arg.to_owned())),
-        0 => Err(first_err
-            .map(|f| f.error)
-            .unwrap_or_else(|| CliError::Usage("no node".into()))),
+        0 => Err(first_err.unwrap_or_else(|| CliError::Usage("no node".into()))),
         _ => {
             let names = holders.iter().map(|n| n.name.as_str()).collect::<Vec<_>>();
             Err(CliError::Usage(format!(
@@ -623,8 +613,7 @@ pub async fn cancel(ctx: &mut Ctx, args: &TaskArg) -> Result<(), CliError> {
 /// A usage error (an unknown node), a server or connection error (501 without task tracing).
 pub async fn stack(ctx: &mut Ctx, args: &TaskArg) -> Result<(), CliError> {
     let (node, task) = task_node(ctx, &args.task).await?;
-    // The first capture in a process resolves the debug info: it can take a while.
-    let mut client = Client::new(&node.path).with_timeout(ctx.timeout.max(Duration::from_secs(10)));
+    let mut client = Client::new(&node.path).with_timeout(ctx.timeout.max(STACK_TIMEOUT));
     let reply = client
         .get(&format!("/_tasks/{}/print_stack", encode(&task)))
         .await?

@@ -70,14 +70,9 @@ fn execute(cli: Cli) -> Vec<Failure> {
     };
     if let Command::Top(args) = &cli.command {
         // With a glob, replicas started later join the view.
-        let patterns = if cli.sockets.is_empty() {
-            env.iter().cloned().collect()
-        } else {
-            cli.sockets.clone()
-        };
-        let rescan = patterns
-            .iter()
-            .any(|p| p.contains(['*', '?', '[']))
+        let rescan = nodes::patterns(&cli.sockets, env.as_deref())
+            .into_iter()
+            .any(nodes::is_glob)
             .then(|| {
                 let (flags, env) = (cli.sockets.clone(), env.clone());
                 Box::new(move || nodes::resolve(&flags, env.as_deref()).unwrap_or_default())

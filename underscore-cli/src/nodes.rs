@@ -32,16 +32,8 @@ pub struct Node {
 ///
 /// [`CliError::Usage`] for an invalid glob or one that matches nothing.
 pub fn resolve(flags: &[String], env: Option<&str>) -> Result<Vec<Node>, CliError> {
-    let patterns: Vec<&str> = if !flags.is_empty() {
-        flags.iter().map(String::as_str).collect()
-    } else {
-        match env {
-            Some(env) if !env.is_empty() => vec![env],
-            _ => vec![DEFAULT_SOCKET],
-        }
-    };
     let mut paths: Vec<PathBuf> = Vec::new();
-    for pattern in patterns {
+    for pattern in patterns(flags, env) {
         for path in expand(pattern)? {
             if !paths.contains(&path) {
                 paths.push(path);
@@ -51,8 +43,25 @@ pub fn resolve(flags: &[String], env: Option<&str>) -> Result<Vec<Node>, CliErro
     Ok(name(paths))
 }
 
+/// The socket patterns [`resolve`] expands: `flags`, else `env`, else [`DEFAULT_SOCKET`].
+pub fn patterns<'a>(flags: &'a [String], env: Option<&'a str>) -> Vec<&'a str> {
+    if !flags.is_empty() {
+        flags.iter().map(String::as_str).collect()
+    } else {
+        match env {
+            Some(env) if !env.is_empty() => vec![env],
+            _ => vec![DEFAULT_SOCKET],
+        }
+    }
+}
+
+/// Whether a socket pattern is a glob (else it is one path).
+pub fn is_glob(pattern: &str) -> bool {
+    pattern.contains(['*', '?', '['])
+}
+
 fn expand(pattern: &str) -> Result<Vec<PathBuf>, CliError> {
-    if !pattern.contains(['*', '?', '[']) {
+    if !is_glob(pattern) {
         return Ok(vec![PathBuf::from(pattern)]);
     }
     let entries = glob::glob(pattern)

@@ -32,11 +32,6 @@ impl SortKeys {
                 .collect(),
         )
     }
-
-    /// The column names.
-    pub fn columns(&self) -> impl Iterator<Item = &str> {
-        self.0.iter().map(|(c, _)| c.as_str())
-    }
 }
 
 /// Compares two cells as the server does: `-`/null first, numbers as numbers, else as text.
@@ -117,14 +112,9 @@ pub fn render_typed(
             line
         })
         .collect();
-    let numeric: Vec<bool> = names
-        .iter()
-        .enumerate()
-        .map(|(i, _)| {
-            if node_column && i == 0 {
-                return false;
-            }
-            let col = &columns[i - usize::from(node_column)];
+    // The node column is text.
+    let numeric: Vec<bool> = std::iter::repeat_n(false, usize::from(node_column))
+        .chain(columns.iter().map(|col| {
             if numeric_columns.contains(&col.as_str()) {
                 return true;
             }
@@ -135,7 +125,7 @@ pub fn render_typed(
                 v.is_number() || v.is_null()
             });
             all && any
-        })
+        }))
         .collect();
     let mut widths: Vec<usize> = names
         .iter()

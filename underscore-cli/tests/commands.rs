@@ -3,7 +3,7 @@
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, ChildStdout, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -170,6 +170,41 @@ fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
             "timed out waiting for {what}"
         );
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `underscore top` printing 80x24 frames every 200ms, read a frame at a time; killed on drop.
+struct Top {
+    child: Child,
+    lines: std::io::Lines<BufReader<ChildStdout>>,
+}
+
+impl Top {
+    /// Starts `frames` frames of `underscore`, its sockets (flags or environment) already set.
+    fn start(underscore: &mut Command, frames: u32) -> Self {
+        let frames = frames.to_string();
+        let mut child = underscore
+            .args(["top", "--frames", &frames, "--interval", "200ms"])
+            .args(["--size", "80x24"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        Self { child, lines }
+    }
+
+    /// The next frame's 24 lines.
+    fn frame(&mut self) -> String {
+        (0..24)
+            .map(|_| self.lines.next().unwrap().unwrap() + "\n")
+            .collect()
+    }
+}
+
+impl Drop for Top {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -681,45 +716,19 @@ fn top_prints_frames_without_a_terminal() {
 fn top_shows_disconnected_then_reconnects_when_the_server_comes_back() {
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("a.sock");
-    let mut top = Command::new(UNDERSCORE)
-        .arg("--socket")
-        .arg(&socket)
-        .args([
-            "top",
-            "--frames",
-            "30",
-            "--interval",
-            "200ms",
-            "--size",
-            "80x24",
-        ])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(top.stdout.take().unwrap()).lines();
-    let mut frame = || -> String {
-        (0..24)
-            .map(|_| lines.next().unwrap().unwrap() + "\n")
-            .collect()
-    };
-    let first = frame();
+    let mut top = Top::start(Command::new(UNDERSCORE).arg("--socket").arg(&socket), 30);
+    let first = top.frame();
     assert!(
         first.contains("a: disconnected, retrying every 200ms: no admin socket at"),
         "{first}"
     );
     let qs = Quickstart::start(&socket);
     qs.get("/hello/back");
-    let mut seen = false;
-    for _ in 1..30 {
-        let f = frame();
-        if f.contains("hello") && !f.contains("disconnected") {
-            seen = true;
-            break;
-        }
-    }
+    let seen = (1..30).any(|_| {
+        let f = top.frame();
+        f.contains("hello") && !f.contains("disconnected")
+    });
     assert!(seen, "top reconnected");
-    let _ = top.kill();
-    let _ = top.wait();
 }
 
 #[test]
@@ -756,38 +765,16 @@ fn every_command_has_help_and_shells_get_completions() {
 fn top_with_a_glob_picks_up_a_replica_started_later() {
     let dir = tempfile::tempdir().unwrap();
     let _a = Quickstart::start(&dir.path().join("app-1.sock"));
-    let mut top = Command::new(UNDERSCORE)
-        .args([
-            "top",
-            "--frames",
-            "40",
-            "--interval",
-            "200ms",
-            "--size",
-            "80x24",
-        ])
-        .env("UNDERSCORE_SOCKET", dir.path().join("app-*.sock"))
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(top.stdout.take().unwrap()).lines();
-    let mut frame = || -> String {
-        (0..24)
-            .map(|_| lines.next().unwrap().unwrap() + "\n")
-            .collect()
-    };
-    let first = frame();
+    let mut top = Top::start(
+        Command::new(UNDERSCORE).env("UNDERSCORE_SOCKET", dir.path().join("app-*.sock")),
+        40,
+    );
+    let first = top.frame();
     assert!(first.contains("  node app-1  "), "{first}");
     let _b = Quickstart::start(&dir.path().join("app-2.sock"));
-    let mut seen = false;
-    for _ in 1..40 {
-        let f = frame();
-        if f.contains("  2 nodes  ") && f.lines().any(|l| l.starts_with("app-2 ")) {
-            seen = true;
-            break;
-        }
-    }
+    let seen = (1..40).any(|_| {
+        let f = top.frame();
+        f.contains("  2 nodes  ") && f.lines().any(|l| l.starts_with("app-2 "))
+    });
     assert!(seen, "the second replica joined the view");
-    let _ = top.kill();
-    let _ = top.wait();
 }

@@ -27,7 +27,7 @@ use super::model::{Action, Key, Model, NodeData, RouteStats, Snapshot, TaskInfo,
 use super::view;
 use crate::cli::TopArgs;
 use crate::client::Client;
-use crate::commands::encode;
+use crate::commands::{encode, STACK_TIMEOUT};
 use crate::error::CliError;
 use crate::nodes::Node;
 
@@ -55,13 +55,9 @@ impl Source {
     }
 
     async fn fetch(&mut self) -> Result<NodeData, CliError> {
-        let h = self.columns.clone().unwrap_or_else(|| "*".to_owned());
-        let routes = self
-            .client
-            .get(&format!("/_cat/routes?format=json&h={h}"))
-            .await?
-            .into_success()?
-            .json()?;
+        let h = self.columns.as_deref().unwrap_or("*");
+        let url = format!("/_cat/routes?format=json&h={h}");
+        let routes = self.client.get(&url).await?.into_success()?.json()?;
         let rows: Vec<_> = routes
             .as_array()
             .map(|rows| rows.iter().filter_map(Value::as_object).collect())
@@ -95,7 +91,7 @@ pub type Rescan = Box<dyn Fn() -> Vec<Node> + Send>;
 
 /// Every node, polled at once.
 struct Poller {
-    sources: Vec<Option<Source>>,
+    sources: Vec<Source>,
     /// The nodes, shared with the loop that sends the actions (it looks a node's socket up by
     /// name). Locked for a push when a glob finds a new socket, or a lookup on a key press:
     /// never across an await.
@@ -120,11 +116,11 @@ impl Poller {
     }
 
     fn add(&mut self, node: Node) {
-        self.sources.push(Some(Source {
+        self.sources.push(Source {
             client: Client::new(&node.path).with_timeout(self.timeout),
             node,
             columns: None,
-        }));
+        });
     }
 
     /// Adds the sockets a glob matches now and did not before. A socket that went away stays
@@ -156,21 +152,20 @@ impl Poller {
 
     async fn poll(&mut self) -> Vec<Snapshot> {
         self.rescan();
-        let mut set = tokio::task::JoinSet::new();
-        for (i, source) in self.sources.iter_mut().enumerate() {
-            if let Some(source) = source.take() {
-                set.spawn(async move { (i, source.poll().await) });
-            }
-        }
-        let mut snapshots: Vec<Option<Snapshot>> = self.sources.iter().map(|_| None).collect();
-        while let Some(joined) = set.join_next().await {
+        let polls: Vec<_> = self
+            .sources
+            .drain(..)
+            .map(|source| tokio::spawn(source.poll()))
+            .collect();
+        let mut snapshots = Vec::with_capacity(polls.len());
+        for poll in polls {
             // A poll has no panic path; a join error only happens while the runtime stops.
-            if let Ok((i, (source, snapshot))) = joined {
-                self.sources[i] = Some(source);
-                snapshots[i] = Some(snapshot);
+            if let Ok((source, snapshot)) = poll.await {
+                self.sources.push(source);
+                snapshots.push(snapshot);
             }
         }
-        snapshots.into_iter().flatten().collect()
+        snapshots
     }
 }
 
@@ -256,7 +251,7 @@ async fn print_frames(
         let snapshots = poller.poll().await;
         model.apply(snapshots);
         model.clock = clock();
-        let text = frame_text(&model, width, height)?;
+        let text = frame_text(&model, width, height);
         let mut out = std::io::stdout().lock();
         match std::io::Write::write_all(&mut out, text.as_bytes()) {
             Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
@@ -268,17 +263,11 @@ async fn print_frames(
 }
 
 /// Draws `model` on a `width` x `height` off-screen terminal and returns its text.
-///
-/// # Errors
-///
-/// Never in practice: the off-screen backend cannot fail.
-pub fn frame_text(model: &Model, width: u16, height: u16) -> Result<String, CliError> {
-    let mut terminal = Terminal::new(TestBackend::new(width, height))
-        .map_err(|err| CliError::Terminal(std::io::Error::other(err.to_string())))?;
-    terminal
-        .draw(|frame| view::render(frame, model))
-        .map_err(|err| CliError::Terminal(std::io::Error::other(err.to_string())))?;
-    Ok(view::to_text(terminal.backend().buffer()))
+pub fn frame_text(model: &Model, width: u16, height: u16) -> String {
+    // The off-screen backend's error type is `Infallible`.
+    let Ok(mut terminal) = Terminal::new(TestBackend::new(width, height));
+    let Ok(_) = terminal.draw(|frame| view::render(frame, model));
+    view::to_text(terminal.backend().buffer())
 }
 
 /// What the loop waits for.
@@ -366,7 +355,7 @@ async fn interactive(
                 Some(action) => {
                     model.status = Some(describe(&action));
                     let nodes = known.lock().unwrap_or_else(PoisonError::into_inner).clone();
-                    spawn_action(action, &nodes, timeout, tx.clone());
+                    spawn_action(action, nodes, timeout, tx.clone());
                 }
                 None => {}
             },
@@ -392,8 +381,12 @@ fn describe(action: &Action) -> String {
     }
 }
 
-fn spawn_action(action: Action, nodes: &[Node], timeout: Duration, tx: mpsc::UnboundedSender<Msg>) {
-    let nodes = nodes.to_vec();
+fn spawn_action(
+    action: Action,
+    nodes: Vec<Node>,
+    timeout: Duration,
+    tx: mpsc::UnboundedSender<Msg>,
+) {
     tokio::spawn(async move {
         let node_of = |name: &str| nodes.iter().find(|n| n.name == name).cloned();
         let msg = match action {
@@ -409,7 +402,8 @@ fn spawn_action(action: Action, nodes: &[Node], timeout: Duration, tx: mpsc::Unb
                         .into_success()?
                         .json()?;
                     Ok::<_, CliError>(
-                        v.pointer(&format!("/{route}/interrupted"))
+                        v.get(&route)
+                            .and_then(|r| r.get("interrupted"))
                             .and_then(Value::as_u64)
                             .unwrap_or(0),
                     )
@@ -436,9 +430,7 @@ fn spawn_action(action: Action, nodes: &[Node], timeout: Duration, tx: mpsc::Unb
             }
             Action::Stack { node, task } => {
                 let Some(n) = node_of(&node) else { return };
-                // The first capture in a process loads the debug info: give it time.
-                let mut client =
-                    Client::new(&n.path).with_timeout(timeout.max(Duration::from_secs(10)));
+                let mut client = Client::new(&n.path).with_timeout(timeout.max(STACK_TIMEOUT));
                 let path = format!("/_tasks/{}/print_stack", encode(&task));
                 let outcome = async { client.get(&path).await?.into_success() };
                 let text = match outcome.await {

@@ -372,6 +372,9 @@ pub struct Model {
     previous: HashMap<(String, String), Counters>,
 }
 
+/// A selected route's and task's `(node, id)`.
+type Selection = (Option<(String, String)>, Option<(String, String)>);
+
 fn per_second(now: Option<u64>, before: Option<u64>, dt: f64) -> Option<f64> {
     let (now, before) = (now?, before?);
     // A counter that went down was reset (the process restarted): count from zero.
@@ -396,12 +399,7 @@ impl Model {
 
     /// Takes one poll of every node.
     pub fn apply(&mut self, snapshots: Vec<Snapshot>) {
-        let selected_route = self
-            .selected_route()
-            .map(|r| (r.node.clone(), r.stats.id.clone()));
-        let selected_task = self
-            .selected_task()
-            .map(|t| (t.node.clone(), t.task.id.clone()));
+        let selection = self.selection();
         self.polls += 1;
         let mut routes = Vec::new();
         let mut tasks = Vec::new();
@@ -452,7 +450,7 @@ impl Model {
         self.routes = routes;
         self.tasks = tasks;
         self.sort_rows();
-        self.reselect(selected_route, selected_task);
+        self.reselect(selection);
     }
 
     fn sort_rows(&mut self) {
@@ -495,7 +493,17 @@ impl Model {
         });
     }
 
-    fn reselect(&mut self, route: Option<(String, String)>, task: Option<(String, String)>) {
+    /// The selected route's and task's node and id, to find them again once the rows moved.
+    fn selection(&self) -> Selection {
+        (
+            self.selected_route()
+                .map(|r| (r.node.clone(), r.stats.id.clone())),
+            self.selected_task()
+                .map(|t| (t.node.clone(), t.task.id.clone())),
+        )
+    }
+
+    fn reselect(&mut self, (route, task): Selection) {
         if let Some((node, id)) = route {
             if let Some(i) = self
                 .routes
@@ -570,11 +578,9 @@ impl Model {
             Key::Char('q') => return Some(Action::Quit),
             Key::Char('s') => {
                 self.sort = self.sort.next();
-                let selected = self
-                    .selected_route()
-                    .map(|r| (r.node.clone(), r.stats.id.clone()));
+                let selection = self.selection();
                 self.sort_rows();
-                self.reselect(selected, None);
+                self.reselect(selection);
             }
             Key::Tab => {
                 self.focus = match self.focus {
@@ -597,30 +603,24 @@ impl Model {
                 }
                 None => self.status = Some("no route selected".to_owned()),
             },
-            Key::Char('c') => match self.selected_task() {
-                Some(t) => {
-                    self.prompt = Some(Prompt::Cancel {
-                        node: t.node.clone(),
-                        task: t.task.id.clone(),
-                    })
-                }
-                None => self.status = Some("no task selected (Tab moves to the tasks)".to_owned()),
-            },
-            Key::Char('p') | Key::Enter if self.focus == Pane::Tasks || key == Key::Char('p') => {
-                match self.selected_task() {
-                    Some(t) => {
-                        let (node, task) = (t.node.clone(), t.task.id.clone());
-                        self.stack = Some(StackView {
-                            node: node.clone(),
-                            task: task.clone(),
-                            text: None,
-                            scroll: 0,
-                        });
-                        return Some(Action::Stack { node, task });
-                    }
-                    None => {
-                        self.status = Some("no task selected (Tab moves to the tasks)".to_owned())
-                    }
+            // Enter opens the stack in the tasks pane only.
+            Key::Enter if self.focus == Pane::Routes => {}
+            Key::Char('c' | 'p') | Key::Enter => {
+                let Some(t) = self.selected_task() else {
+                    self.status = Some("no task selected (Tab moves to the tasks)".to_owned());
+                    return None;
+                };
+                let (node, task) = (t.node.clone(), t.task.id.clone());
+                if key == Key::Char('c') {
+                    self.prompt = Some(Prompt::Cancel { node, task });
+                } else {
+                    self.stack = Some(StackView {
+                        node: node.clone(),
+                        task: task.clone(),
+                        text: None,
+                        scroll: 0,
+                    });
+                    return Some(Action::Stack { node, task });
                 }
             }
             _ => {}

@@ -210,7 +210,14 @@ fn task_columns(m: &Model) -> Vec<Col<TaskLine>> {
     cols
 }
 
-fn table<'a, T>(cols: &[Col<T>], items: &'a [T], style: impl Fn(&T) -> Style) -> Table<'a> {
+/// The rows of `items` in the columns `cols`, each in `style(item)`; the selected row is
+/// reversed in the focused pane, bold in the other.
+fn table<'a, T>(
+    cols: &[Col<T>],
+    items: &'a [T],
+    focused: bool,
+    style: impl Fn(&T) -> Style,
+) -> Table<'a> {
     let align = |c: &Col<T>, text: String| {
         let line = Line::from(text);
         if c.right {
@@ -231,7 +238,15 @@ fn table<'a, T>(cols: &[Col<T>], items: &'a [T], style: impl Fn(&T) -> Style) ->
             Constraint::Length(c.width)
         }
     });
-    Table::new(rows, widths).header(header).column_spacing(1)
+    let highlight = if focused {
+        Modifier::REVERSED
+    } else {
+        Modifier::BOLD
+    };
+    Table::new(rows, widths)
+        .header(header)
+        .column_spacing(1)
+        .row_highlight_style(Style::new().add_modifier(highlight))
 }
 
 fn header_line(m: &Model) -> Line<'static> {
@@ -310,9 +325,6 @@ pub fn render(frame: &mut Frame<'_>, m: &Model) {
     frame.render_widget(Paragraph::new(header_line(m)), head);
     frame.render_widget(Paragraph::new(downs), downs_area);
 
-    let focused = Style::new().add_modifier(Modifier::REVERSED);
-    let unfocused = Style::new().add_modifier(Modifier::BOLD);
-
     let route_block = Block::new().title(
         Line::from(format!(" Routes: {} ", m.routes.len()))
             .style(Style::new().add_modifier(Modifier::BOLD)),
@@ -320,7 +332,7 @@ pub fn render(frame: &mut Frame<'_>, m: &Model) {
     let inner = route_block.inner(routes_area);
     frame.render_widget(route_block, routes_area);
     let cols = fit(route_columns(m), inner.width);
-    let routes = table(&cols, &m.routes, |r| {
+    let routes = table(&cols, &m.routes, m.focus == Pane::Routes, |r| {
         if r.stats.preempt.is_some() {
             Style::new().fg(Color::Yellow)
         } else if r.err_rate.is_some_and(|e| e > 0.0) {
@@ -328,11 +340,6 @@ pub fn render(frame: &mut Frame<'_>, m: &Model) {
         } else {
             Style::new()
         }
-    })
-    .row_highlight_style(if m.focus == Pane::Routes {
-        focused
-    } else {
-        unfocused
     });
     let mut state =
         TableState::new().with_selected((!m.routes.is_empty()).then_some(m.route_index));
@@ -355,17 +362,12 @@ pub fn render(frame: &mut Frame<'_>, m: &Model) {
     let inner = task_block.inner(tasks_area);
     frame.render_widget(task_block, tasks_area);
     let cols = fit(task_columns(m), inner.width);
-    let tasks = table(&cols, &m.tasks, |t| {
+    let tasks = table(&cols, &m.tasks, m.focus == Pane::Tasks, |t| {
         if t.task.cancelled {
             Style::new().fg(Color::DarkGray)
         } else {
             Style::new()
         }
-    })
-    .row_highlight_style(if m.focus == Pane::Tasks {
-        focused
-    } else {
-        unfocused
     });
     let mut state = TableState::new().with_selected((!m.tasks.is_empty()).then_some(m.task_index));
     frame.render_stateful_widget(tasks, inner, &mut state);
