@@ -6,41 +6,17 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use underscore_core::api::{handle_in, Request};
+use underscore_core::api::Request;
 use underscore_core::Registry;
 
 const ROUTES: usize = 10_000;
 
 fn measure(reg: &Registry, label: &str, path: &str, query: &str) -> Duration {
-    let req = Request::new("GET", path, query);
-    let first = handle_in(reg, &req);
-    assert_eq!(
-        first.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&first.body)
-    );
-    let mut samples: Vec<Duration> = (0..15)
-        .map(|_| {
-            let start = Instant::now();
-            let res = handle_in(reg, &req);
-            let took = start.elapsed();
-            std::hint::black_box(res);
-            took
-        })
-        .collect();
-    samples.sort();
-    let median = samples[samples.len() / 2];
-    println!(
-        "{label:<44} median {:>7.2} ms  min {:>7.2} ms  max {:>7.2} ms  ({} bytes)",
-        median.as_secs_f64() * 1e3,
-        samples[0].as_secs_f64() * 1e3,
-        samples[samples.len() - 1].as_secs_f64() * 1e3,
-        first.body.len()
-    );
-    median
+    common::measure(reg, &Request::new("GET", path, query), 15, label, |body| {
+        format!("{} bytes", body.len())
+    })
 }
 
 fn main() {

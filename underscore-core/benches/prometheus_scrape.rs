@@ -6,9 +6,9 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use underscore_core::api::{handle_in, Request};
+use underscore_core::api::Request;
 use underscore_core::stats::Outcome;
 use underscore_core::Registry;
 
@@ -16,28 +16,10 @@ const ROUTES: usize = 1_000;
 
 fn measure(reg: &Registry, label: &str, accept: Option<&str>) -> Duration {
     let req = Request::new("GET", "/_prometheus/metrics", "").with_accept(accept);
-    let first = handle_in(reg, &req);
-    assert_eq!(first.status, 200);
-    let mut samples: Vec<Duration> = (0..25)
-        .map(|_| {
-            let start = Instant::now();
-            let res = handle_in(reg, &req);
-            let took = start.elapsed();
-            std::hint::black_box(res);
-            took
-        })
-        .collect();
-    samples.sort();
-    let median = samples[samples.len() / 2];
-    println!(
-        "{label:<44} median {:>7.2} ms  min {:>7.2} ms  max {:>7.2} ms  ({} bytes, {} lines)",
-        median.as_secs_f64() * 1e3,
-        samples[0].as_secs_f64() * 1e3,
-        samples[samples.len() - 1].as_secs_f64() * 1e3,
-        first.body.len(),
-        first.body.iter().filter(|&&b| b == b'\n').count()
-    );
-    median
+    common::measure(reg, &req, 25, label, |body| {
+        let lines = body.iter().filter(|&&b| b == b'\n').count();
+        format!("{} bytes, {lines} lines", body.len())
+    })
 }
 
 fn main() {

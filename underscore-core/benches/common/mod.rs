@@ -1,6 +1,9 @@
 //! The routes the benchmarks read: annotated routes with one or two methods and a path pattern
 //! each, spread over seven handler modules, as an application's would be.
 
+use std::time::{Duration, Instant};
+
+use underscore_core::api::{handle_in, Request};
 use underscore_core::stats::RouteStats;
 use underscore_core::{Registry, RouteMeta, RouteState};
 
@@ -35,4 +38,42 @@ pub(crate) fn registry(
         &*Box::leak(Box::new(meta))
     });
     Registry::from_routes(metas)
+}
+
+/// Answers `req` from `reg` once (it must succeed), then `samples` times more, timed; prints
+/// `label`, the median, min and max, and what `describe` says of the first answer's body;
+/// returns the median.
+pub(crate) fn measure(
+    reg: &Registry,
+    req: &Request<'_>,
+    samples: usize,
+    label: &str,
+    describe: impl Fn(&[u8]) -> String,
+) -> Duration {
+    let first = handle_in(reg, req);
+    assert_eq!(
+        first.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&first.body)
+    );
+    let mut times: Vec<Duration> = (0..samples)
+        .map(|_| {
+            let start = Instant::now();
+            let res = handle_in(reg, req);
+            let took = start.elapsed();
+            std::hint::black_box(res);
+            took
+        })
+        .collect();
+    times.sort();
+    let median = times[times.len() / 2];
+    println!(
+        "{label:<44} median {:>7.2} ms  min {:>7.2} ms  max {:>7.2} ms  ({})",
+        median.as_secs_f64() * 1e3,
+        times[0].as_secs_f64() * 1e3,
+        times[times.len() - 1].as_secs_f64() * 1e3,
+        describe(&first.body)
+    );
+    median
 }
