@@ -1,8 +1,9 @@
 //! `Observe`: the App-level middleware that accounts for routes registered with plain
 //! actix-web (not annotated). Annotated routes are accounted for by their own `Track`; for
-//! them `Observe` costs a clock read (which `Track` reuses), a copy of the request target
-//! (taken before it knows whether a `Track` will claim the request) and a thread-local flag,
-//! then passes the request through untouched.
+//! them `Observe` costs a clock read (which `Track` reuses), a reference to the request target
+//! (taken before it knows whether a `Track` will claim the request: one atomic increment on the
+//! buffer actix already shares) and a thread-local flag, then passes the request through
+//! untouched.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -18,7 +19,7 @@ use actix_web::http::StatusCode;
 use actix_web::{Error, HttpResponse};
 use pin_project_lite::pin_project;
 use underscore_core::clock::{self, Stamp};
-use underscore_core::registry::{registry, DynamicRoute};
+use underscore_core::registry::{registry, DynamicRoute, Registry};
 use underscore_core::stats::RouteStats;
 use underscore_core::tasks::Signal;
 
@@ -93,6 +94,7 @@ where
         });
         ready(Ok(ObserveMiddleware {
             service,
+            registry: registry(),
             routes: Rc::default(),
         }))
     }
@@ -106,6 +108,8 @@ type RouteCache = Rc<RefCell<HashMap<String, &'static DynamicRoute>>>;
 #[derive(Debug)]
 pub struct ObserveMiddleware<S> {
     service: S,
+    /// Looked up once: every request asks it whether plain routes have settings.
+    registry: &'static Registry,
     routes: RouteCache,
 }
 
@@ -151,7 +155,7 @@ where
     forward_ready!(service);
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
-        let route = if registry().has_dynamic_settings() {
+        let route = if self.registry.has_dynamic_settings() {
             self.plain_route(&req)
         } else {
             None
