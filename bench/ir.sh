@@ -5,6 +5,9 @@
 #   bash bench/ir.sh BINARY MODE PATH [BINARY MODE PATH ...]
 #   e.g. bash bench/ir.sh target/bench-stock/release/bench-server underscore /hello/bench
 #
+# With CG_KEEP=DIR, each run's callgrind dump is kept as DIR/MODE.PATH.out (slashes as '_'), for
+# `python3 bench/cgdiff.py A.out B.out`: where two servers' instructions differ, per function.
+#
 # Each triple prints `MODE PATH instructions/request`. Two builds of the same server (say, before
 # and after a change, each built with `RUSTFLAGS="" cargo build --release -p underscore-bench`)
 # compare to a few instructions. Sourced by overhead.sh for its functions.
@@ -39,6 +42,10 @@ ir() {
   "$CLIENT" "$ADDR" "$3" "$N2"
   command_callgrind -d "$3"
   stop
+  if [ -n "${CG_KEEP:-}" ]; then
+    mkdir -p "$CG_KEEP"
+    cp "$dir"/cg.*.1 "$CG_KEEP/$2.${3//\//_}.out"
+  fi
   awk -v n="$N2" '/^(summary|totals):/ { printf "%d\n", $2 / n; exit }' "$dir"/cg.*.1
 }
 

@@ -39,6 +39,9 @@ LATENCY_ROUNDS=${LATENCY_ROUNDS:-10}
 N1=${N1:-2000}
 N2=${N2:-10000}
 PATHS=("/hello/bench" "/json")
+# The regression check: the run fails when underscore's instructions per request on
+# /hello/bench exceed this many times plain's.
+MAX_HELLO_RATIO=${MAX_HELLO_RATIO:-1.03}
 
 missing=()
 command -v wrk >/dev/null || missing+=(wrk)
@@ -84,12 +87,21 @@ for routes in "" 1000; do
       per=$(ir "$bin" "$mode" "$path")
       [[ $per =~ ^[0-9]+$ ]] || { echo "callgrind run of $label $path failed" >&2; exit 1; }
       [ -z "$base" ] && base=$per
-      printf "%-40s %12d %8s\n" "$label $path${routes:+ (+1000 routes)}" "$per" \
-        "$(awk -v x="$per" -v y="$base" 'BEGIN { printf "%.3f", x / y }')"
+      ratio=$(awk -v x="$per" -v y="$base" 'BEGIN { printf "%.4f", x / y }')
+      printf "%-40s %12d %8.3f\n" "$label $path${routes:+ (+1000 routes)}" "$per" "$ratio"
+      if [ "$label $path$routes" = "underscore /hello/bench" ]; then
+        hello_ratio=$ratio
+      fi
     done
   done
 done
 unset BENCH_ROUTES
+# Checked at once: a regression is reported without waiting for the rest of the run.
+if awk -v r="$hello_ratio" -v max="$MAX_HELLO_RATIO" 'BEGIN { exit !(r > max) }'; then
+  echo "FAIL: underscore /hello/bench costs ${hello_ratio}x plain's instructions per request (limit ${MAX_HELLO_RATIO}x)" >&2
+  exit 1
+fi
+echo "check: underscore /hello/bench at ${hello_ratio}x plain's instructions (limit ${MAX_HELLO_RATIO}x)"
 
 echo "== 2. wrk -t1 -c$CONNS --latency, server on core 0, wrk on core 1: all servers up at once (idle but the one loaded), $ROUNDS rounds of a ${DURATION}s burst each, order rotated"
 # Short interleaved bursts against servers that stay up: a slow drift of the machine (another
