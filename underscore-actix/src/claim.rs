@@ -22,23 +22,17 @@ const IDLE: u8 = 0;
 const OBSERVING: u8 = 1;
 const CLAIMED: u8 = 2;
 
-/// What `Observe` tells the middleware it is calling: one thread-local for both, so that a
-/// claim is one access to it.
-#[derive(Clone, Copy)]
-struct Routing {
-    state: u8,
+thread_local! {
+    static STATE: Cell<u8> = const { Cell::new(IDLE) };
     /// When `Observe` received the request it is calling the app for: `Track` reuses it
     /// rather than read the clock again.
-    start: Option<Stamp>,
+    static START: Cell<Option<Stamp>> = const { Cell::new(None) };
 }
 
-thread_local! {
-    static ROUTING: Cell<Routing> = const {
-        Cell::new(Routing {
-            state: IDLE,
-            start: None,
-        })
-    };
+/// The start time `Observe` took for the request being routed, if any.
+#[inline]
+pub(crate) fn observed_start() -> Option<Stamp> {
+    START.with(Cell::get)
 }
 
 /// Set once any `Observe` is built: until then `Track` has nobody to tell.
@@ -48,29 +42,28 @@ pub(crate) static OBSERVE_INSTALLED: AtomicBool = AtomicBool::new(false);
 #[derive(Clone, Copy)]
 pub(crate) struct Claimed;
 
-/// Claims `req` for a middleware that accounts for it itself: returns the start time
-/// `Observe` took for it, when `Observe` is calling it now.
+/// Claims `req` for a middleware that accounts for it itself.
 #[inline]
-pub(crate) fn claim(req: &ServiceRequest) -> Option<Stamp> {
-    ROUTING.with(|routing| {
-        let mut now = routing.get();
-        if now.state == OBSERVING {
-            now.state = CLAIMED;
-            routing.set(now);
+pub(crate) fn claim(req: &ServiceRequest) {
+    STATE.with(|state| {
+        if state.get() == OBSERVING {
+            state.set(CLAIMED);
         // Relaxed: a hint; an `Observe` built concurrently with this very request at worst
         // counts it once more as a plain route.
         } else if OBSERVE_INSTALLED.load(Ordering::Relaxed) {
             req.extensions_mut().insert(Claimed);
         }
-        now.start
-    })
+    });
 }
 
 /// Runs `call` (the inner service's `call`) for a request received at `start`, returning its
 /// result and whether it claimed the request synchronously.
 #[inline]
 pub(crate) fn observe<T>(start: Stamp, call: impl FnOnce() -> T) -> (T, bool) {
-    raised(Some(start), call)
+    let outer_start = START.replace(Some(start));
+    let out = observe_poll(call);
+    START.set(outer_start);
+    out
 }
 
 /// Polls a plain request's future (`poll`) with the flag raised, so that a `Track` reached
@@ -78,31 +71,18 @@ pub(crate) fn observe<T>(start: Stamp, call: impl FnOnce() -> T) -> (T, bool) {
 /// result and whether it did.
 #[inline]
 pub(crate) fn observe_poll<T>(poll: impl FnOnce() -> T) -> (T, bool) {
-    raised(None, poll)
-}
-
-/// Runs `f` with the flag raised (and `start` told, if given), then restores what an enclosing
-/// `Observe` had raised: returns `f`'s result and whether a middleware claimed the request.
-#[inline]
-fn raised<T>(start: Option<Stamp>, f: impl FnOnce() -> T) -> (T, bool) {
-    // Not `with` around `f`: the call of the app must stay in line, not in a closure.
-    let outer = ROUTING.get();
-    ROUTING.set(Routing {
-        state: OBSERVING,
-        start: start.or(outer.start),
-    });
-    let out = f();
-    let claimed = ROUTING.get().state == CLAIMED;
-    // An enclosing `Observe` must learn of the claim too.
-    ROUTING.set(Routing {
-        state: if claimed && outer.state == OBSERVING {
+    STATE.with(|state| {
+        let outer = state.replace(OBSERVING);
+        let out = poll();
+        let claimed = state.get() == CLAIMED;
+        // An enclosing `Observe` must learn of the claim too.
+        state.set(if claimed && outer == OBSERVING {
             CLAIMED
         } else {
-            outer.state
-        },
-        start: outer.start,
-    });
-    (out, claimed)
+            outer
+        });
+        (out, claimed)
+    })
 }
 
 /// Whether the claim marker was left in the extensions of the request of `res`.

@@ -19,7 +19,7 @@ use actix_web::http::StatusCode;
 use actix_web::{Error, HttpResponse};
 use pin_project_lite::pin_project;
 use underscore_core::clock::{self, Stamp};
-use underscore_core::registry::{registry, DynamicRoute, Registry};
+use underscore_core::registry::{registry, DynamicRoute};
 use underscore_core::stats::RouteStats;
 use underscore_core::tasks::Signal;
 
@@ -94,7 +94,6 @@ where
         });
         ready(Ok(ObserveMiddleware {
             service,
-            registry: registry(),
             routes: Rc::default(),
         }))
     }
@@ -108,8 +107,6 @@ type RouteCache = Rc<RefCell<HashMap<String, &'static DynamicRoute>>>;
 #[derive(Debug)]
 pub struct ObserveMiddleware<S> {
     service: S,
-    /// Looked up once: every request asks it whether plain routes have settings.
-    registry: &'static Registry,
     routes: RouteCache,
 }
 
@@ -155,7 +152,7 @@ where
     forward_ready!(service);
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
-        let route = if self.registry.has_dynamic_settings() {
+        let route = if registry().has_dynamic_settings() {
             self.plain_route(&req)
         } else {
             None

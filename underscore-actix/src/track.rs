@@ -86,7 +86,7 @@ where
     forward_ready!(service);
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
-        let observed = claim::claim(&req);
+        claim::claim(&req);
         if !self.learned.get() {
             self.learned.set(true);
             // After routing, `match_pattern` is exact and includes any scope prefix.
@@ -98,9 +98,9 @@ where
         // One atomic load while the route has no preempt and no limit.
         let flags = state.settings.flags();
         if !flags.is_empty() {
-            return self.call_with_settings(req, flags, observed);
+            return self.call_with_settings(req, flags);
         }
-        self.run(req, Active::begin(&state.stats), None, observed)
+        self.run(req, Active::begin(&state.stats), None)
     }
 }
 
@@ -109,8 +109,7 @@ where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error>,
     B: MessageBody,
 {
-    /// Runs the request in the app, counted by `active`, stopped after `timeout` if given, and
-    /// timed from `observed` (when `Observe` received it) or from now.
+    /// Runs the request in the app, counted by `active`, stopped after `timeout` if given.
     ///
     /// Always inlined: called from two places, it would otherwise stay a call of its own on
     /// every request's path, moving the request and its future once more (about 60
@@ -121,7 +120,6 @@ where
         req: ServiceRequest,
         active: Active,
         timeout: Option<std::time::Duration>,
-        observed: Option<Stamp>,
     ) -> TrackFuture<S::Future, B> {
         // Safe at resource level: routing is over, so actix no longer needs the request to be
         // unshared (see the crate docs). Kept to answer an interrupt with a real response.
@@ -129,7 +127,7 @@ where
             req.request().clone(),
             TaskRoute::Annotated(self.route),
             active,
-            observed.unwrap_or_else(Stamp::now),
+            claim::observed_start().unwrap_or_else(Stamp::now),
         );
         if let Some(timeout) = timeout {
             inflight.set_timeout(timeout);
@@ -143,12 +141,7 @@ where
     /// A request of a route with a preempt or a limit: preempted (its share of them), shed
     /// (over `limits.max_in_flight`), or run with its timeout.
     #[inline(never)]
-    fn call_with_settings(
-        &self,
-        req: ServiceRequest,
-        flags: Flags,
-        observed: Option<Stamp>,
-    ) -> TrackFuture<S::Future, B> {
+    fn call_with_settings(&self, req: ServiceRequest, flags: Flags) -> TrackFuture<S::Future, B> {
         let state = &self.route.state;
         let settings = &state.settings;
         if flags.preempt() {
@@ -168,7 +161,7 @@ where
             },
             None => Active::begin(&state.stats),
         };
-        self.run(req, active, settings.timeout(), observed)
+        self.run(req, active, settings.timeout())
     }
 }
 

@@ -53,9 +53,7 @@ impl Stamp {
     /// The time since `self`, in nanoseconds.
     #[inline]
     pub fn elapsed_nanos(self) -> u64 {
-        // One look at the clock for both the reading and the conversion.
-        let clock = clock();
-        clock.delta_as_nanos(self.0, clock.raw())
+        self.nanos_until(Stamp::now())
     }
 }
 
