@@ -3,7 +3,10 @@
 //! until the response has been sent.
 //!
 //! A request answered within its first poll with a body sent in one piece (the common case)
-//! never registers a task and never copies its URI: the cost is its statistics.
+//! never registers a task and never copies its URI: the cost is its statistics. What only a
+//! waiting, timed or streamed request needs is kept out of line, so that the common path stays
+//! small enough for the compiler to fold the middleware into actix's own code (a wrapper that
+//! does nothing costs nothing: measured with `bench/ir.sh`).
 
 use std::error::Error as StdError;
 use std::future::Future;
@@ -81,6 +84,21 @@ impl Active {
             stats,
             outcome: None,
         })
+    }
+
+    /// The request ended with `outcome` (recorded when this is dropped).
+    #[inline]
+    fn set_outcome(&mut self, outcome: Outcome) {
+        self.outcome = Some(outcome);
+    }
+}
+
+/// The outcome of a request ended by `reason`.
+fn cancelled_outcome(reason: CancelReason) -> Outcome {
+    match reason {
+        CancelReason::Interrupt => Outcome::Interrupted,
+        CancelReason::Cancel => Outcome::Cancelled,
+        CancelReason::Timeout => Outcome::TimedOut,
     }
 }
 
@@ -162,7 +180,185 @@ pin_project! {
     }
 }
 
-/// The in-flight state of one request.
+impl Extra {
+    /// Sets the deadline of the request with `extra`, boxing it first if need be.
+    fn set_deadline(extra: &mut Option<Pin<Box<Extra>>>, timeout: std::time::Duration) {
+        let deadline = actix_web::rt::time::sleep(timeout);
+        match extra {
+            Some(extra) => extra.as_mut().project().deadline.set(Some(deadline)),
+            None => {
+                *extra = Some(Box::pin(Extra {
+                    handle: None,
+                    deadline: Some(deadline),
+                }))
+            }
+        }
+    }
+
+    /// Keeps the task `handle` of the request with `extra`, boxing it first if need be.
+    fn set_handle(extra: &mut Option<Pin<Box<Extra>>>, handle: TaskHandle) {
+        match extra {
+            Some(extra) => *extra.as_mut().project().handle = Some(handle),
+            None => {
+                *extra = Some(Box::pin(Extra {
+                    handle: Some(handle),
+                    deadline: None,
+                }))
+            }
+        }
+    }
+
+    /// The task handle, once registered.
+    fn handle(extra: &Option<Pin<Box<Extra>>>) -> Option<&TaskHandle> {
+        extra.as_ref()?.handle.as_ref()
+    }
+
+    /// A cancellation, a timeout or a stack request since the last poll of the request with
+    /// `extra` (none for a request that never waited and has no timeout).
+    #[inline(always)]
+    fn signal(extra: &mut Option<Pin<Box<Extra>>>, cx: &mut Context<'_>) -> Signal {
+        match extra {
+            None => Signal::None,
+            Some(extra) => Self::signal_boxed(extra.as_mut(), cx),
+        }
+    }
+
+    /// [`Extra::signal`] for a registered task or a request with a timeout.
+    #[inline(never)]
+    fn signal_boxed(extra: Pin<&mut Extra>, cx: &mut Context<'_>) -> Signal {
+        let extra = extra.project();
+        if let Some(deadline) = extra.deadline.as_pin_mut() {
+            if deadline.poll(cx).is_ready() {
+                return Signal::Cancelled(CancelReason::Timeout);
+            }
+        }
+        match extra.handle {
+            Some(handle) => handle.poll_signal(cx.waker()),
+            None => Signal::None,
+        }
+    }
+}
+
+/// A request of an annotated route while its handler runs, as [`Track`](crate::Track) keeps it
+/// in its future: every such request carries it, so it is small, and whatever only a waiting,
+/// timed or cancelled request needs is out of line.
+#[derive(Debug)]
+pub(crate) struct Tracked {
+    /// A clone of the request: read only if it has to wait (its task's details) or is
+    /// cancelled (to answer it).
+    request: HttpRequest,
+    route: &'static underscore_core::RouteMeta,
+    active: Active,
+    /// When the request entered the middleware.
+    start: Stamp,
+    extra: Option<Pin<Box<Extra>>>,
+}
+
+impl Tracked {
+    /// A request of `route`, counted by `active`, received at `start`; `request` is a clone of
+    /// it (safe at resource level: routing is over, see the crate docs).
+    #[inline]
+    pub(crate) fn new(
+        request: HttpRequest,
+        route: &'static underscore_core::RouteMeta,
+        active: Active,
+        start: Stamp,
+    ) -> Self {
+        Self {
+            request,
+            route,
+            active,
+            start,
+            extra: None,
+        }
+    }
+
+    /// Stops the request `timeout` from now, unless it has ended by then.
+    pub(crate) fn set_timeout(&mut self, timeout: std::time::Duration) {
+        Extra::set_deadline(&mut self.extra, timeout);
+    }
+
+    /// See [`InFlight::signal`].
+    #[inline(always)]
+    pub(crate) fn signal(&mut self, cx: &mut Context<'_>) -> Signal {
+        Extra::signal(&mut self.extra, cx)
+    }
+
+    /// The task handle, once registered.
+    #[inline]
+    pub(crate) fn handle(&self) -> Option<&TaskHandle> {
+        Extra::handle(&self.extra)
+    }
+
+    /// Registers the task, if not yet (see [`InFlight::register`]).
+    #[inline(never)]
+    pub(crate) fn register(&mut self, cx: &Context<'_>) {
+        if self.handle().is_none() {
+            let handle = TaskHandle::register_started(
+                kind_of(&self.request),
+                TaskRoute::Annotated(self.route),
+                cx.waker(),
+                self.start,
+            );
+            Extra::set_handle(&mut self.extra, handle);
+        }
+    }
+
+    /// The app answered with `status`: records the latency, and the outcome for later.
+    #[inline]
+    pub(crate) fn responded(&mut self, status: StatusCode) {
+        let stats = self.active.stats;
+        stats.record_micros(self.start.elapsed_nanos() / 1000);
+        self.active.set_outcome(Outcome::Status(status.as_u16()));
+    }
+
+    /// The request was cancelled for `reason`: it ends now, and its request clone is handed
+    /// back to answer it.
+    pub(crate) fn cancel(mut self, reason: CancelReason) -> HttpRequest {
+        self.active.set_outcome(cancelled_outcome(reason));
+        self.request
+    }
+
+    /// The response's body follows the request from here (see [`TrackBody`]).
+    #[inline(never)]
+    pub(crate) fn into_body<B: MessageBody + 'static>(self, body: B) -> BoxBody {
+        let Tracked {
+            request,
+            route,
+            active,
+            start,
+            extra,
+        } = self;
+        let waited = Extra::handle(&extra).is_some();
+        // The request clone goes now (actix recycles requests it holds alone); a streamed
+        // body may still wait, so keep what registering it would need.
+        let (source, route) = if waited {
+            (None, TaskRoute::None)
+        } else {
+            (
+                Some(Source::Kind(Box::new(kind_of(&request)))),
+                TaskRoute::Annotated(route),
+            )
+        };
+        drop(request);
+        let inflight = InFlight {
+            source,
+            route,
+            extra,
+            active: Some(active),
+            start,
+            uncounted_plain: false,
+        };
+        // Boxed, as actix's resource would box it anyway. A body of one piece is not: it ends
+        // the request as it is unboxed.
+        BoxBody::new(TrackBody {
+            body,
+            inflight: Some(Box::new(inflight)),
+        })
+    }
+}
+
+/// The in-flight state of one request of a plain route, or of a body being sent.
 ///
 /// Kept small (it travels inside the response future and body, which actix moves and boxes):
 /// what only a waiting, timed or plain request needs is boxed.
@@ -184,9 +380,6 @@ pub struct InFlight {
 
 #[derive(Debug)]
 enum Source {
-    /// A clone of the request (resource level, after routing): details are read from it only
-    /// if the request has to wait.
-    Request(HttpRequest),
     /// Details taken before routing (App level, where the request may not be cloned).
     Plain(Box<PlainDetails>),
     /// A waiting request's details, once its clone has gone.
@@ -205,35 +398,9 @@ fn kind_of(req: &HttpRequest) -> TaskKind {
 }
 
 impl InFlight {
-    /// The state of a request `Track` serves, from a clone of its request.
-    pub(crate) fn from_request(
-        request: HttpRequest,
-        route: TaskRoute,
-        active: Active,
-        start: Stamp,
-    ) -> Self {
-        Self {
-            source: Some(Source::Request(request)),
-            route,
-            extra: None,
-            active: Some(active),
-            start,
-            uncounted_plain: false,
-        }
-    }
-
     /// Stops the request `timeout` from now, unless it has ended by then.
     pub(crate) fn set_timeout(&mut self, timeout: std::time::Duration) {
-        let deadline = actix_web::rt::time::sleep(timeout);
-        match &mut self.extra {
-            Some(extra) => extra.as_mut().project().deadline.set(Some(deadline)),
-            None => {
-                self.extra = Some(Box::pin(Extra {
-                    handle: None,
-                    deadline: Some(deadline),
-                }))
-            }
-        }
+        Extra::set_deadline(&mut self.extra, timeout);
     }
 
     /// The state of a request `Observe` sees before routing, started at `start`. (Taken for
@@ -267,26 +434,7 @@ impl InFlight {
     /// stack request before registration).
     #[inline(always)]
     pub(crate) fn signal(&mut self, cx: &mut Context<'_>) -> Signal {
-        match &mut self.extra {
-            // A request answered within its first poll, without a timeout: nothing to ask.
-            None => Signal::None,
-            Some(extra) => Self::signal_extra(extra.as_mut(), cx),
-        }
-    }
-
-    /// [`InFlight::signal`] for a registered task or a request with a timeout.
-    #[inline(never)]
-    fn signal_extra(extra: Pin<&mut Extra>, cx: &mut Context<'_>) -> Signal {
-        let extra = extra.project();
-        if let Some(deadline) = extra.deadline.as_pin_mut() {
-            if deadline.poll(cx).is_ready() {
-                return Signal::Cancelled(CancelReason::Timeout);
-            }
-        }
-        match extra.handle {
-            Some(handle) => handle.poll_signal(cx.waker()),
-            None => Signal::None,
-        }
+        Extra::signal(&mut self.extra, cx)
     }
 
     /// Registers the task, if not yet: called once the request has to wait, so a request
@@ -295,39 +443,19 @@ impl InFlight {
     pub(crate) fn register(&mut self, cx: &Context<'_>) {
         if self.handle().is_none() {
             let kind = match &self.source {
-                Some(Source::Request(req)) => kind_of(req),
                 Some(Source::Plain(details)) => details.kind(),
                 Some(Source::Kind(kind)) => (**kind).clone(),
                 None => return,
             };
             let route = std::mem::replace(&mut self.route, TaskRoute::None);
             let handle = TaskHandle::register_started(kind, route, cx.waker(), self.start);
-            match &mut self.extra {
-                Some(extra) => *extra.as_mut().project().handle = Some(handle),
-                None => {
-                    self.extra = Some(Box::pin(Extra {
-                        handle: Some(handle),
-                        deadline: None,
-                    }))
-                }
-            }
-        }
-    }
-
-    /// The request clone kept by `Track`, to answer an interrupt.
-    pub(crate) fn take_request(&mut self) -> Option<HttpRequest> {
-        match self.source.take() {
-            Some(Source::Request(req)) => Some(req),
-            other => {
-                self.source = other;
-                None
-            }
+            Extra::set_handle(&mut self.extra, handle);
         }
     }
 
     /// The task handle, once registered.
     pub(crate) fn handle(&self) -> Option<&TaskHandle> {
-        self.extra.as_ref()?.handle.as_ref()
+        Extra::handle(&self.extra)
     }
 
     /// The app answered with `status`: records the latency, and the outcome for later.
@@ -336,7 +464,7 @@ impl InFlight {
             active
                 .stats
                 .record_micros(self.start.elapsed_nanos() / 1000);
-            active.outcome = Some(Outcome::Status(status.as_u16()));
+            active.set_outcome(Outcome::Status(status.as_u16()));
         }
     }
 
@@ -377,11 +505,7 @@ impl InFlight {
     /// The request was ended by a cancellation.
     pub(crate) fn cancelled(&mut self, reason: CancelReason) {
         if let Some(active) = &mut self.active {
-            active.outcome = Some(match reason {
-                CancelReason::Interrupt => Outcome::Interrupted,
-                CancelReason::Cancel => Outcome::Cancelled,
-                CancelReason::Timeout => Outcome::TimedOut,
-            });
+            active.set_outcome(cancelled_outcome(reason));
         }
     }
 
@@ -402,65 +526,17 @@ impl InFlight {
             _ => None,
         }
     }
-
-    /// Hands the state in `slot` to the response body, which keeps it until the body is sent.
-    /// A request that never waited, with a body sent in one piece, ends here instead (dropped
-    /// in its slot, not moved): nothing of it can be listed, cancelled or waited on any more.
-    #[inline]
-    pub(crate) fn into_body<B: MessageBody>(slot: &mut Option<InFlight>, body: B) -> TrackBody<B> {
-        let waited = slot.as_ref().is_some_and(|state| state.handle().is_some());
-        let state = if waited || matches!(body.size(), BodySize::Stream) {
-            slot.take()
-        } else {
-            *slot = None;
-            None
-        };
-        let Some(mut state) = state else {
-            return TrackBody::Tracked {
-                body,
-                inflight: None,
-            };
-        };
-        // The request clone goes now (actix recycles requests it holds alone); a streamed
-        // body may still wait, so keep what registering it would need.
-        state.source = match state.source.take() {
-            Some(Source::Request(req)) if !waited => Some(Source::Kind(Box::new(kind_of(&req)))),
-            Some(Source::Request(_)) => None,
-            other => other,
-        };
-        TrackBody::Tracked {
-            body,
-            inflight: Some(Box::new(state)),
-        }
-    }
 }
 
 pin_project! {
-    /// The body of a tracked response: the app's body, which keeps its request in flight
-    /// (listed, counted as active, cancellable) until it has been sent, or an answer of ours
-    /// (a preempt, an interrupt). A cancellation while the app's body streams ends the stream
-    /// with an error, which makes actix close the connection: a response already begun
-    /// cannot turn into a 503.
-    #[project = TrackBodyProj]
-    #[allow(missing_docs)]
-    pub enum TrackBody<B> {
-        /// The app's body.
-        Tracked {
-            #[pin]
-            body: B,
-            inflight: Option<Box<InFlight>>,
-        },
-        /// An answer of the middleware.
-        Answer {
-            body: BoxBody,
-        },
-    }
-}
-
-impl<B> TrackBody<B> {
-    /// An answer of the middleware.
-    pub(crate) fn answer(body: BoxBody) -> Self {
-        TrackBody::Answer { body }
+    /// The body of a tracked response that is streamed, or whose request waited: the app's
+    /// body, which keeps its request in flight (listed, counted as active, cancellable) until
+    /// it has been sent. A cancellation while it streams ends the stream with an error, which
+    /// makes actix close the connection: a response already begun cannot turn into a 503.
+    pub struct TrackBody<B> {
+        #[pin]
+        body: B,
+        inflight: Option<Box<InFlight>>,
     }
 }
 
@@ -468,51 +544,40 @@ impl<B: MessageBody> MessageBody for TrackBody<B> {
     type Error = Box<dyn StdError>;
 
     fn size(&self) -> BodySize {
-        match self {
-            TrackBody::Tracked { body, .. } => body.size(),
-            TrackBody::Answer { body } => body.size(),
-        }
+        self.body.size()
     }
 
     fn poll_next(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Bytes, Self::Error>>> {
-        match self.project() {
-            TrackBodyProj::Answer { body } => Pin::new(body).poll_next(cx),
-            TrackBodyProj::Tracked { body, inflight } => {
-                if let Some(state) = inflight.as_mut() {
-                    if let Signal::Cancelled(reason) = state.signal(cx) {
-                        state.cancelled(reason);
-                        *inflight = None;
-                        return Poll::Ready(Some(Err(cut_short(reason).into())));
-                    }
-                }
-                let next = body.poll_next(cx);
-                match &next {
-                    Poll::Pending => {
-                        if let Some(state) = inflight.as_mut() {
-                            state.register(cx);
-                        }
-                    }
-                    Poll::Ready(None | Some(Err(_))) => *inflight = None,
-                    Poll::Ready(Some(Ok(_))) => {}
-                }
-                next.map(|item| item.map(|res| res.map_err(Into::into)))
+        let this = self.project();
+        let inflight = this.inflight;
+        if let Some(state) = inflight.as_mut() {
+            if let Signal::Cancelled(reason) = state.signal(cx) {
+                state.cancelled(reason);
+                *inflight = None;
+                return Poll::Ready(Some(Err(cut_short(reason).into())));
             }
         }
+        let next = this.body.poll_next(cx);
+        match &next {
+            Poll::Pending => {
+                if let Some(state) = inflight.as_mut() {
+                    state.register(cx);
+                }
+            }
+            Poll::Ready(None | Some(Err(_))) => *inflight = None,
+            Poll::Ready(Some(Ok(_))) => {}
+        }
+        next.map(|item| item.map(|res| res.map_err(Into::into)))
     }
 
     fn try_into_bytes(self) -> Result<Bytes, Self> {
-        match self {
-            // A body actix can send in one piece: the request ends as this returns.
-            TrackBody::Tracked { body, inflight } => body
-                .try_into_bytes()
-                .map_err(|body| TrackBody::Tracked { body, inflight }),
-            TrackBody::Answer { body } => body
-                .try_into_bytes()
-                .map_err(|body| TrackBody::Answer { body }),
-        }
+        // A body actix can send in one piece: the request ends as this returns.
+        let TrackBody { body, inflight } = self;
+        body.try_into_bytes()
+            .map_err(|body| TrackBody { body, inflight })
     }
 }
 

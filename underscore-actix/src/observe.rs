@@ -271,7 +271,7 @@ where
                 // Raised around the poll too: a `Track` behind a deferring middleware is
                 // reached only now, and claims the request here.
                 let (polled, claimed) =
-                    claim::observe_poll(|| crate::stack::poll(fut, cx, inflight, signal));
+                    claim::observe_poll(|| crate::stack::poll(fut, cx, inflight.handle(), signal));
                 if claimed {
                     // Not ours after all: drop our task entry, count nothing.
                     plain.take().expect("checked above").1.disown();

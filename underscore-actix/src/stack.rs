@@ -14,9 +14,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use underscore_core::tasks::Signal;
-
-use crate::inflight::InFlight;
+use underscore_core::tasks::{Signal, TaskHandle};
 
 /// Polls a request's `fut`: in tracing mode when `signal` asks for its stack, sending the
 /// trace to whoever asked (a request whose task is not registered has no one asking: it is
@@ -25,10 +23,10 @@ use crate::inflight::InFlight;
 pub(crate) fn poll<F: Future>(
     fut: Pin<&mut Traced<F>>,
     cx: &mut Context<'_>,
-    inflight: &InFlight,
+    handle: Option<&TaskHandle>,
     signal: Signal,
 ) -> Poll<F::Output> {
-    match (signal, inflight.handle()) {
+    match (signal, handle) {
         (Signal::Stack, Some(handle)) => capture_task(fut, cx, handle),
         _ => fut.poll(cx),
     }

@@ -7,18 +7,18 @@ use std::future::{ready, Future, Ready};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use actix_web::body::MessageBody;
+use actix_web::body::{BodySize, MessageBody};
 use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Transform};
 use actix_web::Error;
 use pin_project_lite::pin_project;
 
 use underscore_core::clock::{self, Stamp};
 use underscore_core::settings::Flags;
-use underscore_core::tasks::{CancelReason, Signal, TaskRoute};
+use underscore_core::tasks::{CancelReason, Signal};
 use underscore_core::RouteMeta;
 
 use crate::claim;
-use crate::inflight::{Active, InFlight, TrackBody};
+use crate::inflight::{Active, Tracked};
 use crate::stack::Traced;
 
 /// The middleware of one annotated route; built by `#[underscore_route]`, not by hand.
@@ -38,9 +38,9 @@ impl Track {
 impl<S, B> Transform<S, ServiceRequest> for Track
 where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error>,
-    B: MessageBody,
+    B: MessageBody + 'static,
 {
-    type Response = ServiceResponse<TrackBody<B>>;
+    type Response = ServiceResponse;
     type Error = Error;
     type Transform = TrackMiddleware<S>;
     type InitError = ();
@@ -77,11 +77,11 @@ pub struct TrackMiddleware<S> {
 impl<S, B> Service<ServiceRequest> for TrackMiddleware<S>
 where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error>,
-    B: MessageBody,
+    B: MessageBody + 'static,
 {
-    type Response = ServiceResponse<TrackBody<B>>;
+    type Response = ServiceResponse;
     type Error = Error;
-    type Future = TrackFuture<S::Future, B>;
+    type Future = TrackFuture<S::Future>;
 
     forward_ready!(service);
 
@@ -107,7 +107,7 @@ where
 impl<S, B> TrackMiddleware<S>
 where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error>,
-    B: MessageBody,
+    B: MessageBody + 'static,
 {
     /// Runs the request in the app, counted by `active`, stopped after `timeout` if given.
     ///
@@ -120,28 +120,28 @@ where
         req: ServiceRequest,
         active: Active,
         timeout: Option<std::time::Duration>,
-    ) -> TrackFuture<S::Future, B> {
+    ) -> TrackFuture<S::Future> {
         // Safe at resource level: routing is over, so actix no longer needs the request to be
         // unshared (see the crate docs). Kept to answer an interrupt with a real response.
-        let mut inflight = InFlight::from_request(
+        let mut tracked = Tracked::new(
             req.request().clone(),
-            TaskRoute::Annotated(self.route),
+            self.route,
             active,
             claim::observed_start().unwrap_or_else(Stamp::now),
         );
         if let Some(timeout) = timeout {
-            inflight.set_timeout(timeout);
+            tracked.set_timeout(timeout);
         }
         TrackFuture::Running {
             fut: crate::stack::root(self.service.call(req)),
-            inflight: Some(inflight),
+            tracked: Some(tracked),
         }
     }
 
     /// A request of a route with a preempt or a limit: preempted (its share of them), shed
     /// (over `limits.max_in_flight`), or run with its timeout.
     #[inline(never)]
-    fn call_with_settings(&self, req: ServiceRequest, flags: Flags) -> TrackFuture<S::Future, B> {
+    fn call_with_settings(&self, req: ServiceRequest, flags: Flags) -> TrackFuture<S::Future> {
         let state = &self.route.state;
         let settings = &state.settings;
         if flags.preempt() {
@@ -171,95 +171,103 @@ pin_project! {
     #[project = TrackFutureProj]
     #[project_replace = TrackFutureReplace]
     #[allow(missing_docs)]
-    pub enum TrackFuture<F, B> {
+    pub enum TrackFuture<F> {
         /// The request runs in the app.
         Running {
             #[pin]
             fut: Traced<F>,
-            inflight: Option<InFlight>,
+            tracked: Option<Tracked>,
         },
         /// The answer is ready; the app is not (or no longer) called.
         // Boxed: the rare path must not make every request's future bigger.
         Done {
-            res: Option<Box<ServiceResponse<TrackBody<B>>>>,
+            res: Option<Box<ServiceResponse>>,
         },
     }
 }
 
-impl<F, B: MessageBody> TrackFuture<F, B> {
+impl<F> TrackFuture<F> {
     /// An answer of the middleware (preempted, shed): the app is not called.
     fn answer(res: ServiceResponse) -> Self {
         TrackFuture::Done {
-            res: Some(Box::new(res.map_body(|_, body| TrackBody::answer(body)))),
+            res: Some(Box::new(res)),
         }
     }
-}
 
-impl<F, B> TrackFuture<F, B>
-where
-    F: Future<Output = Result<ServiceResponse<B>, Error>>,
-    B: MessageBody,
-{
+    /// The answer of the middleware, once.
+    #[cold]
+    fn take_answer(self: Pin<&mut Self>) -> ServiceResponse {
+        match self.project() {
+            TrackFutureProj::Done { res } => *res
+                .take()
+                .expect("a TrackFuture is not polled after completion"),
+            TrackFutureProj::Running { .. } => unreachable!("called for an answer only"),
+        }
+    }
+
     /// Ends a cancelled request (interrupt, cancel, timeout): drops the handler's future now,
-    /// on this worker, and answers for it. Out of line, so that the poll of every request stays
-    /// small enough for the compiler to inline the response's body mapping into it.
+    /// on this worker, and answers for it.
     #[cold]
     #[inline(never)]
-    fn cancel(
-        mut self: Pin<&mut Self>,
-        mut inflight: InFlight,
-        reason: CancelReason,
-    ) -> ServiceResponse<TrackBody<B>> {
-        inflight.cancelled(reason);
-        let request = inflight.take_request().expect("Track keeps its request");
+    fn cancel(mut self: Pin<&mut Self>, tracked: Tracked, reason: CancelReason) -> ServiceResponse {
         self.as_mut()
             .project_replace(TrackFuture::Done { res: None });
-        drop(inflight);
-        let res = ServiceResponse::new(request, crate::inflight::cancelled_response(reason));
-        res.map_body(|_, body| TrackBody::answer(body))
+        let request = tracked.cancel(reason);
+        ServiceResponse::new(request, crate::inflight::cancelled_response(reason))
     }
 }
 
-impl<F, B> Future for TrackFuture<F, B>
+/// A response of the app, with its body as actix's resource wants it. actix's own routes answer
+/// with a [`BoxBody`](actix_web::body::BoxBody), which stays as it is.
+#[inline(always)]
+fn boxed<B: MessageBody + 'static>(
+    polled: Poll<Result<ServiceResponse<B>, Error>>,
+) -> Poll<Result<ServiceResponse, Error>> {
+    polled.map(|out| out.map(ServiceResponse::map_into_boxed_body))
+}
+
+impl<F, B> Future for TrackFuture<F>
 where
     F: Future<Output = Result<ServiceResponse<B>, Error>>,
-    B: MessageBody,
+    B: MessageBody + 'static,
 {
-    type Output = Result<ServiceResponse<TrackBody<B>>, Error>;
+    type Output = Result<ServiceResponse, Error>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.as_mut().project() {
-            TrackFutureProj::Running {
-                fut,
-                inflight: slot,
-            } => {
-                let inflight = slot.as_mut().expect("polled after completion");
-                let signal = inflight.signal(cx);
-                if let Signal::Cancelled(reason) = signal {
-                    let inflight = slot.take().expect("checked above");
-                    return Poll::Ready(Ok(self.cancel(inflight, reason)));
-                }
-                let polled = crate::stack::poll(fut, cx, inflight, signal);
-                match polled {
-                    Poll::Pending => {
-                        inflight.register(cx);
-                        Poll::Pending
-                    }
-                    Poll::Ready(Ok(res)) => {
-                        inflight.responded(res.status());
-                        Poll::Ready(Ok(res.map_body(|_, body| InFlight::into_body(slot, body))))
-                    }
-                    Poll::Ready(Err(err)) => {
-                        // actix turns the error into this response; the request ends here.
-                        inflight.responded(err.as_response_error().status_code());
-                        *slot = None;
-                        Poll::Ready(Err(err))
-                    }
-                }
-            }
-            TrackFutureProj::Done { res } => Poll::Ready(Ok(*res
-                .take()
-                .expect("a TrackFuture is not polled after completion"))),
+        let TrackFutureProj::Running { fut, tracked: slot } = self.as_mut().project() else {
+            return Poll::Ready(Ok(self.take_answer()));
+        };
+        let tracked = slot.as_mut().expect("polled after completion");
+        let signal = tracked.signal(cx);
+        if let Signal::Cancelled(reason) = signal {
+            let tracked = slot.take().expect("checked above");
+            return Poll::Ready(Ok(self.cancel(tracked, reason)));
         }
+        let polled = crate::stack::poll(fut, cx, tracked.handle(), signal);
+        let ends_now = match &polled {
+            Poll::Pending => {
+                tracked.register(cx);
+                return Poll::Pending;
+            }
+            Poll::Ready(Ok(res)) => {
+                tracked.responded(res.status());
+                // A request that waited may be waited on still; a streamed body is followed.
+                tracked.handle().is_none()
+                    && !matches!(res.response().body().size(), BodySize::Stream)
+            }
+            Poll::Ready(Err(err)) => {
+                // actix turns the error into this response.
+                tracked.responded(err.as_response_error().status_code());
+                true
+            }
+        };
+        if ends_now {
+            // Dropped in its slot, not moved: nothing of it can be listed, cancelled or waited
+            // on any more.
+            *slot = None;
+            return boxed(polled);
+        }
+        let tracked = slot.take().expect("checked above");
+        polled.map(|out| out.map(|res| res.map_body(|_, body| tracked.into_body(body))))
     }
 }
