@@ -3,7 +3,8 @@
 # (N1 keep-alive requests to warm up, the counters zeroed, N2 requests, the counters dumped):
 #
 #   bash bench/ir.sh BINARY MODE PATH [BINARY MODE PATH ...]
-#   e.g. bash bench/ir.sh target/bench-stock/release/bench-server underscore /hello/bench
+#   e.g. bash bench/ir.sh target/bench-stock/release/bench-plain plain /hello/bench \
+#          target/bench-stock/release/bench-server underscore /hello/bench
 #
 # With CG_KEEP=DIR, each run's callgrind dump is kept as DIR/MODE.PATH.out (slashes as '_'), for
 # `python3 bench/cgdiff.py A.out B.out`: where two servers' instructions differ, per function.

@@ -12,7 +12,9 @@
 #                      the admin socket up (default features);
 #   underscore+stacks  the same with `print_stack` on (feature taskdump, --cfg tokio_unstable):
 #                      tokio then traces every task, a cost paid by the whole runtime;
-#   prom               actix-web-prom 0.10.
+#   prom               actix-web-prom 0.10;
+#   floor              (section 1 only) plain actix-web with a do-nothing middleware at the App
+#                      and on each resource, where Observe and Track sit.
 # Two instruments, as the project's measuring notes recommend:
 #   1. instructions per request under valgrind's callgrind (repeatable to a few instructions):
 #      the counters are zeroed after N1 keep-alive requests and dumped after N2 more;
@@ -60,10 +62,16 @@ RUSTFLAGS="" cargo build --release -q -p underscore-bench --target-dir target/be
 cargo build --release -q -p underscore-bench --features taskdump
 STOCK=target/bench-stock/release/bench-server
 STACKS=target/release/bench-server
+# The baselines are a binary without underscore in it, so that a change to underscore cannot
+# move how plain actix's code is laid out (it did, by up to 340 instructions a request).
+PLAIN=target/bench-stock/release/bench-plain
 CLIENT=target/bench-stock/release/bench-client
 # label, binary, mode
-SERVERS=("plain $STOCK plain" "plain(again) $STOCK plain" "underscore $STOCK underscore"
-  "underscore+stacks $STACKS underscore" "prom $STOCK prom")
+SERVERS=("plain $PLAIN plain" "plain(again) $PLAIN plain" "underscore $STOCK underscore"
+  "underscore+stacks $STACKS underscore" "prom $PLAIN prom")
+# Section 1 only: plain actix with a do-nothing middleware where underscore has each of its
+# own, the floor of any middleware there.
+FLOOR="floor $PLAIN floor"
 WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
@@ -83,9 +91,10 @@ for routes in "" 1000; do
   for path in "${PATHS[@]}"; do
     [ -n "$routes" ] && [ "$path" != "/hello/bench" ] && continue
     base=""
-    for server in "${SERVERS[@]}"; do
+    for server in "${SERVERS[@]}" "$FLOOR"; do
       read -r label bin mode <<<"$server"
       [ "$label" = "plain(again)" ] && continue
+      [ "$label" = floor ] && [ -n "$routes" ] && continue
       per=$(ir "$bin" "$mode" "$path")
       [[ $per =~ ^[0-9]+$ ]] || { echo "callgrind run of $label $path failed" >&2; exit 1; }
       [ -z "$base" ] && base=$per
@@ -181,7 +190,8 @@ export BENCH_ROUTES=1000 BENCH_METRICS=1
 SCRAPED=("underscore" "underscore+scraped" "prom" "prom+scraped")
 PIDS=(); ADDRS=(); SCRAPERS=()
 for label in "${SCRAPED[@]}"; do
-  start "$STOCK" "${label%+scraped}"
+  if [[ $label == prom* ]]; then bin=$PLAIN; else bin=$STOCK; fi
+  start "$bin" "${label%+scraped}"
   PIDS+=("$PID"); ADDRS+=("$ADDR")
   if [[ $label == *+scraped ]]; then
     ( while sleep 1; do taskset -c 1 curl -s -o /dev/null --max-time 5 "http://$ADDR/metrics" || true; done ) &
