@@ -240,36 +240,49 @@ impl Extra {
 }
 
 /// A request of an annotated route while its handler runs, as [`Track`](crate::Track) keeps it
-/// in its future: every such request carries it, so it is small, and whatever only a waiting,
-/// timed or cancelled request needs is out of line.
+/// in its future: every such request carries it, so it is small (40 bytes: actix's resource
+/// copies its future with a call to `memcpy` past 128 bytes, and holds it twice), and whatever
+/// only a waiting, timed or cancelled request needs is out of line. Counted in its route's
+/// statistics until dropped, as [`Active`] is.
 #[derive(Debug)]
 pub(crate) struct Tracked {
     /// A clone of the request: read only if it has to wait (its task's details) or is
     /// cancelled (to answer it).
     request: HttpRequest,
     route: &'static underscore_core::RouteMeta,
-    active: Active,
     /// When the request entered the middleware.
     start: Stamp,
     extra: Option<Pin<Box<Extra>>>,
+    outcome: Option<Outcome>,
+    /// Whether the count went to the response's body (which then ends it).
+    handed_over: bool,
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        if !self.handed_over {
+            let outcome = self.outcome.unwrap_or(Outcome::Dropped);
+            self.route.state.stats.end(outcome);
+        }
+    }
 }
 
 impl Tracked {
-    /// A request of `route`, counted by `active`, received at `start`; `request` is a clone of
-    /// it (safe at resource level: routing is over, see the crate docs).
+    /// A request of `route`, counted in its statistics already, received at `start`; `request`
+    /// is a clone of it (safe at resource level: routing is over, see the crate docs).
     #[inline]
     pub(crate) fn new(
         request: HttpRequest,
         route: &'static underscore_core::RouteMeta,
-        active: Active,
         start: Stamp,
     ) -> Self {
         Self {
             request,
             route,
-            active,
             start,
             extra: None,
+            outcome: None,
+            handed_over: false,
         }
     }
 
@@ -307,40 +320,40 @@ impl Tracked {
     /// The app answered with `status`: records the latency, and the outcome for later.
     #[inline]
     pub(crate) fn responded(&mut self, status: StatusCode) {
-        let stats = self.active.stats;
+        let stats = &self.route.state.stats;
         stats.record_micros(self.start.elapsed_nanos() / 1000);
-        self.active.set_outcome(Outcome::Status(status.as_u16()));
+        self.outcome = Some(Outcome::Status(status.as_u16()));
     }
 
     /// The request was cancelled for `reason`: it ends now, and its request clone is handed
     /// back to answer it.
     pub(crate) fn cancel(mut self, reason: CancelReason) -> HttpRequest {
-        self.active.set_outcome(cancelled_outcome(reason));
-        self.request
+        self.outcome = Some(cancelled_outcome(reason));
+        // Ends it now; the clone answers it.
+        self.request.clone()
     }
 
     /// The response's body follows the request from here (see [`TrackBody`]).
     #[inline(never)]
-    pub(crate) fn into_body<B: MessageBody + 'static>(self, body: B) -> BoxBody {
-        let Tracked {
-            request,
-            route,
-            active,
-            start,
-            extra,
-        } = self;
-        let waited = Extra::handle(&extra).is_some();
+    pub(crate) fn into_body<B: MessageBody + 'static>(mut self, body: B) -> BoxBody {
+        let waited = self.handle().is_some();
         // The request clone goes now (actix recycles requests it holds alone); a streamed
         // body may still wait, so keep what registering it would need.
         let (source, route) = if waited {
             (None, TaskRoute::None)
         } else {
             (
-                Some(Source::Kind(Box::new(kind_of(&request)))),
-                TaskRoute::Annotated(route),
+                Some(Source::Kind(Box::new(kind_of(&self.request)))),
+                TaskRoute::Annotated(self.route),
             )
         };
-        drop(request);
+        self.handed_over = true;
+        let active = Active {
+            stats: &self.route.state.stats,
+            outcome: self.outcome,
+        };
+        let (extra, start) = (self.extra.take(), self.start);
+        drop(self);
         let inflight = InFlight {
             source,
             route,

@@ -19,7 +19,7 @@ use underscore_core::tasks::{CancelReason, Signal};
 use underscore_core::RouteMeta;
 
 use crate::claim;
-use crate::inflight::{Active, Tracked};
+use crate::inflight::Tracked;
 use crate::stack::Traced;
 
 /// The middleware of one annotated route; built by `#[underscore_route]`, not by hand.
@@ -101,7 +101,8 @@ where
         if !flags.is_empty() {
             return self.call_with_settings(req, flags);
         }
-        self.run(req, Active::begin(&state.stats), None)
+        state.stats.begin();
+        self.run(req, None)
     }
 }
 
@@ -110,7 +111,8 @@ where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error>,
     B: MessageBody + 'static,
 {
-    /// Runs the request in the app, counted by `active`, stopped after `timeout` if given.
+    /// Runs the request in the app (counted in its route's statistics already), stopped after
+    /// `timeout` if given.
     ///
     /// Always inlined: called from two places, it would otherwise stay a call of its own on
     /// every request's path, moving the request and its future once more (about 60
@@ -119,7 +121,6 @@ where
     fn run(
         &self,
         req: ServiceRequest,
-        active: Active,
         timeout: Option<std::time::Duration>,
     ) -> TrackFuture<S::Future> {
         // Safe at resource level: routing is over, so actix no longer needs the request to be
@@ -127,7 +128,6 @@ where
         let mut tracked = Tracked::new(
             req.request().clone(),
             self.route,
-            active,
             claim::observed_start().unwrap_or_else(Stamp::now),
         );
         if let Some(timeout) = timeout {
@@ -152,17 +152,16 @@ where
             }
         }
         // The limit and the timeout are atomics of their own (zero: unset), read only here.
-        let active = match settings.max_in_flight() {
-            Some(max) => match Active::admit(&state.stats, max) {
-                Some(active) => active,
-                None => {
+        match settings.max_in_flight() {
+            Some(max) => {
+                if !state.stats.try_begin(max) {
                     let res = crate::preempt::shed(&state.stats, settings);
                     return TrackFuture::answer(req.into_response(res));
                 }
-            },
-            None => Active::begin(&state.stats),
-        };
-        self.run(req, active, settings.timeout())
+            }
+            None => state.stats.begin(),
+        }
+        self.run(req, settings.timeout())
     }
 }
 
