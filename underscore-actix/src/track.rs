@@ -223,18 +223,16 @@ impl<F> TrackFuture<F> {
 /// instructions a request, measured with `bench/ir.sh`.)
 #[inline(always)]
 fn boxed<B: MessageBody + 'static>(
-    polled: Poll<Result<ServiceResponse<B>, Error>>,
+    mut polled: Poll<Result<ServiceResponse<B>, Error>>,
 ) -> Poll<Result<ServiceResponse, Error>> {
-    let mut polled = Some(polled);
-    // A constant once `B` is known: no test at run time.
+    // A constant once `B` is known: no test at run time. Moved out by `replace`, not through
+    // an `Option`: that would copy the response once more.
     if let Some(boxed) = (&mut polled as &mut dyn Any)
-        .downcast_mut::<Option<Poll<Result<ServiceResponse<BoxBody>, Error>>>>()
+        .downcast_mut::<Poll<Result<ServiceResponse<BoxBody>, Error>>>()
     {
-        return boxed.take().expect("set above");
+        return std::mem::replace(boxed, Poll::Pending);
     }
-    polled
-        .expect("set above")
-        .map(|out| out.map(ServiceResponse::map_into_boxed_body))
+    polled.map(|out| out.map(ServiceResponse::map_into_boxed_body))
 }
 
 impl<F, B> Future for TrackFuture<F>
