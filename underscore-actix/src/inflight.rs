@@ -259,6 +259,7 @@ pub(crate) struct Tracked {
 }
 
 impl Drop for Tracked {
+    #[inline]
     fn drop(&mut self) {
         if !self.handed_over {
             let outcome = self.outcome.unwrap_or(Outcome::Dropped);
