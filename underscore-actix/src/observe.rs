@@ -246,7 +246,24 @@ where
 {
     type Output = F::Output;
 
+    // Kept small (and out of line: inlined, the caller copies the response once more), as every
+    // request a `Track` claimed is polled through it; the rest is in `poll_observed`.
+    #[inline(never)]
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.as_mut().project() {
+            ObserveFutureProj::Claimed { fut } => fut.poll(cx),
+            _ => self.poll_observed(cx),
+        }
+    }
+}
+
+impl<F, B> ObserveFuture<F>
+where
+    F: Future<Output = Result<ServiceResponse<B>, Error>>,
+{
+    /// [`Future::poll`] of a request `Observe` follows itself, or answers.
+    #[inline(never)]
+    fn poll_observed(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         match self.as_mut().project() {
             ObserveFutureProj::Claimed { fut } => fut.poll(cx),
             ObserveFutureProj::Running { fut, plain } => {
