@@ -19,7 +19,7 @@ use actix_web::http::StatusCode;
 use actix_web::{Error, HttpResponse};
 use pin_project_lite::pin_project;
 use underscore_core::clock::{self, Stamp};
-use underscore_core::registry::{registry, DynamicRoute};
+use underscore_core::registry::{registry, DynamicRoute, Registry};
 use underscore_core::stats::RouteStats;
 use underscore_core::tasks::Signal;
 
@@ -95,6 +95,7 @@ where
         ready(Ok(ObserveMiddleware {
             service,
             routes: Rc::default(),
+            registry: registry(),
         }))
     }
 }
@@ -108,6 +109,8 @@ type RouteCache = Rc<RefCell<HashMap<String, &'static DynamicRoute>>>;
 pub struct ObserveMiddleware<S> {
     service: S,
     routes: RouteCache,
+    /// Kept, not looked up per request (its lazy initialisation is checked at each lookup).
+    registry: &'static Registry,
 }
 
 /// The route of `pattern` from the worker's cache, or from `find` (then cached).
@@ -152,7 +155,7 @@ where
     forward_ready!(service);
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
-        let route = if registry().has_dynamic_settings() {
+        let route = if self.registry.has_dynamic_settings() {
             self.plain_route(&req)
         } else {
             None
