@@ -377,7 +377,7 @@ impl Tracked {
 /// Kept small (it travels inside the response future and body, which actix moves and boxes):
 /// what only a waiting, timed or plain request needs is boxed.
 #[derive(Debug)]
-pub struct InFlight {
+pub(crate) struct InFlight {
     /// Where the task's details come from, until it is registered.
     source: Option<Source>,
     route: TaskRoute,
@@ -547,7 +547,7 @@ pin_project! {
     /// body, which keeps its request in flight (listed, counted as active, cancellable) until
     /// it has been sent. A cancellation while it streams ends the stream with an error, which
     /// makes actix close the connection: a response already begun cannot turn into a 503.
-    pub struct TrackBody<B> {
+    pub(crate) struct TrackBody<B> {
         #[pin]
         body: B,
         inflight: Option<Box<InFlight>>,

@@ -54,7 +54,6 @@ mod track;
 
 pub use admin::metrics_handler;
 pub use background::spawn_task;
-pub use inflight::TrackBody;
 pub use observe::{Observe, ObserveFuture, ObserveMiddleware};
 pub use record::{on_connect, record, record_in, record_listeners, Recorded};
 pub use setup::Underscore;

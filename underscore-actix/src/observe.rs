@@ -72,6 +72,8 @@ impl Observe {
 impl<S, B> Transform<S, ServiceRequest> for Observe
 where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error>,
+    S::Future: 'static,
+    B: 'static,
 {
     type Response = ServiceResponse<B>;
     type Error = Error;
@@ -144,13 +146,16 @@ impl<S> ObserveMiddleware<S> {
     }
 }
 
+// `'static`: as actix's `HttpServer` requires of every app anyway.
 impl<S, B> Service<ServiceRequest> for ObserveMiddleware<S>
 where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error>,
+    S::Future: 'static,
+    B: 'static,
 {
     type Response = ServiceResponse<B>;
     type Error = Error;
-    type Future = ObserveFuture<S::Future>;
+    type Future = ObserveFuture<S::Future, B>;
 
     forward_ready!(service);
 
@@ -196,9 +201,11 @@ where
         if let Some(timeout) = timeout {
             inflight.set_timeout(timeout);
         }
-        ObserveFuture::Running {
-            fut: crate::stack::root(fut),
-            plain: Some(Box::new((self.routes.clone(), inflight))),
+        ObserveFuture::Observed {
+            fut: Box::pin(Plain {
+                fut: Some(crate::stack::root(fut)),
+                state: Some((self.routes.clone(), inflight)),
+            }),
         }
     }
 }
@@ -213,125 +220,131 @@ fn answer(res: HttpResponse) -> Error {
 pin_project! {
     /// The response future of [`ObserveMiddleware`].
     #[project = ObserveFutureProj]
-    #[project_replace = ObserveFutureReplace]
     #[allow(missing_docs)]
-    pub enum ObserveFuture<F> {
+    pub enum ObserveFuture<F, B> {
         /// A `Track` claimed the request.
         Claimed {
             #[pin]
             fut: F,
         },
-        /// A request no `Track` claimed runs in the app.
-        Running {
-            #[pin]
-            fut: Traced<F>,
-            plain: Option<Box<(RouteCache, InFlight)>>,
-        },
-        /// Answered by `Observe` (a preempted, shed, interrupted or timed-out plain route).
-        Answered {
-            res: Option<Error>,
+        /// A request `Observe` follows itself (a plain route's, or a 404), or answers. Behind
+        /// one pointer, so that this future is dropped as cheaply as the app's own: actix's
+        /// dispatcher inlines its drop where it drops its state, three times a request (with
+        /// the plain request's state inline, that cost 38 instructions a request, measured
+        /// with `bench/ir.sh`).
+        Observed {
+            fut: Pin<Box<dyn Future<Output = Result<ServiceResponse<B>, Error>>>>,
         },
     }
 }
 
-impl<F> ObserveFuture<F> {
+impl<F, B: 'static> ObserveFuture<F, B> {
     /// An answer of `Observe` itself (a preempted or shed plain route).
     fn answered(res: HttpResponse) -> Self {
-        ObserveFuture::Answered {
-            res: Some(answer(res)),
+        ObserveFuture::Observed {
+            fut: Box::pin(ready(Err(answer(res)))),
         }
     }
 }
 
-impl<F, B> Future for ObserveFuture<F>
+impl<F, B> Future for ObserveFuture<F, B>
 where
     F: Future<Output = Result<ServiceResponse<B>, Error>>,
 {
     type Output = F::Output;
 
-    // Kept small (and out of line: inlined, the caller copies the response once more), as every
-    // request a `Track` claimed is polled through it; the rest is in `poll_observed`.
+    // Out of line: inlined, its caller copies the response once more.
     #[inline(never)]
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.as_mut().project() {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
             ObserveFutureProj::Claimed { fut } => fut.poll(cx),
-            _ => self.poll_observed(cx),
+            ObserveFutureProj::Observed { fut } => fut.as_mut().poll(cx),
         }
     }
 }
 
-impl<F, B> ObserveFuture<F>
+pin_project! {
+    /// A request no `Track` claimed synchronously, as `Observe` follows it.
+    #[project = PlainProj]
+    struct Plain<F> {
+        // `None` once dropped (the request was cancelled).
+        #[pin]
+        fut: Option<Traced<F>>,
+        // `None` once the request ends, or once a `Track` claimed it late.
+        state: Option<(RouteCache, InFlight)>,
+    }
+}
+
+impl<F, B> Future for Plain<F>
 where
     F: Future<Output = Result<ServiceResponse<B>, Error>>,
 {
-    /// [`Future::poll`] of a request `Observe` follows itself, or answers.
-    #[inline(never)]
-    fn poll_observed(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        match self.as_mut().project() {
-            ObserveFutureProj::Claimed { fut } => fut.poll(cx),
-            ObserveFutureProj::Running { fut, plain } => {
-                let Some(state) = plain.as_deref_mut() else {
-                    // A `Track` claimed it late: it accounts for it.
-                    return fut.poll(cx);
-                };
-                let inflight = &mut state.1;
-                let signal = inflight.signal(cx);
-                if let Signal::Cancelled(reason) = signal {
-                    let (_, mut inflight) = *plain.take().expect("checked above");
-                    // Not routed yet as far as anyone knows: counted on the route its path
-                    // matches.
-                    inflight.count_by_path();
-                    inflight.cancelled(reason);
-                    // Drops the handler's future now, on this worker.
-                    self.as_mut()
-                        .project_replace(ObserveFuture::Answered { res: None });
-                    drop(inflight);
-                    return Poll::Ready(Err(answer(crate::inflight::cancelled_response(reason))));
-                }
-                // Raised around the poll too: a `Track` behind a deferring middleware is
-                // reached only now, and claims the request here.
-                let (polled, claimed) =
-                    claim::observe_poll(|| crate::stack::poll(fut, cx, inflight.handle(), signal));
-                if claimed {
-                    // Not ours after all: drop our task entry, count nothing.
-                    plain.take().expect("checked above").1.disown();
-                    return polled;
-                }
-                let out = match polled {
-                    Poll::Pending => {
-                        inflight.register(cx);
-                        return Poll::Pending;
-                    }
-                    Poll::Ready(out) => out,
-                };
-                let (routes, mut inflight) = *plain.take().expect("checked above");
-                let (stats, status) = match &out {
-                    Ok(res) => match classify(&routes, res) {
-                        // A `Track` behind a deferring middleware counted it.
-                        Served::Claimed => return Poll::Ready(out),
-                        Served::Route(route) => {
-                            inflight.set_route(route);
-                            (&route.stats, res.status())
-                        }
-                        Served::Bucket(stats) => (stats, res.status()),
-                    },
-                    // actix turns the error into a response; which route failed is known only
-                    // by its path.
-                    Err(err) => (
-                        inflight.stats_by_path(),
-                        err.as_response_error().status_code(),
-                    ),
-                };
-                inflight.count_on(stats);
-                inflight.responded(status);
-                // A plain request ends with its response head: `Observe` cannot change the
-                // app's body type to follow the body, as `Track` does.
-                Poll::Ready(out)
-            }
-            ObserveFutureProj::Answered { res } => Poll::Ready(Err(res
-                .take()
-                .expect("an ObserveFuture is not polled after completion"))),
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let PlainProj {
+            fut: mut slot,
+            state: plain,
+        } = self.project();
+        let fut = slot
+            .as_mut()
+            .as_pin_mut()
+            .expect("a plain request is not polled after completion");
+        let Some(state) = plain.as_mut() else {
+            // A `Track` claimed it late: it accounts for it.
+            return fut.poll(cx);
+        };
+        let inflight = &mut state.1;
+        let signal = inflight.signal(cx);
+        if let Signal::Cancelled(reason) = signal {
+            let (_, mut inflight) = plain.take().expect("checked above");
+            // Not routed yet as far as anyone knows: counted on the route its path matches.
+            inflight.count_by_path();
+            inflight.cancelled(reason);
+            // Drops the handler's future now, on this worker.
+            slot.set(None);
+            drop(inflight);
+            return Poll::Ready(Err(answer(crate::inflight::cancelled_response(reason))));
         }
+        // Raised around the poll too: a `Track` behind a deferring middleware is reached only
+        // now, and claims the request here.
+        let (polled, claimed) =
+            claim::observe_poll(|| crate::stack::poll(fut, cx, inflight.handle(), signal));
+        if claimed {
+            // Not ours after all: drop our task entry, count nothing.
+            plain.take().expect("checked above").1.disown();
+            return polled;
+        }
+        let out = match polled {
+            Poll::Pending => {
+                inflight.register(cx);
+                return Poll::Pending;
+            }
+            Poll::Ready(out) => out,
+        };
+        let (routes, mut inflight) = plain.take().expect("checked above");
+        let (stats, status) = match &out {
+            Ok(res) => match classify(&routes, res) {
+                // A `Track` behind a deferring middleware counted it.
+                Served::Claimed => return Poll::Ready(out),
+                Served::Route(route) => {
+                    inflight.set_route(route);
+                    (&route.stats, res.status())
+                }
+                Served::Bucket(stats) => (stats, res.status()),
+            },
+            // actix turns the error into a response; which route failed is known only by its
+            // path.
+            Err(err) => (
+                inflight.stats_by_path(),
+                err.as_response_error().status_code(),
+            ),
+        };
+        inflight.count_on(stats);
+        inflight.responded(status);
+        // A plain request ends with its response head: `Observe` cannot change the app's body
+        // type to follow the body, as `Track` does.
+        Poll::Ready(out)
     }
 }
 
