@@ -188,10 +188,17 @@ echo "== 2c. GET /hello/bench, 1,000 more routes, $CONNS connections: with and w
 # runs in the server's process, pinned to core 0 with its worker.
 export BENCH_ROUTES=1000 BENCH_METRICS=1
 SCRAPED=("underscore" "underscore+scraped" "prom" "prom+scraped")
+# binary_of LABEL: the binary of the server LABEL in SERVERS.
+binary_of() {
+  local label bin
+  for server in "${SERVERS[@]}"; do
+    read -r label bin _ <<<"$server"
+    [ "$label" = "$1" ] && echo "$bin"
+  done
+}
 PIDS=(); ADDRS=(); SCRAPERS=()
 for label in "${SCRAPED[@]}"; do
-  if [[ $label == prom* ]]; then bin=$PLAIN; else bin=$STOCK; fi
-  start "$bin" "${label%+scraped}"
+  start "$(binary_of "${label%+scraped}")" "${label%+scraped}"
   PIDS+=("$PID"); ADDRS+=("$ADDR")
   if [[ $label == *+scraped ]]; then
     ( while sleep 1; do taskset -c 1 curl -s -o /dev/null --max-time 5 "http://$ADDR/metrics" || true; done ) &

@@ -29,7 +29,7 @@ pub struct Args {
     /// The address to bind (default `127.0.0.1:0`).
     pub addr: String,
     /// Whether to register the 1,000 extra routes.
-    pub extra_routes: bool,
+    pub extra: bool,
 }
 
 impl Args {
@@ -42,7 +42,7 @@ impl Args {
                 .get(2)
                 .cloned()
                 .unwrap_or_else(|| "127.0.0.1:0".to_owned()),
-            extra_routes: std::env::var("BENCH_ROUTES").is_ok_and(|v| v == "1000"),
+            extra: std::env::var("BENCH_ROUTES").is_ok_and(|v| v == "1000"),
         }
     }
 }

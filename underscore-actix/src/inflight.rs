@@ -243,7 +243,8 @@ impl Extra {
 /// in its future: every such request carries it, so it is small (40 bytes: actix's resource
 /// copies its future with a call to `memcpy` past 128 bytes, and holds it twice), and whatever
 /// only a waiting, timed or cancelled request needs is out of line. Counted in its route's
-/// statistics until dropped, as [`Active`] is.
+/// statistics until dropped, as [`Active`] is; it does not hold one, as its route gives the
+/// statistics, and the pointer saved keeps it at 40 bytes.
 #[derive(Debug)]
 pub(crate) struct Tracked {
     /// A clone of the request: read only if it has to wait (its task's details) or is

@@ -137,7 +137,9 @@ impl<S> ObserveMiddleware<S> {
         // Before routing, `match_pattern` walks the resources by path alone.
         let pattern = req.match_pattern()?;
         // Not cached when missing: the route may be met (and preempted) later.
-        let route = cached(&self.routes, pattern, |p| registry().dynamic_by_pattern(p))?;
+        let route = cached(&self.routes, pattern, |p| {
+            self.registry.dynamic_by_pattern(p)
+        })?;
         // A method never seen there may belong to another resource with the same path.
         if !route.methods.contains(req.method().as_str()) {
             return None;

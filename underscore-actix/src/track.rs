@@ -194,17 +194,6 @@ impl<F> TrackFuture<F> {
         }
     }
 
-    /// The answer of the middleware, once.
-    #[cold]
-    fn take_answer(self: Pin<&mut Self>) -> ServiceResponse {
-        match self.project() {
-            TrackFutureProj::Done { res } => *res
-                .take()
-                .expect("a TrackFuture is not polled after completion"),
-            TrackFutureProj::Running { .. } => unreachable!("called for an answer only"),
-        }
-    }
-
     /// Ends a cancelled request (interrupt, cancel, timeout): drops the handler's future now,
     /// on this worker, and answers for it.
     #[cold]
@@ -243,8 +232,14 @@ where
     type Output = Result<ServiceResponse, Error>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let TrackFutureProj::Running { fut, tracked: slot } = self.as_mut().project() else {
-            return Poll::Ready(Ok(self.take_answer()));
+        let (fut, slot) = match self.as_mut().project() {
+            TrackFutureProj::Running { fut, tracked } => (fut, tracked),
+            TrackFutureProj::Done { res } => {
+                let res = res
+                    .take()
+                    .expect("a TrackFuture is not polled after completion");
+                return Poll::Ready(Ok(*res));
+            }
         };
         let tracked = slot.as_mut().expect("polled after completion");
         let signal = tracked.signal(cx);

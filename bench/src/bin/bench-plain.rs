@@ -115,11 +115,7 @@ fn plain_routes(cfg: &mut web::ServiceConfig, extra: bool) {
 }
 
 fn main() -> std::io::Result<()> {
-    let Args {
-        mode,
-        addr,
-        extra_routes: extra,
-    } = Args::read();
+    let Args { mode, addr, extra } = Args::read();
     actix_web::rt::System::new().block_on(async move {
         let server = match mode.as_str() {
             "plain" => serve!(&addr, move || App::new()

@@ -34,11 +34,7 @@ fn underscore_routes(cfg: &mut web::ServiceConfig, extra: bool) {
 }
 
 fn main() -> std::io::Result<()> {
-    let Args {
-        mode,
-        addr,
-        extra_routes: extra,
-    } = Args::read();
+    let Args { mode, addr, extra } = Args::read();
     if mode != "underscore" {
         eprintln!(
             "usage: bench-server underscore [ADDR] (got {mode:?}; the baselines are in bench-plain)"
