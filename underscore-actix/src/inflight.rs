@@ -10,6 +10,7 @@
 
 use std::error::Error as StdError;
 use std::future::Future;
+use std::mem::ManuallyDrop;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -180,52 +181,77 @@ pin_project! {
     }
 }
 
-impl Extra {
-    /// Sets the deadline of the request with `extra`, boxing it first if need be.
-    fn set_deadline(extra: &mut Option<Pin<Box<Extra>>>, timeout: std::time::Duration) {
-        let deadline = actix_web::rt::time::sleep(timeout);
-        match extra {
-            Some(extra) => extra.as_mut().project().deadline.set(Some(deadline)),
-            None => {
-                *extra = Some(Box::pin(Extra {
-                    handle: None,
-                    deadline: Some(deadline),
-                }))
-            }
+/// Where a request keeps its [`Extra`] once it needs one. Dropping it is one test inline, and
+/// the rest out of line: an `Option<Pin<Box<Extra>>>` is dropped by a call even when empty (9
+/// instructions a request, measured with `bench/ir.sh`), as its drop glue is too big to inline.
+/// `ManuallyDrop` only moves that drop into [`ExtraSlot`]'s own: nothing is ever left undropped.
+#[derive(Debug, Default)]
+struct ExtraSlot(Option<ManuallyDrop<Pin<Box<Extra>>>>);
+
+impl Drop for ExtraSlot {
+    #[inline]
+    fn drop(&mut self) {
+        if let Some(extra) = self.0.take() {
+            drop_extra(ManuallyDrop::into_inner(extra));
         }
     }
+}
 
-    /// Keeps the task `handle` of the request with `extra`, boxing it first if need be.
-    fn set_handle(extra: &mut Option<Pin<Box<Extra>>>, handle: TaskHandle) {
-        match extra {
-            Some(extra) => *extra.as_mut().project().handle = Some(handle),
-            None => {
-                *extra = Some(Box::pin(Extra {
-                    handle: Some(handle),
+#[cold]
+#[inline(never)]
+fn drop_extra(extra: Pin<Box<Extra>>) {
+    drop(extra);
+}
+
+impl ExtraSlot {
+    /// The slot's `Extra`, boxed first if need be.
+    fn get_or_box(&mut self) -> Pin<&mut Extra> {
+        self.0
+            .get_or_insert_with(|| {
+                ManuallyDrop::new(Box::pin(Extra {
+                    handle: None,
                     deadline: None,
                 }))
-            }
-        }
+            })
+            .as_mut()
+    }
+
+    /// Moves the slot's `Extra`, if any, into a new slot.
+    fn take(&mut self) -> ExtraSlot {
+        ExtraSlot(self.0.take())
+    }
+
+    /// Sets the request's deadline.
+    fn set_deadline(&mut self, timeout: std::time::Duration) {
+        let deadline = actix_web::rt::time::sleep(timeout);
+        self.get_or_box().project().deadline.set(Some(deadline));
+    }
+
+    /// Keeps the request's task `handle`.
+    fn set_handle(&mut self, handle: TaskHandle) {
+        *self.get_or_box().project().handle = Some(handle);
     }
 
     /// The task handle, once registered.
-    fn handle(extra: &Option<Pin<Box<Extra>>>) -> Option<&TaskHandle> {
-        extra.as_ref()?.handle.as_ref()
+    fn handle(&self) -> Option<&TaskHandle> {
+        self.0.as_ref()?.handle.as_ref()
     }
 
-    /// A cancellation, a timeout or a stack request since the last poll of the request with
-    /// `extra` (none for a request that never waited and has no timeout).
+    /// A cancellation, a timeout or a stack request since the last poll (none for a request
+    /// that never waited and has no timeout).
     #[inline(always)]
-    fn signal(extra: &mut Option<Pin<Box<Extra>>>, cx: &mut Context<'_>) -> Signal {
-        match extra {
+    fn signal(&mut self, cx: &mut Context<'_>) -> Signal {
+        match &mut self.0 {
             None => Signal::None,
-            Some(extra) => Self::signal_boxed(extra.as_mut(), cx),
+            Some(extra) => Extra::signal(extra.as_mut(), cx),
         }
     }
+}
 
-    /// [`Extra::signal`] for a registered task or a request with a timeout.
+impl Extra {
+    /// [`ExtraSlot::signal`] for a registered task or a request with a timeout.
     #[inline(never)]
-    fn signal_boxed(extra: Pin<&mut Extra>, cx: &mut Context<'_>) -> Signal {
+    fn signal(extra: Pin<&mut Extra>, cx: &mut Context<'_>) -> Signal {
         let extra = extra.project();
         if let Some(deadline) = extra.deadline.as_pin_mut() {
             if deadline.poll(cx).is_ready() {
@@ -253,7 +279,7 @@ pub(crate) struct Tracked {
     route: &'static underscore_core::RouteMeta,
     /// When the request entered the middleware.
     start: Stamp,
-    extra: Option<Pin<Box<Extra>>>,
+    extra: ExtraSlot,
     outcome: Option<Outcome>,
     /// Whether the count went to the response's body (which then ends it).
     handed_over: bool,
@@ -282,7 +308,7 @@ impl Tracked {
             request,
             route,
             start,
-            extra: None,
+            extra: ExtraSlot::default(),
             outcome: None,
             handed_over: false,
         }
@@ -290,19 +316,19 @@ impl Tracked {
 
     /// Stops the request `timeout` from now, unless it has ended by then.
     pub(crate) fn set_timeout(&mut self, timeout: std::time::Duration) {
-        Extra::set_deadline(&mut self.extra, timeout);
+        self.extra.set_deadline(timeout);
     }
 
     /// See [`InFlight::signal`].
     #[inline(always)]
     pub(crate) fn signal(&mut self, cx: &mut Context<'_>) -> Signal {
-        Extra::signal(&mut self.extra, cx)
+        self.extra.signal(cx)
     }
 
     /// The task handle, once registered.
     #[inline]
     pub(crate) fn handle(&self) -> Option<&TaskHandle> {
-        Extra::handle(&self.extra)
+        self.extra.handle()
     }
 
     /// Registers the task, if not yet (see [`InFlight::register`]).
@@ -315,7 +341,7 @@ impl Tracked {
                 cx.waker(),
                 self.start,
             );
-            Extra::set_handle(&mut self.extra, handle);
+            self.extra.set_handle(handle);
         }
     }
 
@@ -327,20 +353,25 @@ impl Tracked {
         self.outcome = Some(Outcome::Status(status.as_u16()));
     }
 
-    /// The request was cancelled for `reason`: it ends now, and its request clone is handed
-    /// back to answer it.
-    pub(crate) fn cancel(mut self, reason: CancelReason) -> HttpRequest {
+    /// Whether the app has answered (or the request was cancelled).
+    #[inline]
+    pub(crate) fn answered(&self) -> bool {
+        self.outcome.is_some()
+    }
+
+    /// The request was cancelled for `reason`: it ends as it is dropped, and a clone of it is
+    /// handed back to answer it.
+    pub(crate) fn cancel(&mut self, reason: CancelReason) -> HttpRequest {
         self.outcome = Some(cancelled_outcome(reason));
-        // Ends it now; the clone answers it.
         self.request.clone()
     }
 
-    /// The response's body follows the request from here (see [`TrackBody`]).
+    /// The response's body follows the request from here (see [`TrackBody`]): dropping this
+    /// no longer ends it.
     #[inline(never)]
-    pub(crate) fn into_body<B: MessageBody + 'static>(mut self, body: B) -> BoxBody {
+    pub(crate) fn into_body<B: MessageBody + 'static>(&mut self, body: B) -> BoxBody {
         let waited = self.handle().is_some();
-        // The request clone goes now (actix recycles requests it holds alone); a streamed
-        // body may still wait, so keep what registering it would need.
+        // A streamed body may still wait, so keep what registering it would need.
         let (source, route) = if waited {
             (None, TaskRoute::None)
         } else {
@@ -355,7 +386,6 @@ impl Tracked {
             outcome: self.outcome,
         };
         let (extra, start) = (self.extra.take(), self.start);
-        drop(self);
         let inflight = InFlight {
             source,
             route,
@@ -382,7 +412,7 @@ pub(crate) struct InFlight {
     /// Where the task's details come from, until it is registered.
     source: Option<Source>,
     route: TaskRoute,
-    extra: Option<Pin<Box<Extra>>>,
+    extra: ExtraSlot,
     /// The request in its route's statistics (annotated routes; plain ones are counted once
     /// actix has said which route served them).
     active: Option<Active>,
@@ -415,7 +445,7 @@ fn kind_of(req: &HttpRequest) -> TaskKind {
 impl InFlight {
     /// Stops the request `timeout` from now, unless it has ended by then.
     pub(crate) fn set_timeout(&mut self, timeout: std::time::Duration) {
-        Extra::set_deadline(&mut self.extra, timeout);
+        self.extra.set_deadline(timeout);
     }
 
     /// The state of a request `Observe` sees before routing, started at `start`. (Taken for
@@ -438,7 +468,7 @@ impl InFlight {
         Self {
             source: Some(Source::Plain(Box::new(details))),
             route: TaskRoute::Plain(None),
-            extra: None,
+            extra: ExtraSlot::default(),
             uncounted_plain: active.is_none(),
             active,
             start,
@@ -449,7 +479,7 @@ impl InFlight {
     /// stack request before registration).
     #[inline(always)]
     pub(crate) fn signal(&mut self, cx: &mut Context<'_>) -> Signal {
-        Extra::signal(&mut self.extra, cx)
+        self.extra.signal(cx)
     }
 
     /// Registers the task, if not yet: called once the request has to wait, so a request
@@ -464,13 +494,13 @@ impl InFlight {
             };
             let route = std::mem::replace(&mut self.route, TaskRoute::None);
             let handle = TaskHandle::register_started(kind, route, cx.waker(), self.start);
-            Extra::set_handle(&mut self.extra, handle);
+            self.extra.set_handle(handle);
         }
     }
 
     /// The task handle, once registered.
     pub(crate) fn handle(&self) -> Option<&TaskHandle> {
-        Extra::handle(&self.extra)
+        self.extra.handle()
     }
 
     /// The app answered with `status`: records the latency, and the outcome for later.

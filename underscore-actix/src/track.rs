@@ -135,7 +135,7 @@ where
         }
         TrackFuture::Running {
             fut: crate::stack::root(self.service.call(req)),
-            tracked: Some(tracked),
+            tracked,
         }
     }
 
@@ -172,11 +172,13 @@ pin_project! {
     #[project_replace = TrackFutureReplace]
     #[allow(missing_docs)]
     pub enum TrackFuture<F> {
-        /// The request runs in the app.
+        /// The request runs in the app. Once it has answered, it stays counted until this
+        /// future is dropped, as its owner does on receiving the answer (actix's resource
+        /// awaits it): then the app's future is dropped too, and the request is over.
         Running {
             #[pin]
             fut: Traced<F>,
-            tracked: Option<Tracked>,
+            tracked: Tracked,
         },
         /// The answer is ready; the app is not (or no longer) called.
         // Boxed: the rare path must not make every request's future bigger.
@@ -198,10 +200,13 @@ impl<F> TrackFuture<F> {
     /// on this worker, and answers for it.
     #[cold]
     #[inline(never)]
-    fn cancel(mut self: Pin<&mut Self>, tracked: Tracked, reason: CancelReason) -> ServiceResponse {
-        self.as_mut()
-            .project_replace(TrackFuture::Done { res: None });
+    fn cancel(mut self: Pin<&mut Self>, reason: CancelReason) -> ServiceResponse {
+        let TrackFutureProj::Running { tracked, .. } = self.as_mut().project() else {
+            unreachable!("only a running request is cancelled")
+        };
         let request = tracked.cancel(reason);
+        // Ends the request, with its cancelled outcome.
+        self.project_replace(TrackFuture::Done { res: None });
         ServiceResponse::new(request, crate::inflight::cancelled_response(reason))
     }
 }
@@ -232,7 +237,7 @@ where
     type Output = Result<ServiceResponse, Error>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let (fut, slot) = match self.as_mut().project() {
+        let (fut, tracked) = match self.as_mut().project() {
             TrackFutureProj::Running { fut, tracked } => (fut, tracked),
             TrackFutureProj::Done { res } => {
                 let res = res
@@ -241,11 +246,13 @@ where
                 return Poll::Ready(Ok(*res));
             }
         };
-        let tracked = slot.as_mut().expect("polled after completion");
+        assert!(
+            !tracked.answered(),
+            "a TrackFuture is not polled after completion"
+        );
         let signal = tracked.signal(cx);
         if let Signal::Cancelled(reason) = signal {
-            let tracked = slot.take().expect("checked above");
-            return Poll::Ready(Ok(self.cancel(tracked, reason)));
+            return Poll::Ready(Ok(self.cancel(reason)));
         }
         let polled = crate::stack::poll(fut, cx, tracked.handle(), signal);
         let ends_now = match &polled {
@@ -266,12 +273,8 @@ where
             }
         };
         if ends_now {
-            // Dropped in its slot, not moved: nothing of it can be listed, cancelled or waited
-            // on any more.
-            *slot = None;
             return boxed(polled);
         }
-        let tracked = slot.take().expect("checked above");
         polled.map(|out| out.map(|res| res.map_body(|_, body| tracked.into_body(body))))
     }
 }
