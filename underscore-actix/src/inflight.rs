@@ -369,7 +369,7 @@ impl Tracked {
     /// The response's body follows the request from here (see [`TrackBody`]): dropping this
     /// no longer ends it.
     #[inline(never)]
-    pub(crate) fn into_body<B: MessageBody + 'static>(&mut self, body: B) -> BoxBody {
+    pub(crate) fn hand_over<B: MessageBody + 'static>(&mut self, body: B) -> BoxBody {
         let waited = self.handle().is_some();
         // A streamed body may still wait, so keep what registering it would need.
         let (source, route) = if waited {

@@ -275,6 +275,6 @@ where
         if ends_now {
             return boxed(polled);
         }
-        polled.map(|out| out.map(|res| res.map_body(|_, body| tracked.into_body(body))))
+        polled.map(|out| out.map(|res| res.map_body(|_, body| tracked.hand_over(body))))
     }
 }
