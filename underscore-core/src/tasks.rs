@@ -140,16 +140,19 @@ impl Slab {
         self.slots.len() - 1
     }
 
-    /// Drops the entry at `key`, if used; whether it was.
-    fn remove(&mut self, key: usize) -> bool {
+    /// Drops the entry at `key` in place, all but its waker, which is handed back for the
+    /// caller to drop once the lock is released (dropping a waker runs the executor's code);
+    /// `None` if the slot was free.
+    fn remove(&mut self, key: usize) -> Option<Option<Waker>> {
         let slot = &mut self.slots[key];
-        if matches!(slot, Slot::Free(_)) {
-            return false;
-        }
+        let Slot::Used(entry) = slot else {
+            return None;
+        };
+        let waker = entry.waker.take();
         *slot = Slot::Free(self.free);
         self.free = Some(key);
         self.len -= 1;
-        true
+        Some(waker)
     }
 
     fn get_mut(&mut self, key: usize) -> Option<&mut Entry> {
@@ -327,12 +330,9 @@ impl TaskHandle {
 
 impl Drop for TaskHandle {
     fn drop(&mut self) {
-        let mut slab = self.shard.lock();
-        // The waker drops after the lock is released, as dropping it runs the executor's code;
-        // the rest of the entry drops in place, under the lock (plain data, and `http` types).
-        let waker = slab.get_mut(self.key).and_then(|entry| entry.waker.take());
-        slab.remove(self.key);
-        drop(slab);
+        // The rest of the entry drops under the lock (plain data, and `http` types); the waker
+        // after it is released.
+        let waker = self.shard.lock().remove(self.key);
         drop(waker);
     }
 }
@@ -619,9 +619,16 @@ mod tests {
         };
         let a = slab.insert(entry(1));
         let b = slab.insert(entry(2));
-        assert!(slab.remove(a));
+        assert_eq!(slab.get_mut(a).unwrap().number, 1);
+        let waker = Waker::from(Arc::new(Flag(AtomicBool::new(false))));
+        slab.get_mut(a).unwrap().waker = Some(waker.clone());
+        let handed_back = slab.remove(a).expect("a used slot is removed");
+        assert!(
+            handed_back.is_some_and(|w| w.will_wake(&waker)),
+            "its waker is handed back"
+        );
         assert!(slab.get_mut(a).is_none(), "a removed entry is gone");
-        assert!(!slab.remove(a), "a second remove is a no-op");
+        assert!(slab.remove(a).is_none(), "a second remove is a no-op");
         let c = slab.insert(entry(3));
         assert_eq!(c, a);
         assert_eq!(slab.len, 2);
