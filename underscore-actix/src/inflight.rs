@@ -49,7 +49,7 @@ pub(crate) fn cancelled_response(reason: CancelReason) -> HttpResponse {
 }
 
 /// Why a response already begun was cut short: the error that ends its body stream.
-fn cut_short(reason: CancelReason) -> &'static str {
+pub(crate) fn cut_short(reason: CancelReason) -> &'static str {
     match reason {
         CancelReason::Timeout => TIMED_OUT,
         CancelReason::Interrupt | CancelReason::Cancel => INTERRUPTED,
@@ -178,6 +178,9 @@ pin_project! {
         // When `limits.timeout` runs out.
         #[pin]
         deadline: Option<actix_web::rt::time::Sleep>,
+        // The details of a request of an annotated route taken as it came in, for a route
+        // whose middleware defer their call on (see `TrackMiddleware::call`).
+        kind: Option<Box<TaskKind>>,
     }
 }
 
@@ -211,6 +214,7 @@ impl ExtraSlot {
                 ManuallyDrop::new(Box::pin(Extra {
                     handle: None,
                     deadline: None,
+                    kind: None,
                 }))
             })
             .as_mut()
@@ -225,6 +229,17 @@ impl ExtraSlot {
     fn set_deadline(&mut self, timeout: std::time::Duration) {
         let deadline = actix_web::rt::time::sleep(timeout);
         self.get_or_box().project().deadline.set(Some(deadline));
+    }
+
+    /// Keeps the request's details, for a task registered before `Capture` is reached.
+    fn set_kind(&mut self, kind: TaskKind) {
+        *self.get_or_box().project().kind = Some(Box::new(kind));
+    }
+
+    /// The details kept by [`ExtraSlot::set_kind`], once.
+    fn take_kind(&mut self) -> Option<TaskKind> {
+        let extra = self.0.as_mut()?.as_mut().project();
+        extra.kind.take().map(|kind| *kind)
     }
 
     /// Keeps the request's task `handle`.
@@ -273,9 +288,10 @@ impl Extra {
 /// statistics, and the pointer saved keeps it at 40 bytes.
 #[derive(Debug)]
 pub(crate) struct Tracked {
-    /// A clone of the request: read only if it has to wait (its task's details) or is
-    /// cancelled (to answer it).
-    request: HttpRequest,
+    /// A clone of the request, from [`Capture`](crate::Capture) once the user's middleware are
+    /// done with it: read only if it has to wait (its task's details) or is cancelled (to
+    /// answer it).
+    request: Option<HttpRequest>,
     route: &'static underscore_core::RouteMeta,
     /// When the request entered the middleware.
     start: Stamp,
@@ -297,10 +313,10 @@ impl Drop for Tracked {
 
 impl Tracked {
     /// A request of `route`, counted in its statistics already, received at `start`; `request`
-    /// is a clone of it (safe at resource level: routing is over, see the crate docs).
+    /// is its clone, if `Capture` has taken one yet.
     #[inline]
     pub(crate) fn new(
-        request: HttpRequest,
+        request: Option<HttpRequest>,
         route: &'static underscore_core::RouteMeta,
         start: Stamp,
     ) -> Self {
@@ -319,6 +335,30 @@ impl Tracked {
         self.extra.set_deadline(timeout);
     }
 
+    /// Keeps the request's details, taken as it came in, in case it waits before `Capture`
+    /// has its clone.
+    pub(crate) fn set_kind(&mut self, kind: TaskKind) {
+        self.extra.set_kind(kind);
+    }
+
+    /// Whether `Capture` has handed over the request's clone.
+    #[inline(always)]
+    pub(crate) fn has_request(&self) -> bool {
+        self.request.is_some()
+    }
+
+    /// Keeps the clone `Capture` took in a later poll, if any, and lists the real details of a
+    /// task registered before.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn captured(&mut self, request: Option<HttpRequest>) {
+        let Some(request) = request else { return };
+        if let Some(handle) = self.handle() {
+            handle.set_kind(kind_of(&request));
+        }
+        self.request = Some(request);
+    }
+
     /// See [`InFlight::signal`].
     #[inline(always)]
     pub(crate) fn signal(&mut self, cx: &mut Context<'_>) -> Signal {
@@ -331,12 +371,24 @@ impl Tracked {
         self.extra.handle()
     }
 
+    /// The request's details, as `_tasks` lists them: from its clone, else from what was kept
+    /// as it came in, else (a request whose middleware deferred for the first time) from its
+    /// route, until `Capture` hands over the clone.
+    fn kind(&mut self) -> TaskKind {
+        if let Some(request) = &self.request {
+            return kind_of(request);
+        }
+        self.extra
+            .take_kind()
+            .unwrap_or_else(|| route_kind(self.route))
+    }
+
     /// Registers the task, if not yet (see [`InFlight::register`]).
     #[inline(never)]
     pub(crate) fn register(&mut self, cx: &Context<'_>) {
         if self.handle().is_none() {
             let handle = TaskHandle::register_started(
-                kind_of(&self.request),
+                self.kind(),
                 TaskRoute::Annotated(self.route),
                 cx.waker(),
                 self.start,
@@ -359,11 +411,11 @@ impl Tracked {
         self.outcome.is_some()
     }
 
-    /// The request was cancelled for `reason`: it ends as it is dropped, and a clone of it is
-    /// handed back to answer it.
-    pub(crate) fn cancel(&mut self, reason: CancelReason) -> HttpRequest {
+    /// The request was cancelled for `reason`: it ends as it is dropped, and its clone (if
+    /// `Capture` took one) is handed back to answer it.
+    pub(crate) fn cancel(&mut self, reason: CancelReason) -> Option<HttpRequest> {
         self.outcome = Some(cancelled_outcome(reason));
-        self.request.clone()
+        self.request.take()
     }
 
     /// The response's body follows the request from here (see [`TrackBody`]): dropping this
@@ -376,7 +428,7 @@ impl Tracked {
             (None, TaskRoute::None)
         } else {
             (
-                Some(Source::Kind(Box::new(kind_of(&self.request)))),
+                Some(Source::Kind(Box::new(self.kind()))),
                 TaskRoute::Annotated(self.route),
             )
         };
@@ -400,6 +452,25 @@ impl Tracked {
             body,
             inflight: Some(Box::new(inflight)),
         })
+    }
+}
+
+/// What `_tasks` lists of a request known only by its route: the method and path of its
+/// attribute (a path's `{segments}` percent-encoded, as a URI cannot hold braces).
+#[cold]
+fn route_kind(route: &underscore_core::RouteMeta) -> TaskKind {
+    let method = route
+        .methods
+        .first()
+        .and_then(|m| actix_web::http::Method::from_bytes(m.as_bytes()).ok())
+        .unwrap_or(actix_web::http::Method::GET);
+    let path = route.display_paths().into_iter().next().unwrap_or_default();
+    let path = path.replace('{', "%7B").replace('}', "%7D");
+    TaskKind::Request {
+        method,
+        uri: path.parse().unwrap_or_else(|_| actix_web::http::Uri::from_static("/")),
+        peer: None,
+        opaque_id: None,
     }
 }
 
@@ -433,7 +504,7 @@ enum Source {
 
 const OPAQUE_ID: header::HeaderName = header::HeaderName::from_static("x-opaque-id");
 
-fn kind_of(req: &HttpRequest) -> TaskKind {
+pub(crate) fn kind_of(req: &HttpRequest) -> TaskKind {
     TaskKind::Request {
         method: req.method().clone(),
         uri: req.uri().clone(),

@@ -40,6 +40,7 @@
 
 pub mod admin;
 mod background;
+mod capture;
 mod claim;
 mod inflight;
 pub mod logging;
@@ -54,6 +55,7 @@ mod track;
 
 pub use admin::metrics_handler;
 pub use background::spawn_task;
+pub use capture::{Capture, CaptureMiddleware};
 pub use observe::{Observe, ObserveFuture, ObserveMiddleware};
 pub use record::{on_connect, record, record_in, record_listeners, Recorded};
 pub use setup::Underscore;
@@ -67,6 +69,7 @@ pub use underscore_macros::underscore_route;
 /// What `#[underscore_route]` expands to refers to; not a public API.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::capture::Capture;
     pub use crate::track::Track;
     pub use underscore_core::inventory;
     pub use underscore_core::{RouteMeta, RouteRef, RouteState};

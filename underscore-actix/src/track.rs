@@ -10,6 +10,7 @@ use std::task::{Context, Poll};
 
 use actix_web::body::{BodySize, BoxBody, MessageBody};
 use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Transform};
+use actix_web::error::InternalError;
 use actix_web::Error;
 use pin_project_lite::pin_project;
 
@@ -61,6 +62,7 @@ where
             route: self.route,
             mount: self.mount,
             learned: Cell::new(false),
+            defers: Cell::new(true),
         }))
     }
 }
@@ -73,6 +75,11 @@ pub struct TrackMiddleware<S> {
     mount: usize,
     /// Whether this mount's full pattern was recorded (once per worker and mount).
     learned: Cell<bool>,
+    /// Whether the last request did not reach `Capture` within this middleware's call (a
+    /// middleware of the user's deferred its call on): the next one keeps its details as it
+    /// comes in, to be listed should it wait before `Capture` is reached. Starts set, so that
+    /// the first request of each worker and mount learns it.
+    defers: Cell<bool>,
 }
 
 impl<S, B> Service<ServiceRequest> for TrackMiddleware<S>
@@ -123,18 +130,22 @@ where
         req: ServiceRequest,
         timeout: Option<std::time::Duration>,
     ) -> TrackFuture<S::Future> {
-        // Safe at resource level: routing is over, so actix no longer needs the request to be
-        // unshared (see the crate docs). Kept to answer an interrupt with a real response.
-        let mut tracked = Tracked::new(
-            req.request().clone(),
-            self.route,
-            claim::observed_start().unwrap_or_else(Stamp::now),
-        );
+        let start = claim::observed_start().unwrap_or_else(Stamp::now);
+        // Read, not cloned: a clone held while the user's middleware run would make their
+        // edits of the request panic.
+        let kind = self.defers.get().then(|| crate::inflight::kind_of(req.request()));
+        // The request's clone comes from `Capture`, once the user's middleware are done with it.
+        let (fut, request) = crate::capture::listen(|| self.service.call(req));
+        self.defers.set(request.is_none());
+        let mut tracked = Tracked::new(request, self.route, start);
+        if let Some(kind) = kind.filter(|_| !tracked.has_request()) {
+            tracked.set_kind(kind);
+        }
         if let Some(timeout) = timeout {
             tracked.set_timeout(timeout);
         }
         TrackFuture::Running {
-            fut: crate::stack::root(self.service.call(req)),
+            fut: crate::stack::root(fut),
             tracked,
         }
     }
@@ -198,16 +209,25 @@ impl<F> TrackFuture<F> {
 
     /// Ends a cancelled request (interrupt, cancel, timeout): drops the handler's future now,
     /// on this worker, and answers for it.
+    ///
+    /// The answer is a response of the request, as the app's would be. A request cancelled
+    /// before `Capture` was reached (still in a middleware of the user's that has not called
+    /// on) has no clone to answer with: its answer travels as an error carrying the response,
+    /// which actix sends as it is.
     #[cold]
     #[inline(never)]
-    fn cancel(mut self: Pin<&mut Self>, reason: CancelReason) -> ServiceResponse {
+    fn cancel(mut self: Pin<&mut Self>, reason: CancelReason) -> Result<ServiceResponse, Error> {
         let TrackFutureProj::Running { tracked, .. } = self.as_mut().project() else {
             unreachable!("only a running request is cancelled")
         };
         let request = tracked.cancel(reason);
         // Ends the request, with its cancelled outcome.
         self.project_replace(TrackFuture::Done { res: None });
-        ServiceResponse::new(request, crate::inflight::cancelled_response(reason))
+        let res = crate::inflight::cancelled_response(reason);
+        match request {
+            Some(request) => Ok(ServiceResponse::new(request, res)),
+            None => Err(InternalError::from_response(crate::inflight::cut_short(reason), res).into()),
+        }
     }
 }
 
@@ -252,9 +272,17 @@ where
         );
         let signal = tracked.signal(cx);
         if let Signal::Cancelled(reason) = signal {
-            return Poll::Ready(Ok(self.cancel(reason)));
+            return Poll::Ready(self.cancel(reason));
         }
-        let polled = crate::stack::poll(fut, cx, tracked.handle(), signal);
+        let polled = if tracked.has_request() {
+            crate::stack::poll(fut, cx, tracked.handle(), signal)
+        } else {
+            // A middleware of the user's deferred its call on: `Capture` is reached in a poll.
+            let (polled, request) =
+                crate::capture::listen(|| crate::stack::poll(fut, cx, tracked.handle(), signal));
+            tracked.captured(request);
+            polled
+        };
         let ends_now = match &polled {
             Poll::Pending => {
                 tracked.register(cx);

@@ -320,6 +320,13 @@ impl TaskHandle {
         format!("{}:{number}", tasks().node)
     }
 
+    /// Replaces the task's details (a request listed before its own were at hand).
+    pub fn set_kind(&self, kind: TaskKind) {
+        if let Some(entry) = self.shard.lock().get_mut(self.key) {
+            entry.kind = kind;
+        }
+    }
+
     /// Records the route of a plain actix-web request once it is known.
     pub fn set_route(&self, route: &'static DynamicRoute) {
         if let Some(entry) = self.shard.lock().get_mut(self.key) {

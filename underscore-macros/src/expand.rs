@@ -1,11 +1,11 @@
-//! Code generation: the route's `static` metadata, its inventory entry, and the `wrap` that
-//! installs the `Track` middleware on each actix resource.
+//! Code generation: the route's `static` metadata, its inventory entry, and the `wrap`s that
+//! install the `Track` middleware (outermost) and `Capture` (innermost) on each actix resource.
 
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};
 use syn::{LitStr, Meta};
 
-use crate::parse::Route;
+use crate::parse::{ActixArgs, Route};
 
 pub(crate) fn expand(route: Route) -> syn::Result<TokenStream> {
     let Route {
@@ -18,20 +18,20 @@ pub(crate) fn expand(route: Route) -> syn::Result<TokenStream> {
     let static_name = format_ident!("__UNDERSCORE_ROUTE_{}", fn_name);
 
     for (mount, attr) in actix.iter().enumerate() {
-        let wrap = LitStr::new(
+        let span = attr.path.span();
+        let track = LitStr::new(
             &format!("::underscore_actix::__private::Track::new(&{static_name}, {mount})"),
-            attr.path.span(),
+            span,
         );
+        let capture = LitStr::new("::underscore_actix::__private::Capture", span);
         let Meta::List(list) = &mut item.attrs[attr.attr_index].meta else {
             unreachable!("parse only accepts list attributes")
         };
-        let tokens = &list.tokens;
-        let sep = if tokens.to_string().trim_end().ends_with(',') {
-            quote!()
-        } else {
-            quote!(,)
-        };
-        list.tokens = quote!(#tokens #sep wrap = #wrap);
+        // Parsed once already: this cannot fail.
+        let ActixArgs { path, pairs } = syn::parse2(list.tokens.clone())?;
+        // actix applies `wrap`s in order, the first innermost: `Capture` comes before the
+        // user's own (it must see the request as they leave it), `Track` after them all.
+        list.tokens = quote!(#path, wrap = #capture, #(#pairs,)* wrap = #track);
     }
 
     let mut methods: Vec<String> = Vec::new();

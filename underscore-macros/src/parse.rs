@@ -100,9 +100,9 @@ fn last_ident(attr: &Attribute) -> Option<String> {
 }
 
 /// The arguments of an actix routing attribute: a path literal, then `key = value` pairs.
-struct ActixArgs {
-    path: LitStr,
-    pairs: Vec<MetaNameValue>,
+pub(crate) struct ActixArgs {
+    pub path: LitStr,
+    pub pairs: Vec<MetaNameValue>,
 }
 
 impl Parse for ActixArgs {
