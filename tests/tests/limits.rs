@@ -49,6 +49,7 @@ impl Gate {
 static SHED_GATE: Gate = Gate::new();
 static LOWER_GATE: Gate = Gate::new();
 static PLAIN_GATE: Gate = Gate::new();
+static COUNT_GATE: Gate = Gate::new();
 static TIMEOUT_DROPPED: AtomicBool = AtomicBool::new(false);
 
 #[underscore_route]
@@ -119,6 +120,13 @@ fn configure(cfg: &mut web::ServiceConfig) {
             web::get().to(|| async {
                 PLAIN_GATE.pass().await;
                 "plain served"
+            }),
+        )
+        .route(
+            "/plaincount",
+            web::get().to(|| async {
+                COUNT_GATE.pass().await;
+                "counted"
             }),
         );
 }
@@ -520,5 +528,63 @@ fn bad_limits_are_refused_whole_naming_the_key() {
         "preempt.percent",
     ] {
         assert!(defaults.get(key).is_some(), "{key} in {defaults}");
+    }
+}
+
+/// What the admin APIs say is in flight on `id`: `_cat/routes`, `_routes/stats` and the
+/// Prometheus gauge.
+fn in_flight_everywhere(srv: &TestServer, id: &str) -> [u64; 3] {
+    let cat = srv.admin("GET", &format!("/_cat/routes/{id}?h=active&format=json"));
+    let cat = cat.json()[0]["active"].as_u64().unwrap();
+    let stats = stats(srv, id)["requests"]["active"].as_u64().unwrap();
+    let metrics = srv.admin("GET", "/_prometheus/metrics").body;
+    let series = format!("underscore_requests_in_flight{{route=\"{id}\"}} ");
+    let gauge = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series.as_str()))
+        .unwrap_or_else(|| panic!("no {series} in {metrics}"))
+        .parse()
+        .unwrap();
+    [cat, stats, gauge]
+}
+
+#[test]
+fn waiting_requests_of_a_plain_route_are_counted_once_with_or_without_a_limit() {
+    let srv = TestServer::start(configure);
+    // A plain route is known after its first request.
+    COUNT_GATE.open.store(true, Ordering::SeqCst);
+    assert_eq!(srv.http("GET", "/plaincount").status, 200);
+    COUNT_GATE.open.store(false, Ordering::SeqCst);
+    for limit in [json!(null), json!(10)] {
+        put(
+            &srv,
+            "plaincount",
+            json!({"transient": {"limits.max_in_flight": limit}}),
+        );
+        let waiting: Vec<_> = (0..3)
+            .map(|_| get_in_background(&srv, "/plaincount"))
+            .collect();
+        wait_until("three requests inside", || {
+            COUNT_GATE.inside.load(Ordering::SeqCst) == 3
+        });
+        // Each is listed once it has waited: then all of them are, and counted.
+        wait_until("three tasks", || {
+            let tasks = srv.admin("GET", "/_tasks?group_by=none&actions=http:plaincount");
+            tasks.json()["tasks"].as_array().unwrap().len() == 3
+        });
+        assert_eq!(
+            in_flight_everywhere(&srv, "plaincount"),
+            [3, 3, 3],
+            "limit {limit}"
+        );
+        COUNT_GATE.open.store(true, Ordering::SeqCst);
+        for answer in waiting {
+            assert!(answer.join().unwrap().starts_with("HTTP/1.1 200 OK"));
+        }
+        wait_until("none inside", || {
+            COUNT_GATE.inside.load(Ordering::SeqCst) == 0
+        });
+        assert_eq!(in_flight_everywhere(&srv, "plaincount"), [0, 0, 0]);
+        COUNT_GATE.open.store(false, Ordering::SeqCst);
     }
 }

@@ -532,13 +532,21 @@ impl InFlight {
         }
     }
 
-    /// The state of a plain request, once it is known that no `Track` claimed it; `active`
-    /// when it was admitted by the `limits.max_in_flight` of the route its path matched.
-    pub(crate) fn plain(details: PlainDetails, active: Option<Active>) -> Self {
+    /// The state of a plain request, once it is known that no `Track` claimed it; `admitted`
+    /// when the `limits.max_in_flight` of the route its path matched admitted it (then it is
+    /// counted there already).
+    pub(crate) fn plain(
+        details: PlainDetails,
+        admitted: Option<(Active, &'static DynamicRoute)>,
+    ) -> Self {
         let start = details.start;
+        let (active, route) = match admitted {
+            Some((active, route)) => (Some(active), TaskRoute::Admitted(route)),
+            None => (None, TaskRoute::Plain(None)),
+        };
         Self {
             source: Some(Source::Plain(Box::new(details))),
-            route: TaskRoute::Plain(None),
+            route,
             extra: ExtraSlot::default(),
             uncounted_plain: active.is_none(),
             active,
@@ -629,6 +637,7 @@ impl InFlight {
     pub(crate) fn set_route(&mut self, route: &'static DynamicRoute) {
         match self.handle() {
             Some(handle) => handle.set_route(route),
+            None if matches!(self.route, TaskRoute::Admitted(_)) => {}
             None => self.route = TaskRoute::Plain(Some(route)),
         }
     }

@@ -188,7 +188,7 @@ where
             let settings = &route.settings;
             if let Some(max) = settings.max_in_flight() {
                 match Active::admit(&route.stats, max) {
-                    Some(active) => admitted = Some(active),
+                    Some(active) => admitted = Some((active, route)),
                     None => {
                         return ObserveFuture::answered(crate::preempt::shed(
                             &route.stats,

@@ -60,6 +60,9 @@ pub enum TaskRoute {
     Annotated(&'static RouteMeta),
     /// A plain actix-web route, known only once routed: `None` while in flight.
     Plain(Option<&'static DynamicRoute>),
+    /// A plain actix-web route whose `limits.max_in_flight` admitted the request (matched by
+    /// path before routing): counted in the route's statistics already, unlike `Plain`.
+    Admitted(&'static DynamicRoute),
     /// Not a request.
     None,
 }
@@ -330,7 +333,10 @@ impl TaskHandle {
     /// Records the route of a plain actix-web request once it is known.
     pub fn set_route(&self, route: &'static DynamicRoute) {
         if let Some(entry) = self.shard.lock().get_mut(self.key) {
-            entry.route = TaskRoute::Plain(Some(route));
+            // An admitted request stays so: it is counted in its route's statistics.
+            if !matches!(entry.route, TaskRoute::Admitted(_)) {
+                entry.route = TaskRoute::Plain(Some(route));
+            }
         }
     }
 }

@@ -25,7 +25,7 @@ impl View {
     fn new(reg: &Registry, info: TaskInfo) -> Self {
         let route_id = match &info.route {
             TaskRoute::Annotated(meta) => reg.annotated_id(meta).map(str::to_owned),
-            TaskRoute::Plain(Some(route)) => Some(route.id.clone()),
+            TaskRoute::Plain(Some(route)) | TaskRoute::Admitted(route) => Some(route.id.clone()),
             TaskRoute::Plain(None) => match &info.kind {
                 TaskKind::Request { method, uri, .. } => reg
                     .resolve_plain(method.as_str(), uri.path())
@@ -463,6 +463,7 @@ pub(crate) fn by_route(reg: &Registry) -> HashMap<String, RouteTasks> {
     for view in views(reg) {
         let Some(id) = view.route_id else { continue };
         let is_request = matches!(view.info.kind, TaskKind::Request { .. });
+        // Counted in its route's statistics only once it ends (an admitted one is already).
         let is_plain = matches!(view.info.route, TaskRoute::Plain(_));
         if !is_request && !is_plain {
             continue;
