@@ -283,26 +283,54 @@ where
             tracked.captured(request);
             polled
         };
-        let ends_now = match &polled {
+        let body = match &polled {
             Poll::Pending => {
                 tracked.register(cx);
                 return Poll::Pending;
             }
             Poll::Ready(Ok(res)) => {
                 tracked.responded(res.status());
-                // A request that waited may be waited on still; a streamed body is followed.
-                tracked.handle().is_none()
-                    && !matches!(res.response().body().size(), BodySize::Stream)
+                match res.response().body().size() {
+                    BodySize::Stream => Body::Streamed,
+                    // In memory, or a stream of known length (`SizedStream`, a proxied
+                    // response): only the body itself can tell.
+                    BodySize::Sized(n) if n > 0 => Body::Sized,
+                    // A request that waited may be waited on still.
+                    _ if tracked.handle().is_some() => Body::Streamed,
+                    _ => Body::Empty,
+                }
             }
             Poll::Ready(Err(err)) => {
                 // actix turns the error into this response.
                 tracked.responded(err.as_response_error().status_code());
-                true
+                Body::Empty
             }
         };
-        if ends_now {
-            return boxed(polled);
+        match body {
+            Body::Empty => boxed(polled),
+            Body::Sized => polled.map(|out| {
+                out.map(|res| {
+                    res.map_body(|_, body| match body.try_into_bytes() {
+                        // In memory: sent in one piece, the request ends with this future.
+                        Ok(bytes) => BoxBody::new(bytes),
+                        Err(body) => tracked.hand_over(body),
+                    })
+                })
+            }),
+            Body::Streamed => {
+                polled.map(|out| out.map(|res| res.map_body(|_, body| tracked.hand_over(body))))
+            }
         }
-        polled.map(|out| out.map(|res| res.map_body(|_, body| tracked.hand_over(body))))
     }
+}
+
+/// What the request's response body asks of `Track`.
+enum Body {
+    /// None: the request ends with the response.
+    Empty,
+    /// One of known length, which may be in memory (then the request ends with the response)
+    /// or streamed (then followed to its last byte).
+    Sized,
+    /// A stream (or the body of a request that waited): followed to its last byte.
+    Streamed,
 }

@@ -1,0 +1,147 @@
+//! A response whose body is still streaming keeps its request in flight until its last byte,
+//! whether its length is known (`SizedStream`, a proxied response with `Content-Length`) or
+//! not (`.streaming()`): listed, counted active, limited, timed out and interrupted alike.
+
+mod common;
+
+use std::io::Read;
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use actix_web::body::SizedStream;
+use actix_web::web::Bytes;
+use actix_web::{get, web, HttpResponse};
+use common::{curl_unix, read_all, send_raw, wait_until, TestServer};
+use serde_json::{json, Value};
+use underscore_actix::underscore_route;
+
+/// Sends one chunk, then stalls until dropped.
+struct Stalling(bool);
+
+impl futures_core::Stream for Stalling {
+    type Item = Result<Bytes, actix_web::Error>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        if self.0 {
+            std::task::Poll::Pending
+        } else {
+            self.0 = true;
+            std::task::Poll::Ready(Some(Ok(Bytes::from_static(b"first chunk\n"))))
+        }
+    }
+}
+
+/// A stream of unknown length (chunked).
+#[underscore_route]
+#[get("/body/chunked")]
+async fn chunked() -> HttpResponse {
+    HttpResponse::Ok().streaming(Stalling(false))
+}
+
+/// A stream of known length (`Content-Length: 24`), as a proxy answers.
+#[underscore_route]
+#[get("/body/sized")]
+async fn sized() -> HttpResponse {
+    HttpResponse::Ok().body(SizedStream::new(24, Stalling(false)))
+}
+
+fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(chunked).service(sized);
+}
+
+/// Route statistics are the process's: the tests of this file take turns.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Sends `GET path` and reads the response head (and the first chunk, if it came with it).
+fn start(srv: &TestServer, path: &str) -> (TcpStream, String) {
+    let mut conn = send_raw(
+        srv.addr,
+        format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"),
+    );
+    let mut head = [0u8; 1024];
+    let n = conn.read(&mut head).unwrap();
+    (conn, String::from_utf8_lossy(&head[..n]).into_owned())
+}
+
+fn active(srv: &TestServer, id: &str) -> u64 {
+    let s = srv.admin("GET", &format!("/_routes/{id}/stats")).json();
+    s["routes"][id]["requests"]["active"].as_u64().unwrap()
+}
+
+fn tasks_of(srv: &TestServer, id: &str) -> usize {
+    let json = srv
+        .admin("GET", &format!("/_tasks?group_by=none&actions=http:{id}"))
+        .json();
+    json["tasks"].as_array().unwrap().len()
+}
+
+fn put(srv: &TestServer, id: &str, body: Value) {
+    let res = curl_unix(
+        &srv.socket,
+        "PUT",
+        &format!("/_routes/{id}/settings"),
+        Some(&body.to_string()),
+    );
+    assert_eq!(res.status, 200, "{}", res.body);
+}
+
+/// The rest of a response cut short: the first chunk came, the body is not complete.
+fn assert_cut_short(head: String, conn: TcpStream, id: &str) {
+    let whole = head + &read_all(conn);
+    assert!(whole.starts_with("HTTP/1.1 200 OK\r\n"), "{id}: {whole}");
+    assert!(whole.contains("first chunk"), "{id}: {whole}");
+    assert!(!whole.ends_with("0\r\n\r\n"), "{id}: complete: {whole:?}");
+}
+
+#[test]
+fn a_streaming_body_is_listed_counted_and_interrupted_until_its_last_byte() {
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let srv = TestServer::start(routes);
+    for id in ["chunked", "sized"] {
+        let (conn, head) = start(&srv, &format!("/body/{id}"));
+        assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{id}: {head}");
+        wait_until("the task", || tasks_of(&srv, id) == 1);
+        assert_eq!(active(&srv, id), 1, "{id}");
+        let res = srv.admin("POST", &format!("/_routes/{id}/interrupt"));
+        assert_eq!(res.json(), json!({ id: {"interrupted": 1} }), "{id}");
+        assert_cut_short(head, conn, id);
+        wait_until("the task gone", || tasks_of(&srv, id) == 0);
+        assert_eq!(active(&srv, id), 0, "{id}");
+    }
+}
+
+#[test]
+fn a_streaming_body_holds_its_slot_and_is_timed_out() {
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let srv = TestServer::start(routes);
+    for id in ["chunked", "sized"] {
+        put(
+            &srv,
+            id,
+            json!({"transient": {"limits.max_in_flight": 1, "limits.timeout": "500ms"}}),
+        );
+        let sent = Instant::now();
+        let (conn, head) = start(&srv, &format!("/body/{id}"));
+        // Still streaming: its slot is taken.
+        let shed = common::raw(
+            srv.addr,
+            format!("GET /body/{id} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"),
+        );
+        assert!(
+            shed.starts_with("HTTP/1.1 503 Too many requests in flight"),
+            "{id}: {shed}"
+        );
+        // Cut at its timeout, not before.
+        assert_cut_short(head, conn, id);
+        let took = sent.elapsed();
+        assert!(took >= Duration::from_millis(500), "{id}: {took:?}");
+        wait_until("the slot is free", || active(&srv, id) == 0);
+        let s = srv.admin("GET", &format!("/_routes/{id}/stats")).json();
+        assert_eq!(s["routes"][id]["requests"]["timed_out"], 1, "{id}: {s}");
+        assert_eq!(s["routes"][id]["requests"]["shed"], 1, "{id}: {s}");
+        put(&srv, id, json!({"transient": {"limits.*": null}}));
+    }
+}
