@@ -158,7 +158,7 @@ fn a_middleware_that_edits_the_request_is_served_and_counted_once() {
         let [total, _, interrupted, ok] = counts(&srv, id);
         let res = srv.http("GET", path);
         assert_eq!((res.status, res.body.as_str()), (200, body), "{path}");
-        wait_until("the request ends", || counts(&srv, id)[1] == 0);
+        wait_until(&format!("{path} ends"), || counts(&srv, id)[1] == 0);
         assert_eq!(
             counts(&srv, id),
             [total + 1, 0, interrupted, ok + 1],
@@ -182,16 +182,24 @@ fn a_request_behind_an_editing_middleware_is_interrupted_wherever_it_waits() {
         ("/mw/segment/x?ms=30000", "segment"),
         ("/mw/late?mw_ms=30000", "header_late"),
         ("/mw/late?mw_ms=10&ms=30000", "header_late"),
+        ("/mw/late?mw_ms=30000&again", "header_late"),
     ] {
         let [total, _, interrupted, ok] = counts(&srv, id);
         let client = get(&srv, path);
         let action = format!("http:{id}");
         wait_until(path, || tasks_of(&srv, &action) == 1);
-        // Listed with its own method and target, wherever it waits.
+        // Listed with its own method and target wherever it waits; the first request of a
+        // route to wait in a middleware around its handler (where no clone of the request is
+        // at hand) by its route's, until it reaches its handler.
         let listed = srv
             .admin("GET", &format!("/_tasks?group_by=none&detailed&actions={action}"))
             .json();
-        assert_eq!(listed["tasks"][0]["description"], format!("GET {path}"));
+        let description = listed["tasks"][0]["description"].as_str().unwrap();
+        let first_outside = path == "/mw/late?mw_ms=30000" && description == "GET /mw/late";
+        assert!(
+            description == format!("GET {path}") || first_outside,
+            "{path}: {description}"
+        );
         let res = srv.admin("POST", &format!("/_routes/{id}/interrupt"));
         assert_eq!(res.json(), json!({ id: {"interrupted": 1} }), "{path}");
         let reply = read_all(client);

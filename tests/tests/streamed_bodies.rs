@@ -41,10 +41,14 @@ async fn chunked() -> HttpResponse {
     HttpResponse::Ok().streaming(Stalling(false))
 }
 
-/// A stream of known length (`Content-Length: 24`), as a proxy answers.
+/// A stream of known length (`Content-Length: 24`), as a proxy answers once its upstream has
+/// (or at once, with `?now`).
 #[underscore_route]
 #[get("/body/sized")]
-async fn sized() -> HttpResponse {
+async fn sized(req: actix_web::HttpRequest) -> HttpResponse {
+    if req.query_string() != "now" {
+        actix_web::rt::time::sleep(Duration::from_millis(10)).await;
+    }
     HttpResponse::Ok().body(SizedStream::new(24, Stalling(false)))
 }
 
@@ -124,11 +128,12 @@ fn a_streaming_body_holds_its_slot_and_is_timed_out() {
             json!({"transient": {"limits.max_in_flight": 1, "limits.timeout": "500ms"}}),
         );
         let sent = Instant::now();
-        let (conn, head) = start(&srv, &format!("/body/{id}"));
+        // Answered at once: the limit and the timeout are what make it followed.
+        let (conn, head) = start(&srv, &format!("/body/{id}?now"));
         // Still streaming: its slot is taken.
         let shed = common::raw(
             srv.addr,
-            format!("GET /body/{id} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"),
+            format!("GET /body/{id}?now HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"),
         );
         assert!(
             shed.starts_with("HTTP/1.1 503 Too many requests in flight"),

@@ -10,45 +10,51 @@
 //! then would panic on every request. `Capture` runs after them all, just before the handler's
 //! extractors, where nothing edits the request any more.
 //!
-//! The two meet through a thread-local, the way `Observe` and `Track` do (see `claim`): `Track`
-//! raises it around its call to the inner service, and around each poll until it has a clone;
-//! `Capture`'s `call` runs within one of them (synchronously, or in the poll where a deferring
-//! middleware calls on). No allocation, no lookup. A `Capture` whose `Track` is not listening
-//! (a middleware that spawned the call onto another task) takes no clone: that request is
-//! answered without one (see `TrackFuture::cancel`).
+//! The two meet through thread-locals, the way `Observe` and `Track` do (see `claim`): `Track`
+//! raises a flag around its call to the inner service, and around each poll until it has the
+//! clone; `Capture`'s `call` runs within one of them (synchronously, or in the poll where a
+//! middleware that deferred its call calls on) and leaves the clone beside the flag. No
+//! allocation, no lookup. A `Capture` called while its `Track` does not listen (a middleware
+//! that spawned the call onto a task of its own) leaves nothing: that request is answered
+//! without a clone (see `TrackFuture::cancel`).
 
 use std::cell::Cell;
 use std::future::{ready, Ready};
+use std::mem::ManuallyDrop;
 
 use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Transform};
 use actix_web::{Error, HttpRequest};
 
-/// What the thread-local holds.
-#[derive(Default)]
-enum Slot {
-    /// No `Track` listens.
-    #[default]
-    Idle,
-    /// A `Track` is calling or polling its inner service and has no clone yet.
-    Listening,
-    /// The clone `Capture` took, for the `Track` listening.
-    Captured(HttpRequest),
-}
+const IDLE: u8 = 0;
+const LISTENING: u8 = 1;
 
 thread_local! {
-    static SLOT: Cell<Slot> = const { Cell::new(Slot::Idle) };
+    /// Whether a `Track` listens (and no `Capture` has answered it yet).
+    static STATE: Cell<u8> = const { Cell::new(IDLE) };
+    /// The clone handed over. `ManuallyDrop`, so that the thread-local has no destructor to
+    /// check at every access (which the request path would pay): it is emptied as soon as it
+    /// is filled, within the same call or poll, so nothing is left in it to drop.
+    static HANDED_OVER: Cell<ManuallyDrop<Option<HttpRequest>>> =
+        const { Cell::new(ManuallyDrop::new(None)) };
 }
 
-/// Runs `call` (the inner service's `call`, or a poll of its future) listening for a
-/// `Capture`: returns its result and the request clone, if one was taken meanwhile.
+/// Starts listening for a `Capture`, around the inner service's `call` or a poll of its
+/// future; [`stop`] ends it. (Two calls, not one taking a closure: the response passed through
+/// a tuple was copied twice more, with `memcpy`.)
 #[inline(always)]
-pub(crate) fn listen<T>(call: impl FnOnce() -> T) -> (T, Option<HttpRequest>) {
-    let outer = SLOT.replace(Slot::Listening);
-    let out = call();
-    match SLOT.replace(outer) {
-        Slot::Captured(req) => (out, Some(req)),
-        Slot::Idle | Slot::Listening => (out, None),
-    }
+pub(crate) fn listen() -> Listening {
+    Listening(STATE.replace(LISTENING))
+}
+
+/// What [`listen`] found, to put back.
+#[must_use]
+pub(crate) struct Listening(u8);
+
+/// Stops listening: the request clone, if one was handed over meanwhile.
+#[inline(always)]
+pub(crate) fn stop(listening: Listening) -> Option<HttpRequest> {
+    STATE.set(listening.0);
+    ManuallyDrop::into_inner(HANDED_OVER.replace(ManuallyDrop::new(None)))
 }
 
 /// The innermost middleware of an annotated route; put there by `#[underscore_route]`.
@@ -88,12 +94,12 @@ where
 
     #[inline]
     fn call(&self, req: ServiceRequest) -> Self::Future {
-        SLOT.with(|slot| match slot.replace(Slot::Idle) {
+        if STATE.replace(IDLE) == LISTENING {
             // Safe now: the user's middleware are done editing, and the handler's service
-            // only reads the request.
-            Slot::Listening => slot.set(Slot::Captured(req.request().clone())),
-            other => slot.set(other),
-        });
+            // only reads the request. (The slot is empty: `stop` empties it.)
+            let empty = HANDED_OVER.replace(ManuallyDrop::new(Some(req.request().clone())));
+            drop(ManuallyDrop::into_inner(empty));
+        }
         self.service.call(req)
     }
 }

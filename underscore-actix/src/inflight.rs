@@ -232,8 +232,8 @@ impl ExtraSlot {
     }
 
     /// Keeps the request's details, for a task registered before `Capture` is reached.
-    fn set_kind(&mut self, kind: TaskKind) {
-        *self.get_or_box().project().kind = Some(Box::new(kind));
+    fn set_kind(&mut self, kind: Box<TaskKind>) {
+        *self.get_or_box().project().kind = Some(kind);
     }
 
     /// The details kept by [`ExtraSlot::set_kind`], once.
@@ -299,6 +299,8 @@ pub(crate) struct Tracked {
     outcome: Option<Outcome>,
     /// Whether the count went to the response's body (which then ends it).
     handed_over: bool,
+    /// Whether the request holds a slot of its route's `limits.max_in_flight`.
+    limited: bool,
 }
 
 impl Drop for Tracked {
@@ -327,6 +329,7 @@ impl Tracked {
             extra: ExtraSlot::default(),
             outcome: None,
             handed_over: false,
+            limited: false,
         }
     }
 
@@ -335,24 +338,34 @@ impl Tracked {
         self.extra.set_deadline(timeout);
     }
 
-    /// Keeps the request's details, taken as it came in, in case it waits before `Capture`
-    /// has its clone.
-    pub(crate) fn set_kind(&mut self, kind: TaskKind) {
-        self.extra.set_kind(kind);
-    }
-
-    /// Whether `Capture` has handed over the request's clone.
-    #[inline(always)]
-    pub(crate) fn has_request(&self) -> bool {
-        self.request.is_some()
-    }
-
-    /// Keeps the clone `Capture` took in a later poll, if any, and lists the real details of a
-    /// task registered before.
+    /// Keeps the request's details, taken as it came in, in case it waits outside its handler
+    /// (where `Capture` has no clone to hand over).
     #[cold]
     #[inline(never)]
-    pub(crate) fn captured(&mut self, request: Option<HttpRequest>) {
-        let Some(request) = request else { return };
+    pub(crate) fn set_kind(&mut self, kind: Box<TaskKind>) {
+        if self.request.is_none() {
+            self.extra.set_kind(kind);
+        }
+    }
+
+    /// The request holds a slot of its route's `limits.max_in_flight`.
+    pub(crate) fn set_limited(&mut self) {
+        self.limited = true;
+    }
+
+    /// Whether a body of known length is asked if it is in memory, and followed if not: for a
+    /// request that waited, or has a timeout or a slot to keep. (One answered within its first
+    /// poll on a route without limits ends with its response head, whatever its body.)
+    #[inline]
+    pub(crate) fn follows_sized(&self) -> bool {
+        self.limited || self.extra.0.is_some()
+    }
+
+    /// Keeps the clone `Capture` handed over, and lists the real details of a task registered
+    /// before it came.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn captured(&mut self, request: HttpRequest) {
         if let Some(handle) = self.handle() {
             handle.set_kind(kind_of(&request));
         }
@@ -372,7 +385,7 @@ impl Tracked {
     }
 
     /// The request's details, as `_tasks` lists them: from its clone, else from what was kept
-    /// as it came in, else (a request whose middleware deferred for the first time) from its
+    /// as it came in, else (the first of its route to wait outside its handler) from its
     /// route, until `Capture` hands over the clone.
     fn kind(&mut self) -> TaskKind {
         if let Some(request) = &self.request {
@@ -387,6 +400,11 @@ impl Tracked {
     #[inline(never)]
     pub(crate) fn register(&mut self, cx: &Context<'_>) {
         if self.handle().is_none() {
+            if self.request.is_none() {
+                // Waiting before `Capture` was reached: the route's next requests keep their
+                // details as they come in.
+                self.route.state.note_waits_outside();
+            }
             let handle = TaskHandle::register_started(
                 self.kind(),
                 TaskRoute::Annotated(self.route),
@@ -720,7 +738,14 @@ impl Drop for InFlight {
 mod tests {
     use actix_web::http::Uri;
 
-    use super::Target;
+    use super::{Target, Tracked};
+
+    #[test]
+    fn every_tracked_request_carries_40_bytes() {
+        // The request's clone, its route, its start, the boxed extras, its outcome and two
+        // flags: past 128 bytes, actix's resource moves its future with a `memcpy` call.
+        assert_eq!(std::mem::size_of::<Tracked>(), 40);
+    }
 
     #[test]
     fn an_origin_form_target_keeps_its_path_and_query() {

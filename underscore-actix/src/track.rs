@@ -62,7 +62,6 @@ where
             route: self.route,
             mount: self.mount,
             learned: Cell::new(false),
-            defers: Cell::new(true),
         }))
     }
 }
@@ -75,11 +74,6 @@ pub struct TrackMiddleware<S> {
     mount: usize,
     /// Whether this mount's full pattern was recorded (once per worker and mount).
     learned: Cell<bool>,
-    /// Whether the last request did not reach `Capture` within this middleware's call (a
-    /// middleware of the user's deferred its call on): the next one keeps its details as it
-    /// comes in, to be listed should it wait before `Capture` is reached. Starts set, so that
-    /// the first request of each worker and mount learns it.
-    defers: Cell<bool>,
 }
 
 impl<S, B> Service<ServiceRequest> for TrackMiddleware<S>
@@ -109,7 +103,7 @@ where
             return self.call_with_settings(req, flags);
         }
         state.stats.begin();
-        self.run(req, None)
+        self.run(req, None, false)
     }
 }
 
@@ -129,20 +123,29 @@ where
         &self,
         req: ServiceRequest,
         timeout: Option<std::time::Duration>,
+        limited: bool,
     ) -> TrackFuture<S::Future> {
         let start = claim::observed_start().unwrap_or_else(Stamp::now);
-        // Read, not cloned: a clone held while the user's middleware run would make their
-        // edits of the request panic.
-        let kind = self.defers.get().then(|| crate::inflight::kind_of(req.request()));
-        // The request's clone comes from `Capture`, once the user's middleware are done with it.
-        let (fut, request) = crate::capture::listen(|| self.service.call(req));
-        self.defers.set(request.is_none());
-        let mut tracked = Tracked::new(request, self.route, start);
-        if let Some(kind) = kind.filter(|_| !tracked.has_request()) {
+        // No clone of the request here: one held while the user's middleware run would make
+        // their edits of it panic. `Capture` hands one over once they are done. Where one of
+        // the route's requests waited before that (in a middleware of the user's that defers
+        // its call on), the details are read now, to list the request should it wait there too.
+        let kind = if self.route.state.waits_outside() {
+            Some(Box::new(crate::inflight::kind_of(req.request())))
+        } else {
+            None
+        };
+        let listening = crate::capture::listen();
+        let fut = self.service.call(req);
+        let mut tracked = Tracked::new(crate::capture::stop(listening), self.route, start);
+        if let Some(kind) = kind {
             tracked.set_kind(kind);
         }
         if let Some(timeout) = timeout {
             tracked.set_timeout(timeout);
+        }
+        if limited {
+            tracked.set_limited();
         }
         TrackFuture::Running {
             fut: crate::stack::root(fut),
@@ -163,16 +166,20 @@ where
             }
         }
         // The limit and the timeout are atomics of their own (zero: unset), read only here.
-        match settings.max_in_flight() {
+        let limited = match settings.max_in_flight() {
             Some(max) => {
                 if !state.stats.try_begin(max) {
                     let res = crate::preempt::shed(&state.stats, settings);
                     return TrackFuture::answer(req.into_response(res));
                 }
+                true
             }
-            None => state.stats.begin(),
-        }
-        self.run(req, settings.timeout())
+            None => {
+                state.stats.begin();
+                false
+            }
+        };
+        self.run(req, settings.timeout(), limited)
     }
 }
 
@@ -249,6 +256,36 @@ fn boxed<B: MessageBody + 'static>(
     polled.map(|out| out.map(ServiceResponse::map_into_boxed_body))
 }
 
+/// A response of the app with a body of known length: passed on as it is if the body is in
+/// memory (then the request ends with this future), else followed to its last byte.
+#[inline(always)]
+fn sized<B: MessageBody + 'static>(
+    mut polled: Poll<Result<ServiceResponse<B>, Error>>,
+    tracked: &mut Tracked,
+) -> Poll<Result<ServiceResponse, Error>> {
+    let in_memory_or_followed = |body: B, tracked: &mut Tracked| match body.try_into_bytes() {
+        Ok(bytes) => BoxBody::new(bytes),
+        Err(body) => tracked.hand_over(body),
+    };
+    // As in `boxed`: a `BoxBody` response is taken apart and put together in place, without
+    // `map_body` (which the optimiser does not always inline: up to 200 instructions).
+    if let Some(boxed) = (&mut polled as &mut dyn Any)
+        .downcast_mut::<Poll<Result<ServiceResponse<BoxBody>, Error>>>()
+    {
+        let Poll::Ready(Ok(res)) = std::mem::replace(boxed, Poll::Pending) else {
+            unreachable!("only an answer has a body")
+        };
+        let (request, res) = res.into_parts();
+        let (head, body) = res.into_parts();
+        let body = match body.try_into_bytes() {
+            Ok(bytes) => BoxBody::new(bytes),
+            Err(body) => tracked.hand_over(body),
+        };
+        return Poll::Ready(Ok(ServiceResponse::new(request, head.set_body(body))));
+    }
+    polled.map(|out| out.map(|res| res.map_body(|_, body| in_memory_or_followed(body, tracked))))
+}
+
 impl<F, B> Future for TrackFuture<F>
 where
     F: Future<Output = Result<ServiceResponse<B>, Error>>,
@@ -274,15 +311,13 @@ where
         if let Signal::Cancelled(reason) = signal {
             return Poll::Ready(self.cancel(reason));
         }
-        let polled = if tracked.has_request() {
-            crate::stack::poll(fut, cx, tracked.handle(), signal)
-        } else {
-            // A middleware of the user's deferred its call on: `Capture` is reached in a poll.
-            let (polled, request) =
-                crate::capture::listen(|| crate::stack::poll(fut, cx, tracked.handle(), signal));
+        // Until `Capture` has handed over the clone (a middleware of the user's deferred its
+        // call on): listened for around the poll too.
+        let listening = crate::capture::listen();
+        let polled = crate::stack::poll(fut, cx, tracked.handle(), signal);
+        if let Some(request) = crate::capture::stop(listening) {
             tracked.captured(request);
-            polled
-        };
+        }
         let body = match &polled {
             Poll::Pending => {
                 tracked.register(cx);
@@ -293,8 +328,11 @@ where
                 match res.response().body().size() {
                     BodySize::Stream => Body::Streamed,
                     // In memory, or a stream of known length (`SizedStream`, a proxied
-                    // response): only the body itself can tell.
-                    BodySize::Sized(n) if n > 0 => Body::Sized,
+                    // response): only the body itself can tell, and asking it moves the
+                    // response out and back (160 instructions, measured with `bench/ir.sh`).
+                    // So it is asked where following matters and the request costs more
+                    // anyway: one that waited, or with a timeout or a limit to keep.
+                    BodySize::Sized(n) if n > 0 && tracked.follows_sized() => Body::Sized,
                     // A request that waited may be waited on still.
                     _ if tracked.handle().is_some() => Body::Streamed,
                     _ => Body::Empty,
@@ -308,15 +346,7 @@ where
         };
         match body {
             Body::Empty => boxed(polled),
-            Body::Sized => polled.map(|out| {
-                out.map(|res| {
-                    res.map_body(|_, body| match body.try_into_bytes() {
-                        // In memory: sent in one piece, the request ends with this future.
-                        Ok(bytes) => BoxBody::new(bytes),
-                        Err(body) => tracked.hand_over(body),
-                    })
-                })
-            }),
+            Body::Sized => sized(polled, tracked),
             Body::Streamed => {
                 polled.map(|out| out.map(|res| res.map_body(|_, body| tracked.hand_over(body))))
             }
