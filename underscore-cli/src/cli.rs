@@ -143,6 +143,9 @@ pub struct PreemptArgs {
     /// The response body
     #[arg(long)]
     pub text: Option<String>,
+    /// The share of requests preempted, 0 to 100 (`25`, `12.5`); every request when absent
+    #[arg(long, value_parser = parse_percent)]
+    pub percent: Option<f64>,
     /// Keep it across restarts (the persistent tier, in the app's settings file) instead of
     /// the transient tier
     #[arg(long)]
@@ -258,6 +261,14 @@ fn parse_interval(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// A share of requests: a number from 0 to 100, as `preempt.percent` takes it.
+fn parse_percent(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(n) if n.is_finite() && (0.0..=100.0).contains(&n) => Ok(n),
+        _ => Err(format!("[{s}] is not a number from 0 to 100")),
+    }
+}
+
 fn parse_size(s: &str) -> Result<(u16, u16), String> {
     let bad = || format!("[{s}] is not a size such as 80x24");
     let (w, h) = s.split_once('x').ok_or_else(bad)?;
@@ -319,6 +330,11 @@ mod tests {
         assert!(Cli::try_parse_from(["underscore", "preempt", "hello", "--status", "42"]).is_err());
         assert!(Cli::try_parse_from(["underscore", "preempt", "hello"]).is_err());
         assert!(Cli::try_parse_from(["underscore", "preempt", "hello", "--status", "503"]).is_ok());
+        assert_eq!(parse_percent("12.5"), Ok(12.5));
+        assert_eq!(parse_percent("0"), Ok(0.0));
+        for bad in ["101", "-1", "NaN", "inf", "x", ""] {
+            assert!(parse_percent(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

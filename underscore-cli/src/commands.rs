@@ -337,14 +337,21 @@ fn collect_rows(answers: Vec<(Node, Value)>) -> Vec<Row> {
 
 /// The effective preempt of `route` on every node, as a table.
 async fn print_effective(ctx: &mut Ctx, route: &str) -> Result<Vec<Row>, CliError> {
-    let columns = ["id", "preempt", "preempt.reason", "preempt.retry_after"].map(str::to_owned);
+    let columns = [
+        "id",
+        "preempt",
+        "preempt.percent",
+        "preempt.reason",
+        "preempt.retry_after",
+    ]
+    .map(str::to_owned);
     let url = format!(
         "/_cat/routes/{}?format=json&h={}&s=id",
         encode(route),
         columns.join(",")
     );
     let rows = collect_rows(ctx.ask_json(Method::GET, &url, None).await);
-    let numeric = ["preempt", "preempt.retry_after"];
+    let numeric = ["preempt", "preempt.percent", "preempt.retry_after"];
     print(&table::render_typed(
         &columns,
         &rows,
@@ -356,7 +363,8 @@ async fn print_effective(ctx: &mut Ctx, route: &str) -> Result<Vec<Row>, CliErro
 }
 
 /// `preempt ROUTE --status N`: sets the whole preempt group in one tier (a key not given is
-/// reset, so no reason of an earlier preempt lingers), then prints the effective preempt.
+/// reset, so no reason or percent of an earlier preempt lingers), then prints the effective
+/// preempt.
 ///
 /// # Errors
 ///
@@ -372,6 +380,12 @@ pub async fn preempt(ctx: &mut Ctx, args: &PreemptArgs) -> Result<(), CliError> 
         "preempt.reason": args.reason,
         "preempt.retry_after": args.retry_after,
         "preempt.text": args.text,
+        // A whole share goes as an integer, as the server writes it back.
+        "preempt.percent": args.percent.map(|p| if p.fract() == 0.0 {
+            json!(p as u64)
+        } else {
+            json!(p)
+        }),
     }});
     let url = format!("/_routes/{}/settings", encode(&args.route));
     let done = ctx.ask(Method::PUT, &url, Some(body.to_string())).await;
