@@ -430,6 +430,59 @@ fn preempt_resets_an_earlier_percent_and_shows_the_percent() {
 }
 
 #[test]
+fn the_cli_and_the_server_take_the_same_time_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let qs = Quickstart::start(&dir.path().join("a.sock"));
+    let s = qs.socket.to_str().unwrap();
+    for (value, valid) in [
+        ("1500ms", true),
+        ("1h", true),
+        ("2 S", true),
+        ("1.5s", false),
+        ("2", false),
+        ("1M", false),
+        ("10sec", false),
+    ] {
+        let body = format!(r#"{{"transient": {{"limits.timeout": "{value}"}}}}"#);
+        let server = admin_put(&qs.socket, "/_routes/slow/settings", &body);
+        let cli = run(&[
+            "--socket",
+            s,
+            "--timeout",
+            value,
+            "cat",
+            "routes",
+            "-h",
+            "id",
+        ]);
+        let top = run(&["--socket", s, "top", "--frames", "1", "--interval", value]);
+        if valid {
+            assert!(server.starts_with(r#"{"slow":"#), "{value}: {server}");
+            assert!(cli.status.success(), "{value}: {}", stderr(&cli));
+            assert!(top.status.success(), "{value}: {}", stderr(&top));
+            continue;
+        }
+        // The server names the setting, the CLI the flag; the reason is the same words.
+        let server: serde_json::Value = serde_json::from_str(&server).unwrap();
+        let prefix = format!(
+            "failed to parse transient setting [limits.timeout] with value [\"{value}\"]: "
+        );
+        let reason = server["error"]["reason"]
+            .as_str()
+            .and_then(|r| r.strip_prefix(&prefix))
+            .unwrap_or_else(|| panic!("{value}: {server}"));
+        for (out, flag) in [(&cli, "--timeout"), (&top, "--interval")] {
+            assert_eq!(out.status.code(), Some(2), "{value} {flag}");
+            let err = stderr(out);
+            assert!(
+                err.contains(&format!("'{value}' for '{flag} <DURATION>': {reason}\n")),
+                "{value}: {err} (the server: {reason})"
+            );
+        }
+    }
+}
+
+#[test]
 fn interrupt_ends_the_routes_requests_in_flight() {
     let dir = tempfile::tempdir().unwrap();
     let qs = Quickstart::start(&dir.path().join("a.sock"));

@@ -46,16 +46,9 @@ pub fn fmt_running(nanos: u64) -> String {
     }
 }
 
-/// Formats the refresh interval: `1s`, `500ms`, `1.5s`.
+/// Formats the refresh interval as `--interval` takes it: `1s`, `500ms`, `1500ms`.
 pub fn fmt_interval(d: std::time::Duration) -> String {
-    let ms = d.as_millis();
-    if ms.is_multiple_of(1000) {
-        format!("{}s", ms / 1000)
-    } else if ms < 1000 {
-        format!("{ms}ms")
-    } else {
-        format!("{:.1}s", d.as_secs_f64())
-    }
+    underscore_core::time_value::format(d)
 }
 
 fn opt<T: ToString>(v: Option<T>) -> String {
@@ -467,6 +460,11 @@ mod tests {
         assert_eq!(fmt_running(3_720_000_000_000), "1h02m");
         assert_eq!(fmt_rate(Some(12.345)), "12.3");
         assert_eq!(fmt_rate(Some(48211.0)), "48.2k");
+        assert_eq!(
+            fmt_interval(std::time::Duration::from_millis(1500)),
+            "1500ms"
+        );
+        assert_eq!(fmt_interval(std::time::Duration::from_secs(1)), "1s");
     }
 
     #[test]
