@@ -370,12 +370,23 @@ async fn print_effective(ctx: &mut Ctx, route: &str) -> Result<Vec<Row>, CliErro
 ///
 /// An output error; node failures are recorded in `ctx`.
 pub async fn preempt(ctx: &mut Ctx, args: &PreemptArgs) -> Result<(), CliError> {
+    let body = preempt_body(args);
+    let url = format!("/_routes/{}/settings", encode(&args.route));
+    let done = ctx.ask(Method::PUT, &url, Some(body.to_string())).await;
+    if !done.is_empty() {
+        print_effective(ctx, &args.route).await?;
+    }
+    Ok(())
+}
+
+/// The body of `preempt`'s PUT: every `preempt.*` key, `null` where no flag gives it.
+fn preempt_body(args: &PreemptArgs) -> Value {
     let tier = if args.persistent {
         "persistent"
     } else {
         "transient"
     };
-    let body = json!({ tier: {
+    json!({ tier: {
         "preempt.status": args.status,
         "preempt.reason": args.reason,
         "preempt.retry_after": args.retry_after,
@@ -386,13 +397,7 @@ pub async fn preempt(ctx: &mut Ctx, args: &PreemptArgs) -> Result<(), CliError> 
         } else {
             json!(p)
         }),
-    }});
-    let url = format!("/_routes/{}/settings", encode(&args.route));
-    let done = ctx.ask(Method::PUT, &url, Some(body.to_string())).await;
-    if !done.is_empty() {
-        print_effective(ctx, &args.route).await?;
-    }
-    Ok(())
+    }})
 }
 
 /// `resume ROUTE [--persistent]`: resets the transient preempt (and the persistent one), then
@@ -643,6 +648,38 @@ mod tests {
     fn encoding_keeps_the_ids_syntax_and_escapes_the_rest() {
         assert_eq!(encode("id,stats.*:desc"), "id,stats.*:desc");
         assert_eq!(encode("a b&c=d%/"), "a%20b%26c%3Dd%25%2F");
+    }
+
+    #[test]
+    fn preempt_sets_every_preempt_key_of_the_server() {
+        let args = PreemptArgs {
+            route: "hello".into(),
+            status: 503,
+            reason: None,
+            retry_after: Some(30),
+            text: None,
+            percent: Some(12.5),
+            persistent: false,
+        };
+        let body = preempt_body(&args);
+        let mut sent: Vec<&str> = body["transient"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        // A key the server adds to the group must be reset here too, or an earlier value
+        // lingers under the new preempt.
+        let mut group: Vec<&str> = underscore_core::settings::KEYS
+            .iter()
+            .map(|k| k.key)
+            .filter(|k| k.starts_with("preempt."))
+            .collect();
+        sent.sort_unstable();
+        group.sort_unstable();
+        assert_eq!(sent, group);
+        assert_eq!(body["transient"]["preempt.percent"], json!(12.5));
+        assert_eq!(body["transient"]["preempt.reason"], Value::Null);
     }
 
     #[test]
