@@ -11,8 +11,8 @@ use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 /// as '/run/app-*.sock'), else /tmp/underscore.sock. With several sockets every command asks
 /// each of them, and tables get a `node` column (the socket's file name without `.sock`).
 ///
-/// Exit status: 0 done, 1 the server answered an error, 2 a wrong command line, 3 a socket
-/// could not be reached.
+/// Exit status: 0 done, 1 the server answered an error (or something unreadable), 2 a wrong
+/// command line, 3 a socket could not be reached.
 #[derive(Debug, Parser)]
 #[command(name = "underscore", version, max_term_width = 100)]
 pub struct Cli {

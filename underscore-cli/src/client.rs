@@ -35,6 +35,10 @@ pub struct Reply {
     pub status: u16,
     /// The body, decoded as UTF-8 (invalid sequences replaced).
     pub body: String,
+    /// The request it answers, as `GET /_cat/routes?format=json`, for messages.
+    pub request: String,
+    /// Its `Content-Type`, if it has one.
+    pub content_type: Option<String>,
 }
 
 impl Reply {
@@ -61,9 +65,16 @@ impl Reply {
     ///
     /// # Errors
     ///
-    /// [`CliError::BadAnswer`] when the body is not JSON.
+    /// [`CliError::BadAnswer`] when the body is not JSON: it names the request and shows the
+    /// start of the body.
     pub fn json(&self) -> Result<serde_json::Value, CliError> {
-        serde_json::from_str(&self.body).map_err(|err| CliError::BadAnswer(err.to_string()))
+        serde_json::from_str(&self.body).map_err(|err| CliError::BadAnswer {
+            request: self.request.clone(),
+            status: self.status,
+            content_type: self.content_type.clone(),
+            why: format!("not JSON ({err})"),
+            body: self.body.clone(),
+        })
     }
 }
 
@@ -164,6 +175,10 @@ impl Client {
             .map_err(|err| CliError::Usage(format!("invalid request [{path_and_query}]: {err}")))?;
         let res = conn.send_request(req).await.map_err(http_err)?;
         let status = res.status().as_u16();
+        let content_type = res
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
         let bytes = res
             .into_body()
             .collect()
@@ -174,6 +189,8 @@ impl Client {
         Ok(Reply {
             status,
             body: String::from_utf8_lossy(&bytes).into_owned(),
+            request: format!("{method} {path_and_query}"),
+            content_type,
         })
     }
 

@@ -85,9 +85,12 @@ impl Ctx {
         for (node, request) in self.nodes.iter().zip(requests) {
             // A request task never panics (no unwrap in it); a join error would mean the
             // runtime is shutting down, and then there is no answer to report anyway.
-            let reply = request
-                .await
-                .unwrap_or_else(|_| Err(CliError::BadAnswer("no answer".into())));
+            let reply = request.await.unwrap_or_else(|err| {
+                Err(CliError::Http {
+                    path: node.path.clone(),
+                    message: format!("the request ended without an answer: {err}"),
+                })
+            });
             answers.push((node.clone(), reply));
         }
         answers
@@ -460,9 +463,8 @@ pub async fn settings(ctx: &mut Ctx, args: &SettingsArgs) -> Result<(), CliError
                 .unwrap_or(Value::Null)
         };
         if !value.is_null() {
-            let text = serde_json::to_string_pretty(&value)
-                .map_err(|err| CliError::BadAnswer(err.to_string()))?;
-            print(&format!("{text}\n"))?;
+            // `{:#}` is serde_json's pretty form, and a `Value` always serializes.
+            print(&format!("{value:#}\n"))?;
         }
         return Ok(());
     }
