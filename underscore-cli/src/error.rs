@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::client::Reply;
 
 /// Exit status: the server answered an error (an Elasticsearch error body), or an answer this
-/// CLI cannot read (not JSON where JSON is due).
+/// CLI cannot read (not JSON where JSON is due, or larger than it reads).
 pub const EXIT_SERVER_ERROR: u8 = 1;
 /// Exit status: the command line was wrong (clap uses it too).
 pub const EXIT_USAGE: u8 = 2;
@@ -92,6 +92,15 @@ fn quote_body(body: &str) -> String {
     }
 }
 
+/// A size in bytes, in MiB when it is a whole number of them.
+fn size(bytes: usize) -> String {
+    if bytes >= 1 << 20 && bytes.is_multiple_of(1 << 20) {
+        format!("{} MiB", bytes >> 20)
+    } else {
+        format!("{bytes} bytes")
+    }
+}
+
 /// Everything the CLI reports as an error.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -159,6 +168,20 @@ pub enum CliError {
         /// The body (only its start is shown).
         body: String,
     },
+    /// An answer's body is larger than the CLI reads.
+    #[error(
+        "the answer to {request} is larger than {}, the most this CLI reads{}",
+        size(*.limit),
+        .declared.map(|d| format!(" (it declares {d} bytes)")).unwrap_or_default()
+    )]
+    TooLarge {
+        /// The request answered, as `GET /_cat/routes`.
+        request: String,
+        /// The limit, in bytes.
+        limit: usize,
+        /// The length the answer declared, when it declared one.
+        declared: Option<u64>,
+    },
     /// The command line asks for something impossible.
     #[error("{0}")]
     Usage(String),
@@ -188,9 +211,11 @@ impl CliError {
     /// The exit status this error gives (see the `EXIT_*` constants).
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::Server(_) | Self::BadAnswer { .. } | Self::Output(_) | Self::Terminal(_) => {
-                EXIT_SERVER_ERROR
-            }
+            Self::Server(_)
+            | Self::BadAnswer { .. }
+            | Self::TooLarge { .. }
+            | Self::Output(_)
+            | Self::Terminal(_) => EXIT_SERVER_ERROR,
             Self::Usage(_) => EXIT_USAGE,
             Self::SocketMissing { .. }
             | Self::PermissionDenied { .. }

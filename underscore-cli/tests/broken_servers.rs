@@ -1,12 +1,13 @@
 //! The built `underscore` binary against fake admin servers on temp-dir UNIX sockets that
 //! answer what a real one never should: 2xx bodies that are not JSON, error bodies that are
-//! not Elasticsearch's. The CLI must say what went wrong, clearly and
+//! not Elasticsearch's, endless or oversized bodies. The CLI must say what went wrong, clearly and
 //! boundedly, and keep what it can.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
 use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 const UNDERSCORE: &str = env!("CARGO_BIN_EXE_underscore");
@@ -19,13 +20,19 @@ enum Answer {
         content_type: &'static str,
         body: Vec<u8>,
     },
+    /// A 200 with a chunked body that never ends (until the client goes away).
+    Endless,
+    /// A 200 that declares this length, then sends zeros until the client goes away.
+    Declared(u64),
 }
 
 /// A fake admin server on a socket in a temp dir: each request (`"GET /path?query"`) is
-/// answered by `answer`. It serves until the test process ends.
+/// answered by `answer`. It serves until the test process ends; `sent` counts the body bytes
+/// it wrote.
 struct FakeServer {
     _dir: tempfile::TempDir,
     socket: PathBuf,
+    sent: Arc<AtomicU64>,
 }
 
 impl FakeServer {
@@ -34,14 +41,20 @@ impl FakeServer {
         let socket = dir.path().join("fake.sock");
         let listener = UnixListener::bind(&socket).unwrap();
         let answer = Arc::new(answer);
+        let sent = Arc::new(AtomicU64::new(0));
+        let counter = Arc::clone(&sent);
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { return };
-                let answer = Arc::clone(&answer);
-                std::thread::spawn(move || serve(stream, &*answer));
+                let (answer, sent) = (Arc::clone(&answer), Arc::clone(&counter));
+                std::thread::spawn(move || serve(stream, &*answer, &sent));
             }
         });
-        Self { _dir: dir, socket }
+        Self {
+            _dir: dir,
+            socket,
+            sent,
+        }
     }
 
     fn socket(&self) -> &str {
@@ -50,7 +63,7 @@ impl FakeServer {
 }
 
 /// Serves one kept-alive connection until the client closes it or a write fails.
-fn serve(stream: UnixStream, answer: &dyn Fn(&str) -> Answer) {
+fn serve(stream: UnixStream, answer: &dyn Fn(&str) -> Answer, sent: &AtomicU64) {
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut out = stream;
     loop {
@@ -92,8 +105,38 @@ fn serve(stream: UnixStream, answer: &dyn Fn(&str) -> Answer) {
                     "HTTP/1.1 {status} X\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\n\r\n",
                     body.len()
                 );
+                sent.fetch_add(body.len() as u64, Ordering::Relaxed);
                 out.write_all(head.as_bytes())
                     .and_then(|()| out.write_all(&body))
+            }
+            Answer::Endless => {
+                let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n";
+                let chunk = [b'['; 64 * 1024];
+                let mut result = out.write_all(head.as_bytes());
+                while result.is_ok() {
+                    result = out
+                        .write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+                        .and_then(|()| out.write_all(&chunk))
+                        .and_then(|()| out.write_all(b"\r\n"));
+                    if result.is_ok() {
+                        sent.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                    }
+                }
+                result
+            }
+            Answer::Declared(length) => {
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {length}\r\n\r\n"
+                );
+                let chunk = [b' '; 64 * 1024];
+                let mut result = out.write_all(head.as_bytes());
+                while result.is_ok() {
+                    result = out.write_all(&chunk);
+                    if result.is_ok() {
+                        sent.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                    }
+                }
+                result
             }
         };
         if written.is_err() {
@@ -160,4 +203,32 @@ fn an_error_body_that_is_not_elasticsearch_s_is_shown_bounded_and_printable() {
     assert!(err.starts_with(r#"error: bad\u{7} gateway yyy"#), "{err}");
     assert!(err.ends_with("... (status 502)\n"), "{err}");
     assert!(err.len() < 400, "bounded: {} bytes", err.len());
+}
+
+#[test]
+fn an_endless_answer_stops_at_the_limit_with_an_error_naming_it() {
+    let server = FakeServer::start(|_| Answer::Endless);
+    let out = run(server.socket(), &["interrupt", "slow"]);
+    let err = one_error(&out, 1);
+    assert!(
+        err.contains("the answer to POST /_routes/slow/interrupt is larger than 64 MiB"),
+        "{err}"
+    );
+    let sent = server.sent.load(Ordering::Relaxed);
+    assert!(
+        sent >= 64 << 20,
+        "the limit was reached, not a timeout: {sent} bytes"
+    );
+}
+
+#[test]
+fn a_declared_length_over_the_limit_is_refused_before_reading() {
+    let server = FakeServer::start(|_| Answer::Declared(1 << 40));
+    let out = run(server.socket(), &["cat", "routes"]);
+    let err = one_error(&out, 1);
+    assert!(
+        err.contains("the answer to GET /_cat/routes is larger than 64 MiB"),
+        "{err}"
+    );
+    assert!(err.contains("1099511627776 bytes"), "{err}");
 }
