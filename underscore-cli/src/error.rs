@@ -208,6 +208,12 @@ impl CliError {
         }
     }
 
+    /// Whether the socket could not be reached at all (as opposed to an answer that was an
+    /// error or could not be read).
+    pub fn is_unreachable(&self) -> bool {
+        self.exit_code() == EXIT_UNREACHABLE
+    }
+
     /// The exit status this error gives (see the `EXIT_*` constants).
     pub fn exit_code(&self) -> u8 {
         match self {

@@ -1,6 +1,6 @@
 //! The built `underscore` binary against fake admin servers on temp-dir UNIX sockets that
 //! answer what a real one never should: 2xx bodies that are not JSON, error bodies that are
-//! not Elasticsearch's, endless or oversized bodies. The CLI must say what went wrong, clearly and
+//! not Elasticsearch's, endless or oversized bodies, an error from one endpoint only. The CLI must say what went wrong, clearly and
 //! boundedly, and keep what it can.
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -24,6 +24,14 @@ enum Answer {
     Endless,
     /// A 200 that declares this length, then sends zeros until the client goes away.
     Declared(u64),
+}
+
+fn json(status: u16, body: &str) -> Answer {
+    Answer::Body {
+        status,
+        content_type: "application/json",
+        body: body.as_bytes().to_vec(),
+    }
 }
 
 /// A fake admin server on a socket in a temp dir: each request (`"GET /path?query"`) is
@@ -231,4 +239,38 @@ fn a_declared_length_over_the_limit_is_refused_before_reading() {
         "{err}"
     );
     assert!(err.contains("1099511627776 bytes"), "{err}");
+}
+
+/// `_cat/routes` answers, `_tasks` is refused (as a proxy or an older build might).
+fn routes_but_no_tasks(target: &str) -> Answer {
+    if target.starts_with("GET /_cat/routes") {
+        json(
+            200,
+            r#"[{"id":"hello","method":"GET","path":"/hello/{name}","stats.req.total":7,"stats.req.active":0,"preempt":null}]"#,
+        )
+    } else {
+        json(
+            403,
+            r#"{"error":{"root_cause":[{"type":"security_exception","reason":"no tasks for you"}],"type":"security_exception","reason":"no tasks for you"},"status":403}"#,
+        )
+    }
+}
+
+#[test]
+fn top_keeps_what_one_endpoint_answered_when_the_other_fails() {
+    let server = FakeServer::start(routes_but_no_tasks);
+    let out = run(
+        server.socket(),
+        &["top", "--frames", "1", "--size", "100x20"],
+    );
+    let frame = String::from_utf8(out.stdout.clone()).unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!frame.contains("disconnected"), "{frame}");
+    assert!(frame.contains("hello"), "the routes are kept:\n{frame}");
+    assert!(
+        frame.contains(
+            "fake: GET /_tasks?detailed&group_by=none failed: no tasks for you (status 403)"
+        ),
+        "{frame}"
+    );
 }

@@ -26,7 +26,7 @@ use tokio::sync::mpsc;
 use super::model::{Action, Key, Model, NodeData, RouteStats, Snapshot, TaskInfo, ROUTE_COLUMNS};
 use super::view;
 use crate::cli::TopArgs;
-use crate::client::Client;
+use crate::client::{Client, Reply};
 use crate::commands::{encode, STACK_TIMEOUT};
 use crate::error::CliError;
 use crate::nodes::Node;
@@ -54,10 +54,36 @@ impl Source {
         (self, snapshot)
     }
 
+    /// Asks both endpoints. An endpoint that answers an error (or something unreadable) is
+    /// one line of `failed`, and the other's answer is kept; only a socket that cannot be
+    /// reached fails the whole poll.
     async fn fetch(&mut self) -> Result<NodeData, CliError> {
+        let mut data = NodeData::default();
         let h = self.columns.as_deref().unwrap_or("*");
         let url = format!("/_cat/routes?format=json&h={h}");
-        let routes = self.client.get(&url).await?.into_success()?.json()?;
+        match self.routes(&url).await {
+            Ok(routes) => data.routes = routes,
+            Err(err) if err.is_unreachable() => return Err(err),
+            Err(err) => {
+                // A 400 for a column the server no longer has: learn its columns again.
+                self.columns = None;
+                data.failed.push(failure(&url, &err));
+            }
+        }
+        let url = "/_tasks?detailed&group_by=none";
+        match self.client.get(url).await.and_then(Reply::into_success) {
+            Ok(reply) => match reply.json() {
+                Ok(tasks) => data.tasks = TaskInfo::from_tasks(&tasks),
+                Err(err) => data.failed.push(failure(url, &err)),
+            },
+            Err(err) if err.is_unreachable() => return Err(err),
+            Err(err) => data.failed.push(failure(url, &err)),
+        }
+        Ok(data)
+    }
+
+    async fn routes(&mut self, url: &str) -> Result<Vec<RouteStats>, CliError> {
+        let routes = self.client.get(url).await?.into_success()?.json()?;
         let rows: Vec<_> = routes
             .as_array()
             .map(|rows| rows.iter().filter_map(Value::as_object).collect())
@@ -72,17 +98,16 @@ impl Source {
                 self.columns = Some(known.join(","));
             }
         }
-        let routes = rows.into_iter().filter_map(RouteStats::from_row).collect();
-        let tasks = self
-            .client
-            .get("/_tasks?detailed&group_by=none")
-            .await?
-            .into_success()?
-            .json()?;
-        Ok(NodeData {
-            routes,
-            tasks: TaskInfo::from_tasks(&tasks),
-        })
+        Ok(rows.into_iter().filter_map(RouteStats::from_row).collect())
+    }
+}
+
+/// One line for an endpoint that failed: the request, then why (an unreadable answer's error
+/// names the request itself).
+fn failure(url: &str, err: &CliError) -> String {
+    match err {
+        CliError::Server(_) => format!("GET {url} failed: {err}"),
+        _ => err.to_string(),
     }
 }
 

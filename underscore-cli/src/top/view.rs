@@ -272,12 +272,21 @@ fn down_lines(m: &Model) -> Vec<Line<'static>> {
     let interval = fmt_interval(m.interval);
     m.nodes
         .iter()
-        .filter_map(|(node, state)| match state {
-            NodeState::Up => None,
-            NodeState::Down(why) => Some(Line::styled(
+        .flat_map(|(node, state)| match state {
+            NodeState::Up => Vec::new(),
+            NodeState::Failing(failed) => failed
+                .iter()
+                .map(|why| {
+                    Line::styled(
+                        format!(" {node}: {why}"),
+                        Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD),
+                    )
+                })
+                .collect(),
+            NodeState::Down(why) => vec![Line::styled(
                 format!(" {node}: disconnected, retrying every {interval}: {why}"),
                 Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
-            )),
+            )],
         })
         .collect()
 }
