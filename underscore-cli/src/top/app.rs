@@ -11,6 +11,7 @@
 //! the polls' answers and the actions' outcomes; the terminal is restored on exit and, through
 //! ratatui's panic hook, on a panic.
 
+use std::future::Future;
 use std::io::IsTerminal;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -176,18 +177,39 @@ impl Poller {
     }
 
     async fn poll(&mut self) -> Vec<Snapshot> {
+        self.poll_with(Source::poll).await
+    }
+
+    /// [`Poller::poll`] with `poll` as each node's poll (the tests give one that fails).
+    async fn poll_with<F, Fut>(&mut self, poll: F) -> Vec<Snapshot>
+    where
+        F: Fn(Source) -> Fut,
+        Fut: Future<Output = (Source, Snapshot)> + Send + 'static,
+    {
         self.rescan();
         let polls: Vec<_> = self
             .sources
             .drain(..)
-            .map(|source| tokio::spawn(source.poll()))
+            .map(|source| (source.node.clone(), tokio::spawn(poll(source))))
             .collect();
         let mut snapshots = Vec::with_capacity(polls.len());
-        for poll in polls {
-            // A poll has no panic path; a join error only happens while the runtime stops.
-            if let Ok((source, snapshot)) = poll.await {
-                self.sources.push(source);
-                snapshots.push(snapshot);
+        for (node, poll) in polls {
+            match poll.await {
+                Ok((source, snapshot)) => {
+                    self.sources.push(source);
+                    snapshots.push(snapshot);
+                }
+                // A poll has no panic path known, but one that fails (a panic, the runtime
+                // stopping) took its source with it: the node gets a new one, and is asked
+                // again at the next interval, as a node that could not be reached is.
+                Err(err) => {
+                    snapshots.push(Snapshot {
+                        node: node.name.clone(),
+                        at: Instant::now(),
+                        data: Err(format!("the poll failed: {err}")),
+                    });
+                    self.add(node);
+                }
             }
         }
         snapshots
@@ -468,4 +490,31 @@ fn spawn_action(
         // The loop may have ended (the user quit): nobody to tell.
         let _ = tx.send(msg);
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_poll_that_fails_does_not_stop_its_node_for_good() {
+        let dir = tempfile::tempdir().unwrap();
+        let node = Node {
+            name: "a".into(),
+            path: dir.path().join("a.sock"),
+        };
+        let known = Arc::new(Mutex::new(vec![node]));
+        let mut poller = Poller::new(known, None, Duration::from_secs(1));
+        let failed = poller
+            .poll_with(|_| async { panic!("a poll that fails") })
+            .await;
+        assert_eq!(failed.len(), 1, "the failure is shown");
+        let why = failed[0].data.as_ref().unwrap_err();
+        assert!(why.contains("a poll that fails"), "{why}");
+        // The node is still polled: here, it has no socket.
+        let next = poller.poll().await;
+        assert_eq!(next.len(), 1, "the node is polled again");
+        let why = next[0].data.as_ref().unwrap_err();
+        assert!(why.contains("no admin socket"), "{why}");
+    }
 }
