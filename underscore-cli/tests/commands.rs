@@ -850,6 +850,36 @@ fn top_shows_disconnected_then_reconnects_when_the_server_comes_back() {
 }
 
 #[test]
+fn top_follows_a_server_that_goes_away_mid_run_and_comes_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("a.sock");
+    let qs = Quickstart::start(&socket);
+    qs.get("/hello/before");
+    let mut top = Top::start(Command::new(UNDERSCORE).arg("--socket").arg(&socket), 150);
+    let serving =
+        |f: &str| f.lines().any(|l| l.starts_with("hello ")) && !f.contains("disconnected");
+    assert!(
+        (0..50).any(|_| serving(&top.frame())),
+        "top shows the server"
+    );
+    // Killed, as a crash would: its socket file stays behind, with nobody listening.
+    drop(qs);
+    let gone = (0..50).find_map(|_| {
+        let f = top.frame();
+        f.contains("a: disconnected, retrying every 200ms: ")
+            .then_some(f)
+    });
+    let gone = gone.expect("top shows the server gone");
+    assert!(!gone.lines().any(|l| l.starts_with("hello ")), "{gone}");
+    let qs = Quickstart::start(&socket);
+    qs.get("/hello/after");
+    assert!(
+        (0..50).any(|_| serving(&top.frame())),
+        "top reconnected to the restarted server"
+    );
+}
+
+#[test]
 fn every_command_has_help_and_shells_get_completions() {
     for cmd in [
         "cat",
