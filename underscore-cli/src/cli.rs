@@ -11,8 +11,8 @@ use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 /// as '/run/app-*.sock'), else /tmp/underscore.sock. With several sockets every command asks
 /// each of them, and tables get a `node` column (the socket's file name without `.sock`).
 ///
-/// Exit status: 0 done, 1 the server answered an error, 2 a wrong command line, 3 a socket
-/// could not be reached.
+/// Exit status: 0 done, 1 the server answered an error (or something unreadable), 2 a wrong
+/// command line, 3 a socket could not be reached.
 #[derive(Debug, Parser)]
 #[command(name = "underscore", version, max_term_width = 100)]
 pub struct Cli {
@@ -20,7 +20,8 @@ pub struct Cli {
     #[arg(long = "socket", value_name = "PATH", global = true, action = ArgAction::Append)]
     pub sockets: Vec<String>,
 
-    /// Longest wait for one answer (`500ms`, `10s`, `1m`)
+    /// Longest wait for one answer: a whole number and a unit (`500ms`, `10s`, `1m`; also `d`, `h`,
+    /// `micros`, `nanos`), as the server's `limits.timeout`
     #[arg(long, value_name = "DURATION", global = true, default_value = "10s", value_parser = parse_duration)]
     pub timeout: Duration,
 
@@ -114,7 +115,7 @@ pub struct TableArgs {
 /// `top`.
 #[derive(Debug, Args)]
 pub struct TopArgs {
-    /// Time between refreshes (`1s`, `500ms`, `2s`)
+    /// Time between refreshes, at least 100ms (`1s`, `500ms`, `1500ms`)
     #[arg(long, short = 'i', value_name = "DURATION", default_value = "1s", value_parser = parse_interval)]
     pub interval: Duration,
     /// Print N frames to stdout, one per refresh, and exit: no terminal needed (for scripts
@@ -143,6 +144,9 @@ pub struct PreemptArgs {
     /// The response body
     #[arg(long)]
     pub text: Option<String>,
+    /// The share of requests preempted, 0 to 100 (`25`, `12.5`); every request when absent
+    #[arg(long, value_parser = parse_percent)]
+    pub percent: Option<f64>,
     /// Keep it across restarts (the persistent tier, in the app's settings file) instead of
     /// the transient tier
     #[arg(long)]
@@ -227,27 +231,19 @@ fn sockets_in(args: &[std::ffi::OsString]) -> Vec<String> {
     sockets
 }
 
-/// Parses `500ms`, `2s`, `1m`, or a bare number of seconds.
+/// Parses a time value as the server parses `limits.timeout`: Elasticsearch's grammar
+/// ([`underscore_core::time_value`]: a whole number and a unit of `d`, `h`, `m`, `s`, `ms`,
+/// `micros` or `nanos`), more than zero.
 ///
 /// # Errors
 ///
-/// A message for anything else.
+/// What is wrong, in the server's words.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("[{s}] is not a duration such as 500ms, 2s or 1m"))?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "" | "s" => n,
-        "m" => n * 60.0,
-        _ => return Err(format!("unknown unit [{unit}]: use ms, s or m")),
-    };
-    Duration::try_from_secs_f64(secs).map_err(|_| format!("[{s}] is out of range"))
+    match underscore_core::time_value::parse(s) {
+        Ok(d) if d.is_zero() => Err("must be more than zero".to_owned()),
+        Ok(d) => Ok(d),
+        Err(err) => Err(err.to_string()),
+    }
 }
 
 fn parse_interval(s: &str) -> Result<Duration, String> {
@@ -256,6 +252,14 @@ fn parse_interval(s: &str) -> Result<Duration, String> {
         return Err("the interval must be at least 100ms".to_owned());
     }
     Ok(d)
+}
+
+/// A share of requests: a number from 0 to 100, as `preempt.percent` takes it.
+fn parse_percent(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(n) if n.is_finite() && (0.0..=100.0).contains(&n) => Ok(n),
+        _ => Err(format!("[{s}] is not a number from 0 to 100")),
+    }
 }
 
 fn parse_size(s: &str) -> Result<(u16, u16), String> {
@@ -279,14 +283,40 @@ mod tests {
     }
 
     #[test]
-    fn durations_take_the_usual_units() {
+    fn durations_are_elasticsearch_time_values() {
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
-        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
         assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
-        assert!(parse_duration("1h").is_err());
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("2d"), Ok(Duration::from_secs(2 * 86400)));
+        assert_eq!(
+            parse_duration("1500micros"),
+            Ok(Duration::from_micros(1500))
+        );
+        assert_eq!(
+            parse_duration("1.5s"),
+            Err("fractional time values are not supported: write 1500ms".to_owned())
+        );
+        assert!(parse_duration("2").unwrap_err().contains("no unit"));
+        assert!(parse_duration("0s").is_err());
         assert!(parse_duration("x").is_err());
         assert!(parse_interval("10ms").is_err());
+        assert_eq!(parse_interval("100ms"), Ok(Duration::from_millis(100)));
+    }
+
+    proptest::proptest! {
+        /// What `--timeout` takes is what the server takes in `limits.timeout`, and means
+        /// the same time.
+        #[test]
+        fn the_cli_and_the_server_read_time_values_alike(
+            text in "[ ]?-?[0-9]{0,4}(\\.[0-9]{0,2})?[ ]?(d|h|m|M|s|S|ms|MS|micros|nanos|sec|x|)[ ]?",
+        ) {
+            let cli = parse_duration(&text);
+            let server = underscore_core::settings::parse_time(&text);
+            proptest::prop_assert_eq!(cli.is_ok(), server.is_ok(), "{:?}: {:?} {:?}", text, cli, server);
+            if let (Ok(a), Ok(b)) = (cli, server) {
+                proptest::prop_assert_eq!(a, b);
+            }
+        }
     }
 
     #[test]
@@ -319,6 +349,11 @@ mod tests {
         assert!(Cli::try_parse_from(["underscore", "preempt", "hello", "--status", "42"]).is_err());
         assert!(Cli::try_parse_from(["underscore", "preempt", "hello"]).is_err());
         assert!(Cli::try_parse_from(["underscore", "preempt", "hello", "--status", "503"]).is_ok());
+        assert_eq!(parse_percent("12.5"), Ok(12.5));
+        assert_eq!(parse_percent("0"), Ok(0.0));
+        for bad in ["101", "-1", "NaN", "inf", "x", ""] {
+            assert!(parse_percent(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

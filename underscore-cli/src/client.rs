@@ -8,8 +8,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use http_body_util::{BodyExt, Full};
-use hyper::body::Bytes;
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper::body::{Body, Bytes};
 use hyper::client::conn::http1::SendRequest;
 use hyper::{header, Method, Request};
 use hyper_util::rt::TokioIo;
@@ -20,11 +20,17 @@ use crate::error::{CliError, ServerError};
 /// How long one request may take, connection included, unless told otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The largest answer body read, unless told otherwise: a broken server (or something else
+/// listening on the socket) must not eat the operator's memory. `_cat/routes?h=*` of 10,000
+/// routes is about 10 MiB.
+pub const DEFAULT_MAX_ANSWER: usize = 64 << 20;
+
 /// A connection to one admin socket.
 #[derive(Debug)]
 pub struct Client {
     path: PathBuf,
     timeout: Duration,
+    max_answer: usize,
     conn: Option<SendRequest<Full<Bytes>>>,
 }
 
@@ -35,6 +41,10 @@ pub struct Reply {
     pub status: u16,
     /// The body, decoded as UTF-8 (invalid sequences replaced).
     pub body: String,
+    /// The request it answers, as `GET /_cat/routes?format=json`, for messages.
+    pub request: String,
+    /// Its `Content-Type`, if it has one.
+    pub content_type: Option<String>,
 }
 
 impl Reply {
@@ -61,9 +71,16 @@ impl Reply {
     ///
     /// # Errors
     ///
-    /// [`CliError::BadAnswer`] when the body is not JSON.
+    /// [`CliError::BadAnswer`] when the body is not JSON: it names the request and shows the
+    /// start of the body.
     pub fn json(&self) -> Result<serde_json::Value, CliError> {
-        serde_json::from_str(&self.body).map_err(|err| CliError::BadAnswer(err.to_string()))
+        serde_json::from_str(&self.body).map_err(|err| CliError::BadAnswer {
+            request: self.request.clone(),
+            status: self.status,
+            content_type: self.content_type.clone(),
+            why: format!("not JSON ({err})"),
+            body: self.body.clone(),
+        })
     }
 }
 
@@ -73,8 +90,16 @@ impl Client {
         Self {
             path: path.into(),
             timeout: DEFAULT_TIMEOUT,
+            max_answer: DEFAULT_MAX_ANSWER,
             conn: None,
         }
+    }
+
+    /// The same client with another limit on the size of an answer's body, in bytes.
+    #[must_use]
+    pub fn with_max_answer(mut self, bytes: usize) -> Self {
+        self.max_answer = bytes;
+        self
     }
 
     /// The same client with another timeout per request.
@@ -100,7 +125,8 @@ impl Client {
     ///
     /// [`CliError::Connect`] when the socket cannot be reached (missing, permission denied,
     /// nothing listening), [`CliError::Timeout`] past the timeout, [`CliError::Http`] when the
-    /// exchange breaks.
+    /// exchange breaks, [`CliError::TooLarge`] when the body is larger than the limit
+    /// ([`DEFAULT_MAX_ANSWER`]).
     pub async fn request(
         &mut self,
         method: Method,
@@ -164,16 +190,46 @@ impl Client {
             .map_err(|err| CliError::Usage(format!("invalid request [{path_and_query}]: {err}")))?;
         let res = conn.send_request(req).await.map_err(http_err)?;
         let status = res.status().as_u16();
-        let bytes = res
-            .into_body()
+        let content_type = res
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+        let request = format!("{method} {path_and_query}");
+        let too_large = |declared| CliError::TooLarge {
+            request: request.clone(),
+            limit: self.max_answer,
+            declared,
+        };
+        // A declared length over the limit fails before a byte is read; the connection, with
+        // that body unread, is dropped (it is not put back in `self.conn`).
+        let declared = res.body().size_hint().exact();
+        if let Some(len) = declared.filter(|&len| len > self.max_answer as u64) {
+            return Err(too_large(Some(len)));
+        }
+        let bytes = match Limited::new(res.into_body(), self.max_answer)
             .collect()
             .await
-            .map_err(http_err)?
-            .to_bytes();
+        {
+            Ok(collected) => collected.to_bytes(),
+            Err(err) if err.is::<LengthLimitError>() => return Err(too_large(None)),
+            Err(err) => {
+                return Err(match err.downcast::<hyper::Error>() {
+                    Ok(err) => http_err(*err),
+                    Err(err) => CliError::Http {
+                        path: self.path.clone(),
+                        message: err.to_string(),
+                    },
+                })
+            }
+        };
         self.conn = Some(conn);
         Ok(Reply {
             status,
-            body: String::from_utf8_lossy(&bytes).into_owned(),
+            // Without a copy when it is UTF-8, as it should be: the body may be large.
+            body: String::from_utf8(Vec::from(bytes))
+                .unwrap_or_else(|err| String::from_utf8_lossy(err.as_bytes()).into_owned()),
+            request,
+            content_type,
         })
     }
 

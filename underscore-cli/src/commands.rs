@@ -85,9 +85,12 @@ impl Ctx {
         for (node, request) in self.nodes.iter().zip(requests) {
             // A request task never panics (no unwrap in it); a join error would mean the
             // runtime is shutting down, and then there is no answer to report anyway.
-            let reply = request
-                .await
-                .unwrap_or_else(|_| Err(CliError::BadAnswer("no answer".into())));
+            let reply = request.await.unwrap_or_else(|err| {
+                Err(CliError::Http {
+                    path: node.path.clone(),
+                    message: format!("the request ended without an answer: {err}"),
+                })
+            });
             answers.push((node.clone(), reply));
         }
         answers
@@ -337,14 +340,21 @@ fn collect_rows(answers: Vec<(Node, Value)>) -> Vec<Row> {
 
 /// The effective preempt of `route` on every node, as a table.
 async fn print_effective(ctx: &mut Ctx, route: &str) -> Result<Vec<Row>, CliError> {
-    let columns = ["id", "preempt", "preempt.reason", "preempt.retry_after"].map(str::to_owned);
+    let columns = [
+        "id",
+        "preempt",
+        "preempt.percent",
+        "preempt.reason",
+        "preempt.retry_after",
+    ]
+    .map(str::to_owned);
     let url = format!(
         "/_cat/routes/{}?format=json&h={}&s=id",
         encode(route),
         columns.join(",")
     );
     let rows = collect_rows(ctx.ask_json(Method::GET, &url, None).await);
-    let numeric = ["preempt", "preempt.retry_after"];
+    let numeric = ["preempt", "preempt.percent", "preempt.retry_after"];
     print(&table::render_typed(
         &columns,
         &rows,
@@ -356,29 +366,41 @@ async fn print_effective(ctx: &mut Ctx, route: &str) -> Result<Vec<Row>, CliErro
 }
 
 /// `preempt ROUTE --status N`: sets the whole preempt group in one tier (a key not given is
-/// reset, so no reason of an earlier preempt lingers), then prints the effective preempt.
+/// reset, so no reason or percent of an earlier preempt lingers), then prints the effective
+/// preempt.
 ///
 /// # Errors
 ///
 /// An output error; node failures are recorded in `ctx`.
 pub async fn preempt(ctx: &mut Ctx, args: &PreemptArgs) -> Result<(), CliError> {
-    let tier = if args.persistent {
-        "persistent"
-    } else {
-        "transient"
-    };
-    let body = json!({ tier: {
-        "preempt.status": args.status,
-        "preempt.reason": args.reason,
-        "preempt.retry_after": args.retry_after,
-        "preempt.text": args.text,
-    }});
+    let body = preempt_body(args);
     let url = format!("/_routes/{}/settings", encode(&args.route));
     let done = ctx.ask(Method::PUT, &url, Some(body.to_string())).await;
     if !done.is_empty() {
         print_effective(ctx, &args.route).await?;
     }
     Ok(())
+}
+
+/// The body of `preempt`'s PUT: every `preempt.*` key, `null` where no flag gives it.
+fn preempt_body(args: &PreemptArgs) -> Value {
+    let tier = if args.persistent {
+        "persistent"
+    } else {
+        "transient"
+    };
+    json!({ tier: {
+        "preempt.status": args.status,
+        "preempt.reason": args.reason,
+        "preempt.retry_after": args.retry_after,
+        "preempt.text": args.text,
+        // A whole share goes as an integer, as the server writes it back.
+        "preempt.percent": args.percent.map(|p| if p.fract() == 0.0 {
+            json!(p as u64)
+        } else {
+            json!(p)
+        }),
+    }})
 }
 
 /// `resume ROUTE [--persistent]`: resets the transient preempt (and the persistent one), then
@@ -441,9 +463,8 @@ pub async fn settings(ctx: &mut Ctx, args: &SettingsArgs) -> Result<(), CliError
                 .unwrap_or(Value::Null)
         };
         if !value.is_null() {
-            let text = serde_json::to_string_pretty(&value)
-                .map_err(|err| CliError::BadAnswer(err.to_string()))?;
-            print(&format!("{text}\n"))?;
+            // `{:#}` is serde_json's pretty form, and a `Value` always serializes.
+            print(&format!("{value:#}\n"))?;
         }
         return Ok(());
     }
@@ -629,6 +650,38 @@ mod tests {
     fn encoding_keeps_the_ids_syntax_and_escapes_the_rest() {
         assert_eq!(encode("id,stats.*:desc"), "id,stats.*:desc");
         assert_eq!(encode("a b&c=d%/"), "a%20b%26c%3Dd%25%2F");
+    }
+
+    #[test]
+    fn preempt_sets_every_preempt_key_of_the_server() {
+        let args = PreemptArgs {
+            route: "hello".into(),
+            status: 503,
+            reason: None,
+            retry_after: Some(30),
+            text: None,
+            percent: Some(12.5),
+            persistent: false,
+        };
+        let body = preempt_body(&args);
+        let mut sent: Vec<&str> = body["transient"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        // A key the server adds to the group must be reset here too, or an earlier value
+        // lingers under the new preempt.
+        let mut group: Vec<&str> = underscore_core::settings::KEYS
+            .iter()
+            .map(|k| k.key)
+            .filter(|k| k.starts_with("preempt."))
+            .collect();
+        sent.sort_unstable();
+        group.sort_unstable();
+        assert_eq!(sent, group);
+        assert_eq!(body["transient"]["preempt.percent"], json!(12.5));
+        assert_eq!(body["transient"]["preempt.reason"], Value::Null);
     }
 
     #[test]

@@ -6,12 +6,13 @@ use std::time::Duration;
 
 use crate::client::Reply;
 
-/// Exit status: the server answered an error (an Elasticsearch error body).
+/// Exit status: the server answered an error (an Elasticsearch error body), or an answer this
+/// CLI cannot read (not JSON where JSON is due, or larger than it reads).
 pub const EXIT_SERVER_ERROR: u8 = 1;
 /// Exit status: the command line was wrong (clap uses it too).
 pub const EXIT_USAGE: u8 = 2;
 /// Exit status: a socket could not be reached (missing, permission denied, nothing listening,
-/// timed out, or a broken answer).
+/// timed out, or the exchange broke off).
 pub const EXIT_UNREACHABLE: u8 = 3;
 
 /// An error of the admin APIs, from its body.
@@ -34,19 +35,69 @@ impl ServerError {
                     .and_then(|r| r.as_str())
                     .map(str::to_owned)
             });
-        let reason = es.unwrap_or_else(|| {
-            reply
+        // Whatever the server sent ends up on the operator's terminal: escaped, and a body
+        // that is not Elasticsearch's (a proxy's page, ...) cut short.
+        let reason = match es {
+            Some(reason) => printable(&reason, usize::MAX),
+            None => reply
                 .body
                 .lines()
                 .map(str::trim)
                 .find(|l| !l.is_empty())
-                .unwrap_or("(empty body)")
-                .to_owned()
-        });
+                .map_or_else(
+                    || "(empty body)".to_owned(),
+                    |l| printable(l, EXCERPT_CHARS),
+                ),
+        };
         Self {
             status: reply.status,
             reason,
         }
+    }
+}
+
+/// At most this many characters of a body that is not what was expected go into a message.
+pub const EXCERPT_CHARS: usize = 100;
+
+/// `text` with every character a terminal would not print as itself escaped as Rust writes
+/// it (`\n`, `\u{1b}`), and cut after `max` characters (then `...` follows).
+pub fn printable(text: &str, max: usize) -> String {
+    let mut out = String::new();
+    let mut chars = text.chars();
+    for c in chars.by_ref().take(max) {
+        // Quotes and backslashes print as themselves; `escape_debug` would escape them too.
+        if matches!(c, '"' | '\'' | '\\') {
+            out.push(c);
+        } else {
+            out.extend(c.escape_debug());
+        }
+    }
+    if chars.next().is_some() {
+        out.push_str("...");
+    }
+    out
+}
+
+/// A body shown in a message: `it is "..."`, `it starts "..."` when it is longer than
+/// [`EXCERPT_CHARS`], or `the body is empty`.
+fn quote_body(body: &str) -> String {
+    if body.is_empty() {
+        return "the body is empty".to_owned();
+    }
+    let shown = printable(body, EXCERPT_CHARS);
+    if body.chars().nth(EXCERPT_CHARS).is_some() {
+        format!("it starts \"{shown}\"")
+    } else {
+        format!("it is \"{shown}\"")
+    }
+}
+
+/// A size in bytes, in MiB when it is a whole number of them.
+fn size(bytes: usize) -> String {
+    if bytes >= 1 << 20 && bytes.is_multiple_of(1 << 20) {
+        format!("{} MiB", bytes >> 20)
+    } else {
+        format!("{bytes} bytes")
     }
 }
 
@@ -99,9 +150,38 @@ pub enum CliError {
     /// The server answered an error.
     #[error("{} (status {})", .0.reason, .0.status)]
     Server(ServerError),
-    /// The server answered something this CLI cannot read.
-    #[error("unexpected answer: {0}")]
-    BadAnswer(String),
+    /// A success answer this CLI cannot read (not JSON where JSON is due).
+    #[error(
+        "unexpected answer to {request} ({status}{}): {why}; {}",
+        .content_type.as_ref().map(|t| format!(", {}", printable(t, EXCERPT_CHARS))).unwrap_or_default(),
+        quote_body(.body)
+    )]
+    BadAnswer {
+        /// The request answered, as `GET /_cat/routes?format=json`.
+        request: String,
+        /// Its status.
+        status: u16,
+        /// Its `Content-Type`, if any.
+        content_type: Option<String>,
+        /// What is wrong with it.
+        why: String,
+        /// The body (only its start is shown).
+        body: String,
+    },
+    /// An answer's body is larger than the CLI reads.
+    #[error(
+        "the answer to {request} is larger than {}, the most this CLI reads{}",
+        size(*.limit),
+        .declared.map(|d| format!(" (it declares {d} bytes)")).unwrap_or_default()
+    )]
+    TooLarge {
+        /// The request answered, as `GET /_cat/routes`.
+        request: String,
+        /// The limit, in bytes.
+        limit: usize,
+        /// The length the answer declared, when it declared one.
+        declared: Option<u64>,
+    },
     /// The command line asks for something impossible.
     #[error("{0}")]
     Usage(String),
@@ -128,18 +208,27 @@ impl CliError {
         }
     }
 
+    /// Whether the socket could not be reached at all (as opposed to an answer that was an
+    /// error or could not be read).
+    pub fn is_unreachable(&self) -> bool {
+        self.exit_code() == EXIT_UNREACHABLE
+    }
+
     /// The exit status this error gives (see the `EXIT_*` constants).
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::Server(_) | Self::Output(_) | Self::Terminal(_) => EXIT_SERVER_ERROR,
+            Self::Server(_)
+            | Self::BadAnswer { .. }
+            | Self::TooLarge { .. }
+            | Self::Output(_)
+            | Self::Terminal(_) => EXIT_SERVER_ERROR,
             Self::Usage(_) => EXIT_USAGE,
             Self::SocketMissing { .. }
             | Self::PermissionDenied { .. }
             | Self::Refused { .. }
             | Self::Connect { .. }
             | Self::Http { .. }
-            | Self::Timeout { .. }
-            | Self::BadAnswer(_) => EXIT_UNREACHABLE,
+            | Self::Timeout { .. } => EXIT_UNREACHABLE,
         }
     }
 }
@@ -148,12 +237,21 @@ impl CliError {
 mod tests {
     use super::*;
 
+    fn reply(status: u16, body: &str) -> Reply {
+        Reply {
+            status,
+            body: body.to_owned(),
+            request: "GET /x".to_owned(),
+            content_type: Some("text/plain".to_owned()),
+        }
+    }
+
     #[test]
     fn an_elasticsearch_body_gives_its_reason_and_status() {
-        let reply = Reply {
-            status: 404,
-            body: r#"{"error":{"root_cause":[{"type":"resource_not_found_exception","reason":"no such route [nope]"}],"type":"resource_not_found_exception","reason":"no such route [nope]"},"status":404}"#.to_owned(),
-        };
+        let reply = reply(
+            404,
+            r#"{"error":{"root_cause":[{"type":"resource_not_found_exception","reason":"no such route [nope]"}],"type":"resource_not_found_exception","reason":"no such route [nope]"},"status":404}"#,
+        );
         let err = CliError::Server(ServerError::from_reply(&reply));
         assert_eq!(err.to_string(), "no such route [nope] (status 404)");
         assert_eq!(err.exit_code(), EXIT_SERVER_ERROR);
@@ -161,11 +259,34 @@ mod tests {
 
     #[test]
     fn another_body_gives_its_first_line() {
-        let reply = Reply {
-            status: 502,
-            body: "\n  bad gateway  \nmore\n".to_owned(),
-        };
+        let reply = reply(502, "\n  bad gateway  \nmore\n");
         assert_eq!(ServerError::from_reply(&reply).reason, "bad gateway");
+    }
+
+    #[test]
+    fn bodies_in_messages_are_escaped_and_bounded() {
+        assert_eq!(
+            printable("a\u{7}b\n\"c\" it's", 100),
+            "a\\u{7}b\\n\"c\" it's"
+        );
+        assert_eq!(printable("\u{202e}evil", 100), "\\u{202e}evil");
+        assert_eq!(printable("abcdef", 3), "abc...");
+        assert_eq!(printable("日本語", 3), "日本語");
+        let long = reply(200, &"x".repeat(1000))
+            .json()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            long.ends_with(&format!("it starts \"{}...\"", "x".repeat(100))),
+            "{long}"
+        );
+        let empty = reply(200, "").json().unwrap_err();
+        assert_eq!(empty.exit_code(), EXIT_SERVER_ERROR);
+        assert_eq!(
+            empty.to_string(),
+            "unexpected answer to GET /x (200, text/plain): not JSON (EOF while parsing a value \
+             at line 1 column 0); the body is empty"
+        );
     }
 
     #[test]

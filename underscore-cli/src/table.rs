@@ -1,10 +1,11 @@
 //! `_cat` tables merged from several nodes, laid out as the server lays out one.
 //!
 //! Each node answers `format=json`: an array of objects keyed by the displayed column names,
-//! in order, with typed values. The merged table puts a `node` column first and keeps the
-//! server's layout: one space between columns, widths from the widest cell (the header counts
-//! only with `v`), numeric columns right-aligned (their header too), `-` for a missing value, no
-//! trailing spaces, `\n` after every row. A column is numeric when every value it has is a
+//! in order, with typed values. The merged table puts a `node` column first and is laid out by
+//! the server's own code ([`underscore_core::cat::text_layout`]): one space between columns,
+//! widths from the widest cell by display width (CJK and emoji count two; the header counts
+//! only with `v`), numeric columns right-aligned (their header too), `-` for a missing value,
+//! no trailing spaces, `\n` after every row. A column is numeric when every value it has is a
 //! number (the server knows its columns' types; the client knows only the values).
 
 use std::cmp::Ordering;
@@ -127,41 +128,8 @@ pub fn render_typed(
             all && any
         }))
         .collect();
-    let mut widths: Vec<usize> = names
-        .iter()
-        .map(|n| if header { n.chars().count() } else { 0 })
-        .collect();
-    for line in &body {
-        for (w, c) in widths.iter_mut().zip(line) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    let mut out = String::new();
-    let mut push_line = |cells: &mut dyn Iterator<Item = &str>| {
-        let mut line = String::new();
-        for (i, c) in cells.enumerate() {
-            if i > 0 {
-                line.push(' ');
-            }
-            let pad = widths[i].saturating_sub(c.chars().count());
-            if numeric[i] {
-                line.extend(std::iter::repeat_n(' ', pad));
-                line.push_str(c);
-            } else {
-                line.push_str(c);
-                line.extend(std::iter::repeat_n(' ', pad));
-            }
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    };
-    if header {
-        push_line(&mut names.iter().copied());
-    }
-    for line in &body {
-        push_line(&mut line.iter().map(String::as_str));
-    }
-    out
+    // The server's own layout code, so both look alike (and wide characters line up).
+    underscore_core::cat::text_layout(header.then_some(&names[..]), body, &numeric)
 }
 
 #[cfg(test)]
@@ -206,6 +174,33 @@ mod tests {
         assert_eq!(
             render(&cols(&["ok", "doc"]), &rows, false, false),
             "true  x\nfalse longer\n"
+        );
+    }
+
+    #[test]
+    fn wide_characters_line_up_by_display_width() {
+        use ratatui::text::Line;
+        let rows = vec![
+            row(
+                "app-1",
+                json!({"id": "你好世界", "reason": "🔥 on fire", "total": 7}),
+            ),
+            row(
+                "app-2",
+                json!({"id": "hello", "reason": "calm", "total": 12345}),
+            ),
+            row("日本", json!({"id": "x", "reason": "🚧🚧", "total": null})),
+        ];
+        let out = render(&cols(&["id", "reason", "total"]), &rows, true, true);
+        // The last column is right-aligned: every row, header included, is as wide.
+        let widths: Vec<usize> = out.lines().map(|l| Line::from(l).width()).collect();
+        assert!(widths.iter().all(|w| *w == widths[0]), "{widths:?}\n{out}");
+        assert_eq!(
+            out,
+            "node  id       reason     total\n\
+             app-1 你好世界 🔥 on fire     7\n\
+             app-2 hello    calm       12345\n\
+             日本  x        🚧🚧           -\n"
         );
     }
 

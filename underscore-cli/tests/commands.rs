@@ -138,6 +138,19 @@ fn admin(socket: &Path, path: &str) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// A `PUT` of a JSON body to the admin socket with curl; the answer's body.
+fn admin_put(socket: &Path, path: &str, body: &str) -> String {
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "10", "-X", "PUT", "-H"])
+        .arg("content-type: application/json")
+        .args(["--data-binary", body, "--unix-socket"])
+        .arg(socket)
+        .arg(format!("http://.{path}"))
+        .output()
+        .expect("curl runs");
+    String::from_utf8(out.stdout).unwrap()
+}
+
 /// A slow request in flight, on its own curl process.
 fn slow_request(qs: &Quickstart) -> Child {
     Command::new("curl")
@@ -323,8 +336,8 @@ fn preempt_resume_and_settings_change_what_the_app_answers() {
     );
     assert_eq!(
         out,
-        "id    preempt preempt.reason preempt.retry_after\n\
-         hello     503 Storm ahead                     30\n"
+        "id    preempt preempt.percent preempt.reason preempt.retry_after\n\
+         hello     503             100 Storm ahead                     30\n"
     );
     let reply = qs.get("/hello/you");
     assert!(reply.starts_with("HTTP/1.1 503 Storm ahead\n"), "{reply}");
@@ -344,7 +357,8 @@ fn preempt_resume_and_settings_change_what_the_app_answers() {
 
     assert_eq!(
         ok(s, &["resume", "hello"]),
-        "id    preempt preempt.reason preempt.retry_after\nhello       - -                                -\n"
+        "id    preempt preempt.percent preempt.reason preempt.retry_after\n\
+         hello       -               - -                                -\n"
     );
     assert!(qs.get("/hello/you").starts_with("HTTP/1.1 200 OK\n"));
 
@@ -362,6 +376,110 @@ fn preempt_resume_and_settings_change_what_the_app_answers() {
     ok(s, &["resume", "hello", "--persistent"]);
     assert_eq!(status_of(&qs.get("/hello/you")), "200");
     assert!(ok(s, &["settings"]).contains("hello -"));
+}
+
+#[test]
+fn preempt_resets_an_earlier_percent_and_shows_the_percent() {
+    let dir = tempfile::tempdir().unwrap();
+    let qs = Quickstart::start(&dir.path().join("a.sock"));
+    let s = &qs.socket;
+    let reply = admin_put(
+        s,
+        "/_routes/hello/settings",
+        r#"{"transient": {"preempt.percent": 10}}"#,
+    );
+    assert!(reply.contains("\"percent\":10"), "{reply}");
+    // No --percent: the earlier 10% is reset, so every request is preempted, as printed.
+    let out = ok(s, &["preempt", "hello", "--status", "503"]);
+    assert_eq!(
+        out,
+        "id    preempt preempt.percent preempt.reason preempt.retry_after\n\
+         hello     503             100 -                                -\n"
+    );
+    let statuses: Vec<String> = (0..10)
+        .map(|_| status_of(&qs.get("/hello/you")).to_owned())
+        .collect();
+    assert_eq!(statuses, ["503"; 10], "every request preempted");
+
+    let out = ok(
+        s,
+        &["preempt", "hello", "--status", "429", "--percent", "50"],
+    );
+    assert_eq!(
+        out,
+        "id    preempt preempt.percent preempt.reason preempt.retry_after\n\
+         hello     429              50 -                                -\n"
+    );
+    let preempted = (0..10)
+        .filter(|_| status_of(&qs.get("/hello/you")) == "429")
+        .count();
+    assert_eq!(preempted, 5, "half of every 10 consecutive requests");
+    // clap's own usage error: status 2.
+    let out = run(&[
+        "--socket",
+        s.to_str().unwrap(),
+        "preempt",
+        "hello",
+        "--status",
+        "503",
+        "--percent",
+        "101",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--percent"), "{}", stderr(&out));
+}
+
+#[test]
+fn the_cli_and_the_server_take_the_same_time_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let qs = Quickstart::start(&dir.path().join("a.sock"));
+    let s = qs.socket.to_str().unwrap();
+    for (value, valid) in [
+        ("1500ms", true),
+        ("1h", true),
+        ("2 S", true),
+        ("1.5s", false),
+        ("2", false),
+        ("1M", false),
+        ("10sec", false),
+    ] {
+        let body = format!(r#"{{"transient": {{"limits.timeout": "{value}"}}}}"#);
+        let server = admin_put(&qs.socket, "/_routes/slow/settings", &body);
+        let cli = run(&[
+            "--socket",
+            s,
+            "--timeout",
+            value,
+            "cat",
+            "routes",
+            "-h",
+            "id",
+        ]);
+        let top = run(&["--socket", s, "top", "--frames", "1", "--interval", value]);
+        if valid {
+            assert!(server.starts_with(r#"{"slow":"#), "{value}: {server}");
+            assert!(cli.status.success(), "{value}: {}", stderr(&cli));
+            assert!(top.status.success(), "{value}: {}", stderr(&top));
+            continue;
+        }
+        // The server names the setting, the CLI the flag; the reason is the same words.
+        let server: serde_json::Value = serde_json::from_str(&server).unwrap();
+        let prefix = format!(
+            "failed to parse transient setting [limits.timeout] with value [\"{value}\"]: "
+        );
+        let reason = server["error"]["reason"]
+            .as_str()
+            .and_then(|r| r.strip_prefix(&prefix))
+            .unwrap_or_else(|| panic!("{value}: {server}"));
+        for (out, flag) in [(&cli, "--timeout"), (&top, "--interval")] {
+            assert_eq!(out.status.code(), Some(2), "{value} {flag}");
+            let err = stderr(out);
+            assert!(
+                err.contains(&format!("'{value}' for '{flag} <DURATION>': {reason}\n")),
+                "{value}: {err} (the server: {reason})"
+            );
+        }
+    }
 }
 
 #[test]
@@ -592,9 +710,9 @@ fn several_sockets_merge_into_one_table_with_a_node_column() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(
         stdout(&out),
-        "node  id    preempt preempt.reason preempt.retry_after\n\
-         app-1 hello     503 -                                -\n\
-         app-2 hello     503 -                                -\n"
+        "node  id    preempt preempt.percent preempt.reason preempt.retry_after\n\
+         app-1 hello     503             100 -                                -\n\
+         app-2 hello     503             100 -                                -\n"
     );
     assert_eq!(status_of(&a.get("/hello/x")), "503");
     assert_eq!(status_of(&b.get("/hello/x")), "503");
@@ -729,6 +847,36 @@ fn top_shows_disconnected_then_reconnects_when_the_server_comes_back() {
         f.contains("hello") && !f.contains("disconnected")
     });
     assert!(seen, "top reconnected");
+}
+
+#[test]
+fn top_follows_a_server_that_goes_away_mid_run_and_comes_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("a.sock");
+    let qs = Quickstart::start(&socket);
+    qs.get("/hello/before");
+    let mut top = Top::start(Command::new(UNDERSCORE).arg("--socket").arg(&socket), 150);
+    let serving =
+        |f: &str| f.lines().any(|l| l.starts_with("hello ")) && !f.contains("disconnected");
+    assert!(
+        (0..50).any(|_| serving(&top.frame())),
+        "top shows the server"
+    );
+    // Killed, as a crash would: its socket file stays behind, with nobody listening.
+    drop(qs);
+    let gone = (0..50).find_map(|_| {
+        let f = top.frame();
+        f.contains("a: disconnected, retrying every 200ms: ")
+            .then_some(f)
+    });
+    let gone = gone.expect("top shows the server gone");
+    assert!(!gone.lines().any(|l| l.starts_with("hello ")), "{gone}");
+    let qs = Quickstart::start(&socket);
+    qs.get("/hello/after");
+    assert!(
+        (0..50).any(|_| serving(&top.frame())),
+        "top reconnected to the restarted server"
+    );
 }
 
 #[test]

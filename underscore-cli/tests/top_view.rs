@@ -72,6 +72,7 @@ fn three_nodes() -> Model {
                 node: "app-1".into(),
                 at,
                 data: Ok(NodeData {
+failed: Vec::new(),
                     routes: app_routes(second),
                     tasks: vec![
                         task("vm:1024", "slow", "/slow?ms=30000", 29.4, false),
@@ -84,6 +85,7 @@ fn three_nodes() -> Model {
                 node: "app-2".into(),
                 at,
                 data: Ok(NodeData {
+failed: Vec::new(),
                     routes: half,
                     tasks: vec![task("vm:1024", "slow", "/slow?ms=60000", 75.0, false)],
                 }),
@@ -110,6 +112,7 @@ fn one_node() -> Model {
             node: "underscore".into(),
             at,
             data: Ok(NodeData {
+                failed: Vec::new(),
                 routes: app_routes(i == 1),
                 tasks: vec![task("vm:1024", "slow", "/slow?ms=30000", 4.2, false)],
             }),
@@ -188,6 +191,7 @@ fn the_first_poll_has_no_rates_yet_80x24() {
         node: "underscore".into(),
         at: Instant::now(),
         data: Ok(NodeData {
+            failed: Vec::new(),
             routes: app_routes(false),
             tasks: Vec::new(),
         }),

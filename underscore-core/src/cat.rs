@@ -375,23 +375,62 @@ fn text_table(
     rows: &[Vec<Cell>],
     verbose: bool,
 ) -> String {
-    if display.is_empty() || (rows.is_empty() && !verbose) {
+    let header: Vec<&str> = display.iter().map(|(_, name)| name.as_str()).collect();
+    let numeric: Vec<bool> = display
+        .iter()
+        .map(|(idx, _)| columns[*idx].numeric)
+        .collect();
+    text_layout(
+        verbose.then_some(&header[..]),
+        rows.iter()
+            .map(|row| display.iter().map(|(idx, _)| row[*idx].text())),
+        &numeric,
+    )
+}
+
+/// Lays out cells as `_cat`'s text: one space between columns, each column as wide as its
+/// widest cell (the `header` row counts when given), `right_aligned` columns (the numeric
+/// ones) padded on the left, the others on the right, no trailing spaces, `\n` after every
+/// row; nothing at all without columns, or without rows and header.
+///
+/// Widths are display widths, as a terminal draws them: a CJK character or an emoji takes two
+/// columns. The `underscore` CLI lays out the tables it merges from several servers with this
+/// function, so both look alike.
+///
+/// # Examples
+///
+/// ```
+/// use underscore_core::cat::text_layout;
+///
+/// let rows = [["hello".to_owned(), "7".to_owned()], ["你好".to_owned(), "12".to_owned()]];
+/// let text = text_layout(Some(&["id", "total"]), rows, &[false, true]);
+/// assert_eq!(text, "id    total\nhello     7\n你好     12\n");
+/// ```
+pub fn text_layout<R, C>(header: Option<&[&str]>, rows: R, right_aligned: &[bool]) -> String
+where
+    R: IntoIterator<Item = C>,
+    C: IntoIterator<Item = String>,
+{
+    if right_aligned.is_empty() {
         return String::new();
     }
     let mut table = Table::new();
     table
         .load_style(presets::NOTHING)
         .set_content_arrangement(ContentArrangement::Disabled);
-    if verbose {
-        table.set_header(display.iter().map(|(_, name)| name.as_str()));
+    if let Some(header) = header {
+        table.set_header(header.iter().copied());
     }
     for row in rows {
-        table.add_row(display.iter().map(|(idx, _)| row[*idx].text()));
+        table.add_row(row);
     }
-    for (col, (idx, _)) in table.column_iter_mut().zip(display) {
+    if table.row_count() == 0 && header.is_none() {
+        return String::new();
+    }
+    for (col, &right) in table.column_iter_mut().zip(right_aligned) {
         col.set_padding((0, 1));
         col.set_constraint(ColumnConstraint::ContentWidth);
-        if columns[*idx].numeric {
+        if right {
             col.set_cell_alignment(CellAlignment::Right);
         }
     }
@@ -560,6 +599,45 @@ mod tests {
         assert_eq!(
             String::from_utf8(out.body).unwrap(),
             "---\n- id: \"hello\"\n  rt: 12\n- id: \"index\"\n  rt: 7\n- id: \"slow\"\n  rt: 100\n"
+        );
+    }
+
+    #[test]
+    fn wide_characters_line_up_by_display_width() {
+        use unicode_width::UnicodeWidthStr;
+        const WIDE: &[Column] = &[
+            Column::text("id", &[], "route id"),
+            Column::text("reason", &[], "reason"),
+            Column::number("total", &[], "requests"),
+        ];
+        let rows = vec![
+            vec![
+                Cell::Str("你好世界".into()),
+                Cell::Str("🔥 on fire".into()),
+                Cell::Int(7),
+            ],
+            vec![
+                Cell::Str("hello".into()),
+                Cell::Str("calm".into()),
+                Cell::Int(12345),
+            ],
+            vec![
+                Cell::Str("日本".into()),
+                Cell::Str("🚧🚧".into()),
+                Cell::Null,
+            ],
+        ];
+        let out = render(WIDE, rows, &params("v")).unwrap().body;
+        let out = String::from_utf8(out).unwrap();
+        // The last column is right-aligned: every row, header included, is as wide.
+        let widths: Vec<usize> = out.lines().map(UnicodeWidthStr::width).collect();
+        assert!(widths.iter().all(|w| *w == widths[0]), "{widths:?}\n{out}");
+        assert_eq!(
+            out,
+            "id       reason     total\n\
+             你好世界 🔥 on fire     7\n\
+             hello    calm       12345\n\
+             日本     🚧🚧           -\n"
         );
     }
 

@@ -34,6 +34,7 @@ pub mod route;
 pub mod settings;
 pub mod stats;
 pub mod tasks;
+pub mod time_value;
 pub mod yaml;
 
 pub use error::ApiError;

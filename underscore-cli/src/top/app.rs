@@ -11,6 +11,7 @@
 //! the polls' answers and the actions' outcomes; the terminal is restored on exit and, through
 //! ratatui's panic hook, on a panic.
 
+use std::future::Future;
 use std::io::IsTerminal;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -26,7 +27,7 @@ use tokio::sync::mpsc;
 use super::model::{Action, Key, Model, NodeData, RouteStats, Snapshot, TaskInfo, ROUTE_COLUMNS};
 use super::view;
 use crate::cli::TopArgs;
-use crate::client::Client;
+use crate::client::{Client, Reply};
 use crate::commands::{encode, STACK_TIMEOUT};
 use crate::error::CliError;
 use crate::nodes::Node;
@@ -54,10 +55,36 @@ impl Source {
         (self, snapshot)
     }
 
+    /// Asks both endpoints. An endpoint that answers an error (or something unreadable) is
+    /// one line of `failed`, and the other's answer is kept; only a socket that cannot be
+    /// reached fails the whole poll.
     async fn fetch(&mut self) -> Result<NodeData, CliError> {
+        let mut data = NodeData::default();
         let h = self.columns.as_deref().unwrap_or("*");
         let url = format!("/_cat/routes?format=json&h={h}");
-        let routes = self.client.get(&url).await?.into_success()?.json()?;
+        match self.routes(&url).await {
+            Ok(routes) => data.routes = routes,
+            Err(err) if err.is_unreachable() => return Err(err),
+            Err(err) => {
+                // A 400 for a column the server no longer has: learn its columns again.
+                self.columns = None;
+                data.failed.push(failure(&url, &err));
+            }
+        }
+        let url = "/_tasks?detailed&group_by=none";
+        match self.client.get(url).await.and_then(Reply::into_success) {
+            Ok(reply) => match reply.json() {
+                Ok(tasks) => data.tasks = TaskInfo::from_tasks(&tasks),
+                Err(err) => data.failed.push(failure(url, &err)),
+            },
+            Err(err) if err.is_unreachable() => return Err(err),
+            Err(err) => data.failed.push(failure(url, &err)),
+        }
+        Ok(data)
+    }
+
+    async fn routes(&mut self, url: &str) -> Result<Vec<RouteStats>, CliError> {
+        let routes = self.client.get(url).await?.into_success()?.json()?;
         let rows: Vec<_> = routes
             .as_array()
             .map(|rows| rows.iter().filter_map(Value::as_object).collect())
@@ -72,17 +99,16 @@ impl Source {
                 self.columns = Some(known.join(","));
             }
         }
-        let routes = rows.into_iter().filter_map(RouteStats::from_row).collect();
-        let tasks = self
-            .client
-            .get("/_tasks?detailed&group_by=none")
-            .await?
-            .into_success()?
-            .json()?;
-        Ok(NodeData {
-            routes,
-            tasks: TaskInfo::from_tasks(&tasks),
-        })
+        Ok(rows.into_iter().filter_map(RouteStats::from_row).collect())
+    }
+}
+
+/// One line for an endpoint that failed: the request, then why (an unreadable answer's error
+/// names the request itself).
+fn failure(url: &str, err: &CliError) -> String {
+    match err {
+        CliError::Server(_) => format!("GET {url} failed: {err}"),
+        _ => err.to_string(),
     }
 }
 
@@ -151,18 +177,39 @@ impl Poller {
     }
 
     async fn poll(&mut self) -> Vec<Snapshot> {
+        self.poll_with(Source::poll).await
+    }
+
+    /// [`Poller::poll`] with `poll` as each node's poll (the tests give one that fails).
+    async fn poll_with<F, Fut>(&mut self, poll: F) -> Vec<Snapshot>
+    where
+        F: Fn(Source) -> Fut,
+        Fut: Future<Output = (Source, Snapshot)> + Send + 'static,
+    {
         self.rescan();
         let polls: Vec<_> = self
             .sources
             .drain(..)
-            .map(|source| tokio::spawn(source.poll()))
+            .map(|source| (source.node.clone(), tokio::spawn(poll(source))))
             .collect();
         let mut snapshots = Vec::with_capacity(polls.len());
-        for poll in polls {
-            // A poll has no panic path; a join error only happens while the runtime stops.
-            if let Ok((source, snapshot)) = poll.await {
-                self.sources.push(source);
-                snapshots.push(snapshot);
+        for (node, poll) in polls {
+            match poll.await {
+                Ok((source, snapshot)) => {
+                    self.sources.push(source);
+                    snapshots.push(snapshot);
+                }
+                // A poll has no panic path known, but one that fails (a panic, the runtime
+                // stopping) took its source with it: the node gets a new one, and is asked
+                // again at the next interval, as a node that could not be reached is.
+                Err(err) => {
+                    snapshots.push(Snapshot {
+                        node: node.name.clone(),
+                        at: Instant::now(),
+                        data: Err(format!("the poll failed: {err}")),
+                    });
+                    self.add(node);
+                }
             }
         }
         snapshots
@@ -443,4 +490,31 @@ fn spawn_action(
         // The loop may have ended (the user quit): nobody to tell.
         let _ = tx.send(msg);
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_poll_that_fails_does_not_stop_its_node_for_good() {
+        let dir = tempfile::tempdir().unwrap();
+        let node = Node {
+            name: "a".into(),
+            path: dir.path().join("a.sock"),
+        };
+        let known = Arc::new(Mutex::new(vec![node]));
+        let mut poller = Poller::new(known, None, Duration::from_secs(1));
+        let failed = poller
+            .poll_with(|_| async { panic!("a poll that fails") })
+            .await;
+        assert_eq!(failed.len(), 1, "the failure is shown");
+        let why = failed[0].data.as_ref().unwrap_err();
+        assert!(why.contains("a poll that fails"), "{why}");
+        // The node is still polled: here, it has no socket.
+        let next = poller.poll().await;
+        assert_eq!(next.len(), 1, "the node is polled again");
+        let why = next[0].data.as_ref().unwrap_err();
+        assert!(why.contains("no admin socket"), "{why}");
+    }
 }

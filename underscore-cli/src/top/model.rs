@@ -151,6 +151,9 @@ pub struct NodeData {
     pub routes: Vec<RouteStats>,
     /// Its in-flight tasks.
     pub tasks: Vec<TaskInfo>,
+    /// The endpoints that answered an error (or something unreadable), one line each; what
+    /// they would have given is empty above, what the others gave is kept.
+    pub failed: Vec<String>,
 }
 
 /// One node's poll: when, and what it answered or why it could not.
@@ -329,7 +332,9 @@ pub enum Key {
 pub enum NodeState {
     /// It answered.
     Up,
-    /// It could not be reached, or answered an error: why.
+    /// It answered, but some of its endpoints answered an error: one line each.
+    Failing(Vec<String>),
+    /// It could not be reached: why.
     Down(String),
 }
 
@@ -439,7 +444,11 @@ impl Model {
                         node: snap.node.clone(),
                         task,
                     }));
-                    NodeState::Up
+                    if data.failed.is_empty() {
+                        NodeState::Up
+                    } else {
+                        NodeState::Failing(data.failed)
+                    }
                 }
             };
             match self.nodes.iter_mut().find(|(n, _)| *n == snap.node) {
@@ -660,7 +669,7 @@ mod tests {
             at,
             data: Ok(NodeData {
                 routes,
-                tasks: Vec::new(),
+                ..NodeData::default()
             }),
         }
     }
@@ -715,6 +724,37 @@ mod tests {
         )]);
         assert_eq!(m.nodes[0].1, NodeState::Up);
         assert_eq!(m.routes[0].rate, None);
+    }
+
+    #[test]
+    fn a_failing_endpoint_keeps_what_the_other_answered() {
+        let t0 = Instant::now();
+        let mut m = Model::new(vec!["a".into()], Duration::from_secs(1));
+        m.apply(vec![snap("a", t0, vec![route("x", 100, 0)])]);
+        m.apply(vec![Snapshot {
+            node: "a".into(),
+            at: t0 + Duration::from_secs(1),
+            data: Ok(NodeData {
+                routes: vec![route("x", 110, 0)],
+                tasks: Vec::new(),
+                failed: vec!["GET /_tasks failed: no (status 403)".into()],
+            }),
+        }]);
+        assert_eq!(
+            m.nodes[0].1,
+            NodeState::Failing(vec!["GET /_tasks failed: no (status 403)".into()])
+        );
+        assert_eq!(
+            m.routes[0].rate,
+            Some(10.0),
+            "the routes and their rates stay"
+        );
+        m.apply(vec![snap(
+            "a",
+            t0 + Duration::from_secs(2),
+            vec![route("x", 120, 0)],
+        )]);
+        assert_eq!(m.nodes[0].1, NodeState::Up);
     }
 
     #[test]
@@ -787,8 +827,8 @@ mod tests {
             node: "a".into(),
             at: Instant::now(),
             data: Ok(NodeData {
-                routes: Vec::new(),
                 tasks,
+                ..NodeData::default()
             }),
         }]);
         assert_eq!(m.tasks[0].task.id, "vm:8", "longest-running first");

@@ -46,16 +46,9 @@ pub fn fmt_running(nanos: u64) -> String {
     }
 }
 
-/// Formats the refresh interval: `1s`, `500ms`, `1.5s`.
+/// Formats the refresh interval as `--interval` takes it: `1s`, `500ms`, `1500ms`.
 pub fn fmt_interval(d: std::time::Duration) -> String {
-    let ms = d.as_millis();
-    if ms.is_multiple_of(1000) {
-        format!("{}s", ms / 1000)
-    } else if ms < 1000 {
-        format!("{ms}ms")
-    } else {
-        format!("{:.1}s", d.as_secs_f64())
-    }
+    underscore_core::time_value::format(d)
 }
 
 fn opt<T: ToString>(v: Option<T>) -> String {
@@ -116,9 +109,11 @@ fn fit<T>(mut cols: Vec<Col<T>>, width: u16) -> Vec<Col<T>> {
     }
 }
 
+/// The display width of the widest of `values` and `header` (a CJK character or an emoji
+/// takes two columns), within `min..=max`.
 fn width_of<'a>(values: impl Iterator<Item = &'a str>, header: &str, min: u16, max: u16) -> u16 {
     let widest = values
-        .map(|v| v.chars().count())
+        .map(|v| Line::from(v).width())
         .chain([header.len()])
         .max()
         .unwrap_or(0);
@@ -279,12 +274,21 @@ fn down_lines(m: &Model) -> Vec<Line<'static>> {
     let interval = fmt_interval(m.interval);
     m.nodes
         .iter()
-        .filter_map(|(node, state)| match state {
-            NodeState::Up => None,
-            NodeState::Down(why) => Some(Line::styled(
+        .flat_map(|(node, state)| match state {
+            NodeState::Up => Vec::new(),
+            NodeState::Failing(failed) => failed
+                .iter()
+                .map(|why| {
+                    Line::styled(
+                        format!(" {node}: {why}"),
+                        Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD),
+                    )
+                })
+                .collect(),
+            NodeState::Down(why) => vec![Line::styled(
                 format!(" {node}: disconnected, retrying every {interval}: {why}"),
                 Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
-            )),
+            )],
         })
         .collect()
 }
@@ -440,10 +444,14 @@ pub fn to_text(buffer: &Buffer) -> String {
     let mut out = String::new();
     for y in area.top()..area.bottom() {
         let mut line = String::new();
-        for x in area.left()..area.right() {
-            if let Some(cell) = buffer.cell((x, y)) {
-                line.push_str(cell.symbol());
-            }
+        let mut x = area.left();
+        while let Some(cell) = buffer.cell((x, y)).filter(|_| x < area.right()) {
+            let symbol = cell.symbol();
+            line.push_str(symbol);
+            // A wide character (CJK, emoji) covers the next cell too, which holds a blank
+            // that a terminal would not show: skip it.
+            let width = u16::try_from(Line::from(symbol).width()).unwrap_or(1);
+            x = x.saturating_add(width.max(1));
         }
         out.push_str(line.trim_end());
         out.push('\n');
@@ -467,6 +475,11 @@ mod tests {
         assert_eq!(fmt_running(3_720_000_000_000), "1h02m");
         assert_eq!(fmt_rate(Some(12.345)), "12.3");
         assert_eq!(fmt_rate(Some(48211.0)), "48.2k");
+        assert_eq!(
+            fmt_interval(std::time::Duration::from_millis(1500)),
+            "1500ms"
+        );
+        assert_eq!(fmt_interval(std::time::Duration::from_secs(1)), "1s");
     }
 
     #[test]
@@ -484,6 +497,47 @@ mod tests {
         assert_eq!(preempt_text(&line), "503 20%");
         line.stats.preempt_percent = Some(100.0);
         assert_eq!(preempt_text(&line), "503");
+    }
+
+    #[test]
+    fn wide_route_ids_get_their_display_width() {
+        use super::super::model::{NodeData, RouteStats, Snapshot};
+        let mut m = Model::new(vec!["a".into()], std::time::Duration::from_secs(1));
+        let routes = ["你好世界", "hello", "🔥🔥🔥"].map(|id| RouteStats {
+            id: id.to_owned(),
+            total: Some(1),
+            ..RouteStats::default()
+        });
+        m.apply(vec![Snapshot {
+            node: "a".into(),
+            at: std::time::Instant::now(),
+            data: Ok(NodeData {
+                routes: routes.to_vec(),
+                ..NodeData::default()
+            }),
+        }]);
+        assert_eq!(route_columns(&m)[0].width, 8);
+        let frame = crate::top::app::frame_text(&m, 60, 16);
+        let rows: Vec<&str> = frame
+            .lines()
+            .filter(|l| l.contains("你") || l.contains("hello") || l.contains("🔥"))
+            .collect();
+        assert_eq!(rows.len(), 3, "{frame}");
+        // Each id is whole, and the next column starts at the same display column.
+        for id in ["你好世界", "hello", "🔥🔥🔥"] {
+            assert!(
+                rows.iter().any(|r| r.starts_with(&format!("{id} "))),
+                "{id}\n{frame}"
+            );
+        }
+        let rate_at: Vec<usize> = rows
+            .iter()
+            .map(|l| Line::from(l.split_once(" -").unwrap().0).width())
+            .collect();
+        assert!(
+            rate_at.iter().all(|&w| w == rate_at[0]),
+            "{rate_at:?}\n{frame}"
+        );
     }
 
     #[test]

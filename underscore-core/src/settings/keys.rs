@@ -176,53 +176,26 @@ fn parse_timeout(value: &Value) -> Result<Value, String> {
                 .to_owned(),
         );
     };
-    let canonical = s.trim().to_ascii_lowercase();
-    parse_time(&canonical)?;
-    Ok(Value::String(canonical))
+    // Checked as written: `M` is no unit, though its lowercase is.
+    parse_time(s)?;
+    Ok(Value::String(s.trim().to_ascii_lowercase()))
 }
 
-/// Parses an Elasticsearch time value: a whole number followed by one of `d`, `h`, `m`, `s`,
-/// `ms`, `micros` or `nanos` (`500ms`, `2s`, `1m`), more than zero.
+/// Parses the value of `limits.timeout`: an Elasticsearch time value (the grammar of
+/// [`time_value`](crate::time_value), which the CLI shares), more than zero.
 ///
 /// # Errors
 ///
 /// What is wrong with `text`, for a 400 that names the setting.
 pub fn parse_time(text: &str) -> Result<std::time::Duration, String> {
-    use std::time::Duration;
-    let text = text.trim().to_ascii_lowercase();
-    let digits = text.bytes().take_while(u8::is_ascii_digit).count();
-    let (number, unit) = text.split_at(digits);
-    let unit = unit.trim_start();
-    let nanos_per: u128 = match unit {
-        "nanos" => 1,
-        "micros" => 1_000,
-        "ms" => 1_000_000,
-        "s" => 1_000_000_000,
-        "m" => 60_000_000_000,
-        "h" => 3_600_000_000_000,
-        "d" => 86_400_000_000_000,
-        _ if text.starts_with('-') => {
-            return Err("must be more than zero; to remove the timeout, use null".to_owned())
+    use crate::time_value::{self, TimeValueError};
+    match time_value::parse(text) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        Ok(_) | Err(TimeValueError::Negative) => {
+            Err("must be more than zero; to remove the timeout, use null".to_owned())
         }
-        "" => return Err("has no unit: write it as 500ms, 2s or 1m".to_owned()),
-        _ => {
-            return Err(format!(
-                "must be a whole number with a unit of d, h, m, s, ms, micros or nanos, such as \
-                 500ms, 2s or 1m (unit [{unit}] is not one)"
-            ))
-        }
-    };
-    let number: u128 = number
-        .parse()
-        .map_err(|_| "must start with a whole number, such as 500ms, 2s or 1m".to_owned())?;
-    if number == 0 {
-        return Err("must be more than zero; to remove the timeout, use null".to_owned());
+        Err(err) => Err(err.to_string()),
     }
-    let nanos = number
-        .checked_mul(nanos_per)
-        .filter(|&n| n <= u128::from(u64::MAX))
-        .ok_or_else(|| "is too long".to_owned())?;
-    Ok(Duration::from_nanos(nanos as u64))
 }
 
 pub(super) fn spec(key: &str) -> Option<&'static KeySpec> {
@@ -272,6 +245,10 @@ mod tests {
         }
         assert!(parse_time("-1s").unwrap_err().contains("more than zero"));
         assert!(parse_time("5 parsecs").unwrap_err().contains("[parsecs]"));
+        assert_eq!(
+            parse_time("1.5s").unwrap_err(),
+            "fractional time values are not supported: write 1500ms"
+        );
     }
 
     #[test]
@@ -295,6 +272,8 @@ mod tests {
             json!("0s"),
             json!(5),
             json!(null),
+            json!("1.5s"),
+            json!("1M"),
         ] {
             assert!(parse("limits.timeout", bad.clone()).is_err(), "{bad}");
         }
