@@ -10,6 +10,18 @@
 //! lock, no allocation (the slab reuses its slots), no shared counter: task numbers are drawn
 //! per shard.
 //!
+//! # Threads that come and go
+//!
+//! A thread takes its shard when it first registers a task, and hands it back when it exits:
+//! the next new thread reuses it, so short-lived threads do not add shards. Shards are never
+//! freed (a task handle holds a plain `&'static`): there are at most as many as threads ever
+//! ran tasks at once, and no more than 1,024. What an exited thread leaves behind is its shard,
+//! with the slab's slots at their high-water mark, and any task still registered in it (a
+//! handle that outlived its thread): such a task stays listed, cancellable and removable, and
+//! the shard's next owner draws numbers after its own. Past 1,024 threads alive at once, new
+//! threads share the shards round-robin; a shared shard's lock may then be contended, and
+//! numbers stay unique as they are drawn under that lock.
+//!
 //! # Cancellation
 //!
 //! Cancelling sets the entry's flag, bumps the shard's epoch and wakes the task. The task's
@@ -17,6 +29,7 @@
 //! middleware answers `503 Request interrupted`. Cancellation takes effect at an `.await`:
 //! blocking code keeps running until it yields, and tasks the handler spawned are not stopped.
 
+use std::cell::Cell;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard, RwLock};
@@ -110,7 +123,7 @@ struct Slab {
     slots: Vec<Slot>,
     free: Option<usize>,
     len: usize,
-    /// Task numbers drawn (under the lock, as threads past `MAX_SHARDS` share a shard).
+    /// Task numbers drawn (under the lock: the shard outlives its thread, and may be shared).
     drawn: u64,
 }
 
@@ -194,7 +207,9 @@ impl Shard {
 /// The in-flight tasks of the process. There is one: see [`tasks`].
 #[derive(Debug)]
 pub struct TaskRegistry {
-    shards: RwLock<Vec<&'static Shard>>,
+    // A lock: written when a thread takes or hands back its shard, read by the admin APIs;
+    // never taken on the request path (a thread keeps its shard in a thread-local).
+    shards: RwLock<ShardTable>,
     node: String,
     /// How to turn on stack capture, when this build cannot capture (`None`: it can).
     stack_support: RwLock<Option<&'static str>>,
@@ -206,10 +221,40 @@ pub fn tasks() -> &'static TaskRegistry {
     &TASKS
 }
 
+/// Every shard, and which threads hold them.
+#[derive(Debug, Default)]
+struct ShardTable {
+    shards: Vec<&'static Shard>,
+    /// Threads holding each shard (more than one only past `MAX_SHARDS` live threads).
+    holders: Vec<u32>,
+    /// Shards no thread holds, for the next new thread.
+    free: Vec<usize>,
+    /// Where the next thread past `MAX_SHARDS` live ones joins a shard.
+    next_shared: usize,
+}
+
 thread_local! {
-    // Shards live as long as the process: threads that run requests do too, and a `&'static`
-    // costs no reference counting per request.
-    static SHARD: &'static Shard = tasks().new_shard();
+    // Shards live as long as the process (see the module docs), so a `&'static` costs no
+    // reference counting per request. Read on every registration: no destructor, so no
+    // state to check beyond the lazy initialisation; `LEASE` hands the shard back.
+    static SHARD: &'static Shard = {
+        let shard = tasks().new_shard();
+        // Fails only while the thread is exiting: the shard is then never handed back.
+        let _ = LEASE.try_with(|lease| lease.0.set(Some(shard.index)));
+        shard
+    };
+    static LEASE: Lease = const { Lease(Cell::new(None)) };
+}
+
+/// Hands the thread's shard back when the thread exits.
+struct Lease(Cell<Option<usize>>);
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if let Some(index) = self.0.get() {
+            tasks().release_shard(index);
+        }
+    }
 }
 
 /// A cancellation seen by a task's future.
@@ -399,7 +444,7 @@ pub enum CancelOutcome {
 impl TaskRegistry {
     fn new() -> Self {
         Self {
-            shards: RwLock::new(Vec::new()),
+            shards: RwLock::new(ShardTable::default()),
             node: node_name(),
             stack_support: RwLock::new(Some(
                 "print_stack needs underscore-actix's `taskdump` feature and a build with \
@@ -424,21 +469,38 @@ impl TaskRegistry {
         }
     }
 
+    /// A shard for a new thread: one an exited thread handed back, else a new one, else
+    /// (past `MAX_SHARDS` live threads) a shared one, round-robin.
     fn new_shard(&self) -> &'static Shard {
-        let mut shards = self.shards.write().unwrap_or_else(|e| e.into_inner());
-        // Past MAX_SHARDS threads, shards share an index: their numbers stay unique because
-        // the shared shard's counter is the same one (the shard itself is reused).
-        if shards.len() >= MAX_SHARDS {
-            let index = shards.len() % MAX_SHARDS;
-            return shards[index];
+        let mut table = self.shards.write().unwrap_or_else(|e| e.into_inner());
+        let index = if let Some(index) = table.free.pop() {
+            index
+        } else if table.shards.len() < MAX_SHARDS {
+            let index = table.shards.len();
+            table.shards.push(Box::leak(Box::new(Shard {
+                index,
+                epoch: AtomicU64::new(0),
+                slab: Mutex::new(Slab::default()),
+            })));
+            table.holders.push(0);
+            index
+        } else {
+            // Task numbers stay unique: the sharers draw them from the shard's one counter.
+            let index = table.next_shared;
+            table.next_shared = (index + 1) % MAX_SHARDS;
+            index
+        };
+        table.holders[index] += 1;
+        table.shards[index]
+    }
+
+    /// A thread holding shard `index` exited.
+    fn release_shard(&self, index: usize) {
+        let mut table = self.shards.write().unwrap_or_else(|e| e.into_inner());
+        table.holders[index] -= 1;
+        if table.holders[index] == 0 {
+            table.free.push(index);
         }
-        let shard: &'static Shard = Box::leak(Box::new(Shard {
-            index: shards.len(),
-            epoch: AtomicU64::new(0),
-            slab: Mutex::new(Slab::default()),
-        }));
-        shards.push(shard);
-        shard
     }
 
     /// This process's node id, the prefix of every task id.
@@ -460,6 +522,7 @@ impl TaskRegistry {
         self.shards
             .read()
             .unwrap_or_else(|e| e.into_inner())
+            .shards
             .clone()
     }
 
@@ -603,6 +666,7 @@ fn node_name() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashSet;
     use std::sync::atomic::AtomicBool;
     use std::task::Wake;
 
@@ -688,6 +752,63 @@ mod tests {
         assert!(node
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+    }
+
+    #[test]
+    fn threads_past_the_shard_limit_are_spread_over_the_shards() {
+        // A registry of its own: the process-wide one already has shards of other tests.
+        // Threads that all stay alive: none hands its shard back.
+        let reg = TaskRegistry::new();
+        let mut sharing = vec![0; MAX_SHARDS];
+        for _ in 0..MAX_SHARDS + 100 {
+            sharing[reg.new_shard().index] += 1;
+        }
+        assert!(
+            sharing.iter().all(|&n| n == 1 || n == 2),
+            "live threads past the limit pile up: {} on shard 0",
+            sharing[0]
+        );
+    }
+
+    #[test]
+    fn threads_that_exit_hand_their_shard_on() {
+        // More threads than shards, one after the other, each leaving its task behind.
+        let handles: Vec<(TaskHandle, usize)> = (0..MAX_SHARDS + 100)
+            .map(|i| {
+                std::thread::spawn(move || {
+                    let waker = Waker::from(Arc::new(Flag(AtomicBool::new(false))));
+                    let handle = TaskHandle::register(
+                        background(&format!("short-lived {i}")),
+                        TaskRoute::None,
+                        &waker,
+                    );
+                    let worker = SHARD.with(|shard| shard.index);
+                    (handle, worker)
+                })
+                .join()
+                .unwrap()
+            })
+            .collect();
+        let numbers: HashSet<u64> = handles
+            .iter()
+            .map(|(h, _)| tasks().parse_id(&h.id()).unwrap().unwrap())
+            .collect();
+        assert_eq!(
+            numbers.len(),
+            handles.len(),
+            "a task number was drawn twice"
+        );
+        for (i, number) in numbers.iter().enumerate() {
+            let info = tasks().get(*number).expect("a task outlives its thread");
+            assert!(matches!(info.kind, TaskKind::Background { .. }), "{i}");
+        }
+        let used: HashSet<usize> = handles.iter().map(|&(_, w)| w).collect();
+        // Other tests run threads of their own meanwhile: a few shards, not one per thread.
+        assert!(
+            used.len() < 64,
+            "{} shards for threads that ran one at a time",
+            used.len()
+        );
     }
 
     #[test]
