@@ -144,12 +144,19 @@ impl Flags {
 /// The effective settings of one route, as the middleware reads them on every request.
 ///
 /// A route with no preempt and no limit costs one atomic load ([`SettingsSlot::flags`]). A
-/// limited route reads its limit and timeout from atomics too; locks are taken only to build
-/// an answer of the middleware (a preempted or shed response), never to serve a request.
+/// limited route reads its limit and timeout from atomics too, and a route preempted for a
+/// share of its requests reads that share from an atomic; a lock is taken only to build an
+/// answer of the middleware (a preempted response), never to serve a request.
 #[derive(Debug, Default)]
 pub struct SettingsSlot {
     flags: AtomicU8,
+    // A lock for the response a preempt answers with (a status, a reason, a body, read
+    // together); written on a settings change, read only by a request it answers and by the
+    // admin APIs.
     preempt: RwLock<Option<Arc<Preempt>>>,
+    /// [`Preempt::share`] of the preempt set, so that a request decides whether it is in the
+    /// share without the lock.
+    preempt_share: AtomicU32,
     /// Requests that met the preempt so far: decides which share of them is preempted.
     preempt_turns: AtomicU64,
     limits: RwLock<Option<Arc<Limits>>>,
@@ -167,6 +174,7 @@ impl SettingsSlot {
         Self {
             flags: AtomicU8::new(0),
             preempt: RwLock::new(None),
+            preempt_share: AtomicU32::new(0),
             preempt_turns: AtomicU64::new(0),
             limits: RwLock::new(None),
             max_in_flight: AtomicU32::new(0),
@@ -197,19 +205,32 @@ impl SettingsSlot {
     /// The preempt to answer this request with: `None` when the route has none, or when this
     /// request is not in its share. Of `n` consecutive requests at `p` percent, `n * p / 100`
     /// (rounded down or up) are preempted: exact in aggregate, not random.
+    ///
+    /// A request that is served takes no lock: only one that is answered reads the preempt.
+    /// (A settings change racing with a request may answer it with the new preempt, or serve
+    /// it if the preempt was just removed.)
     pub fn preempt_now(&self) -> Option<Arc<Preempt>> {
-        let preempt = self.preempt()?;
-        if preempt.share >= ALL_REQUESTS {
-            return Some(preempt);
+        if !self.flags().preempt() {
+            return None;
         }
-        // Relaxed: a ticket counter; each request takes a distinct number, nothing else is
-        // published through it.
-        let n = u128::from(self.preempt_turns.fetch_add(1, Ordering::Relaxed));
-        let share = u128::from(preempt.share);
-        let all = u128::from(ALL_REQUESTS);
-        // Request n is preempted when it takes the running count of preempted requests,
-        // floor(n * share / all), one higher.
-        ((n + 1) * share / all > n * share / all).then_some(preempt)
+        // Relaxed: the Acquire load of `flags` above orders it after the `set` that raised
+        // the flag.
+        let share = self.preempt_share.load(Ordering::Relaxed);
+        if share < ALL_REQUESTS {
+            // Relaxed: a ticket counter; each request takes a distinct number, nothing else is
+            // published through it.
+            let n = u128::from(self.preempt_turns.fetch_add(1, Ordering::Relaxed));
+            let (share, all) = (u128::from(share), u128::from(ALL_REQUESTS));
+            // Request n is preempted when it takes the running count of preempted requests,
+            // floor(n * share / all), one higher.
+            if (n + 1) * share / all == n * share / all {
+                return None;
+            }
+        }
+        self.preempt
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Whether the route is preempted now (for all requests or a share of them).
@@ -288,6 +309,8 @@ impl SettingsSlot {
         self.shed_status.store(status, Ordering::Relaxed);
         self.shed_retry_after
             .store(retry_after.unwrap_or(u64::MAX), Ordering::Relaxed);
+        self.preempt_share
+            .store(preempt.as_ref().map_or(0, |p| p.share), Ordering::Relaxed);
         *self.preempt.write().unwrap_or_else(|e| e.into_inner()) = preempt.map(Arc::new);
         *self.limits.write().unwrap_or_else(|e| e.into_inner()) = limits.map(Arc::new);
         self.max_in_flight.store(max, Ordering::Relaxed);
@@ -351,6 +374,31 @@ mod tests {
         settings.remove("preempt.percent");
         slot.set(Preempt::from_settings(&settings), None);
         assert!((0..100).all(|_| slot.preempt_now().is_some()));
+    }
+
+    #[test]
+    fn a_served_turn_of_a_partial_preempt_takes_no_lock() {
+        let slot: &'static SettingsSlot = Box::leak(Box::new(SettingsSlot::new()));
+        let mut settings = Flat::new();
+        settings.insert("preempt.status".into(), json!(503));
+        settings.insert("preempt.percent".into(), json!(25.0));
+        slot.set(Preempt::from_settings(&settings), None);
+        // The first of every four turns at 25% is served: 1 * 25 / 100 rounds down to 0.
+        let writer = slot.preempt.write().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let turn = std::thread::spawn(move || tx.send(slot.preempt_now().is_none()));
+        let served = rx.recv_timeout(Duration::from_secs(5));
+        drop(writer);
+        turn.join().unwrap().ok();
+        assert_eq!(
+            served,
+            Ok(true),
+            "a served turn waited for the preempt's lock"
+        );
+        // A preempted turn still gets its answer.
+        assert_eq!(slot.preempt_now().map(|p| p.status), None);
+        assert_eq!(slot.preempt_now().map(|p| p.status), None);
+        assert_eq!(slot.preempt_now().map(|p| p.status), Some(503));
     }
 
     #[test]
