@@ -363,8 +363,11 @@ impl Collector for Scrape {
             MetricType::Counter,
         )?;
         for (status, stats) in &self.unmatched {
-            let ended = stats.total - stats.active;
-            ConstCounter::new(ended).encode(family.encode_family(&[("status", *status)])?)?;
+            // A sum of counters that only grow, not `total - active`: those two are read at
+            // different instants, so a request beginning between the reads was counted as
+            // ended, and the next scrape went back.
+            ConstCounter::new(stats.ended())
+                .encode(family.encode_family(&[("status", *status)])?)?;
         }
         Ok(())
     }
@@ -499,6 +502,58 @@ mod tests {
             om.contains("# UNIT underscore_request_duration_seconds seconds\n"),
             "{om}"
         );
+    }
+
+    /// The value of the series `name{labels}` in a text-format scrape.
+    fn series(text: &str, name_and_labels: &str) -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name_and_labels)?.strip_prefix(' '))
+            .unwrap_or_else(|| panic!("no {name_and_labels} in {text}"))
+            .parse()
+            .unwrap()
+    }
+
+    #[test]
+    fn the_unmatched_counter_never_goes_backwards() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let reg: &'static Registry = Box::leak(Box::new(Registry::from_routes([])));
+        static DONE: AtomicBool = AtomicBool::new(false);
+        // 404s that begin in bursts and end a while later: a scrape reading the counters while
+        // a burst begins must not count those requests as ended before they are.
+        let workers: Vec<_> = (0..2)
+            .map(|_| {
+                std::thread::spawn(move || {
+                    let stats = reg.unmatched();
+                    while !DONE.load(Ordering::Relaxed) {
+                        for _ in 0..500 {
+                            stats.begin();
+                        }
+                        std::thread::sleep(Duration::from_micros(300));
+                        for _ in 0..500 {
+                            stats.end(Outcome::Status(404));
+                        }
+                        std::thread::sleep(Duration::from_micros(300));
+                    }
+                })
+            })
+            .collect();
+        let mut last = 0;
+        let mut backwards = None;
+        for _ in 0..5_000 {
+            let text = encode(reg, Format::Text).unwrap();
+            let now = series(&text, "underscore_unmatched_requests_total{status=\"404\"}");
+            if now < last {
+                backwards = Some((last, now));
+                break;
+            }
+            last = now;
+        }
+        DONE.store(true, Ordering::Relaxed);
+        for w in workers {
+            w.join().unwrap();
+        }
+        assert_eq!(backwards, None, "the counter went backwards (from, to)");
+        assert!(last > 0, "no request was counted");
     }
 
     #[test]

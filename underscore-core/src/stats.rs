@@ -400,6 +400,13 @@ impl StatsSnapshot {
     pub fn count(&self, outcome: Outcome) -> u64 {
         self.outcomes[outcome.index()]
     }
+
+    /// The requests that ended, whatever their outcome: the sum of the outcome counters. Each
+    /// of them only grows, so this never goes back from one snapshot to a later one, where
+    /// `total - active` can (two figures read at different instants).
+    pub fn ended(&self) -> u64 {
+        self.outcomes.iter().sum()
+    }
 }
 
 /// A copy of a route's latency histogram (the one its percentiles come from): 128 buckets, 4
