@@ -91,8 +91,9 @@ where
         claim::OBSERVE_INSTALLED.store(true, Ordering::Relaxed);
         clock::calibrate();
         // In-flight plain requests are given a route by matching their path, as actix would.
-        registry().set_path_matcher(|pattern, path| {
-            actix_web::dev::ResourceDef::new(pattern).is_match(path)
+        registry().set_path_matcher(|pattern| {
+            let def = actix_web::dev::ResourceDef::new(pattern);
+            Box::new(move |path| def.is_match(path))
         });
         ready(Ok(ObserveMiddleware {
             service,

@@ -31,7 +31,7 @@ pub struct Registry {
     dynamic: RwLock<Vec<&'static DynamicRoute>>,
     settings: SettingsStore,
     dynamic_settings: AtomicUsize,
-    path_matcher: OnceLock<fn(&str, &str) -> bool>,
+    path_matcher: OnceLock<CompilePattern>,
     unmatched: RouteStats,
     method_not_allowed: RouteStats,
 }
@@ -139,6 +139,7 @@ impl Registry {
             methods: MethodSet::default(),
             stats: RouteStats::new(),
             settings: SettingsSlot::new(),
+            matcher: OnceLock::new(),
         }));
         dynamic.push(route);
         drop(dynamic);
@@ -240,19 +241,30 @@ impl Registry {
     }
 
     /// Teaches the registry to match a path against an actix pattern (the actix layer installs
-    /// actix's own matcher), so that in-flight plain requests can be given their route.
-    pub fn set_path_matcher(&self, matcher: fn(pattern: &str, path: &str) -> bool) {
-        let _ = self.path_matcher.set(matcher);
+    /// one that builds actix's own `ResourceDef`), so that in-flight plain requests can be
+    /// given their route. `compile` runs once per route, the first time a path is matched
+    /// against it; the first call of this method wins.
+    pub fn set_path_matcher(&self, compile: CompilePattern) {
+        let _ = self.path_matcher.set(compile);
     }
 
     /// The plain route an in-flight request most likely belongs to: the first route seen whose
     /// pattern matches the path and on which the method was seen, as actix's `match_pattern`
     /// does before routing. `None` without a matcher.
+    ///
+    /// It runs for every waiting plain request each time the admin APIs list them, so it
+    /// allocates nothing and compiles no pattern twice.
     pub fn resolve_plain(&self, method: &str, path: &str) -> Option<&'static DynamicRoute> {
-        let matcher = self.path_matcher.get()?;
-        self.dynamic()
-            .into_iter()
-            .find(|r| r.methods.contains(method) && matcher(&r.pattern, path))
+        let compile = *self.path_matcher.get()?;
+        // Scanned under the read lock rather than copied out (this runs once per waiting
+        // request of a listing); a pattern is compiled here on its first use. Only the first
+        // request of a new route writes the list, and waits for the scan.
+        self.dynamic
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .copied()
+            .find(|r| r.methods.contains(method) && r.matches(path, compile))
     }
 
     /// The id of an annotated route.
@@ -363,6 +375,12 @@ pub fn id_from_pattern(pattern: &str) -> String {
     }
 }
 
+/// A route pattern compiled to match request paths (for actix, its `ResourceDef`).
+pub type PathMatcher = Box<dyn Fn(&str) -> bool + Send + Sync>;
+
+/// Compiles a route pattern into a [`PathMatcher`]: see [`Registry::set_path_matcher`].
+pub type CompilePattern = fn(pattern: &str) -> PathMatcher;
+
 /// A route registered with plain actix-web, discovered from the requests it served.
 #[derive(Debug)]
 pub struct DynamicRoute {
@@ -378,6 +396,27 @@ pub struct DynamicRoute {
     pub stats: RouteStats,
     /// The effective settings, as the middleware reads them.
     pub settings: SettingsSlot,
+    /// The pattern compiled, on the first path matched against it.
+    matcher: OnceLock<Compiled>,
+}
+
+impl DynamicRoute {
+    /// Whether `path` matches the pattern, compiling it with `compile` on first use.
+    fn matches(&self, path: &str, compile: CompilePattern) -> bool {
+        (self
+            .matcher
+            .get_or_init(|| Compiled(compile(&self.pattern)))
+            .0)(path)
+    }
+}
+
+/// A [`PathMatcher`], which has no `Debug` of its own.
+struct Compiled(PathMatcher);
+
+impl std::fmt::Debug for Compiled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Compiled(..)")
+    }
 }
 
 /// Extension methods kept per route before the rest fold into `OTHER`.
@@ -512,6 +551,37 @@ mod tests {
         );
         assert!(std::ptr::eq(a, reg.dynamic_route("/plain", None)));
         assert_eq!(reg.dynamic().len(), 4);
+    }
+
+    /// Whether `path` matches `pattern`, a `{param}` standing for one segment.
+    fn segments_match(pattern: &str, path: &str) -> bool {
+        pattern.split('/').count() == path.split('/').count()
+            && pattern
+                .split('/')
+                .zip(path.split('/'))
+                .all(|(p, s)| p == s || p.starts_with('{'))
+    }
+
+    #[test]
+    fn each_pattern_is_compiled_once() {
+        static COMPILED: AtomicUsize = AtomicUsize::new(0);
+        let reg = Registry::from_routes([]);
+        for pattern in ["/a", "/b/{id}", "/c/{id}"] {
+            reg.dynamic_route(pattern, None).methods.insert("GET");
+        }
+        // Each call of the hook stands for building actix's `ResourceDef` (a regex).
+        reg.set_path_matcher(|pattern| {
+            COMPILED.fetch_add(1, Ordering::Relaxed);
+            let pattern = pattern.to_owned();
+            Box::new(move |path| segments_match(&pattern, path))
+        });
+        for _ in 0..10 {
+            let found = reg.resolve_plain("GET", "/c/7").map(|r| r.id.as_str());
+            assert_eq!(found, Some("c.id"));
+            assert!(reg.resolve_plain("POST", "/c/7").is_none());
+            assert!(reg.resolve_plain("GET", "/d").is_none());
+        }
+        assert_eq!(COMPILED.load(Ordering::Relaxed), 3, "compiled per lookup");
     }
 
     #[test]
