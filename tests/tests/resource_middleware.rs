@@ -77,7 +77,10 @@ async fn header_added(req: HttpRequest) -> String {
 
 /// Reads the header its middleware added after waiting.
 #[underscore_route]
-#[get("/mw/late", wrap = "actix_web::middleware::from_fn(wait_then_add_header)")]
+#[get(
+    "/mw/late",
+    wrap = "actix_web::middleware::from_fn(wait_then_add_header)"
+)]
 async fn header_late(req: HttpRequest) -> String {
     actix_web::rt::time::sleep(wait_of(req.query_string(), "ms")).await;
     format!("header: {}", added(&req))
@@ -85,7 +88,10 @@ async fn header_late(req: HttpRequest) -> String {
 
 /// Reads the segment its middleware added.
 #[underscore_route]
-#[get("/mw/segment/{name}", wrap = "actix_web::middleware::from_fn(add_segment)")]
+#[get(
+    "/mw/segment/{name}",
+    wrap = "actix_web::middleware::from_fn(add_segment)"
+)]
 async fn segment(req: HttpRequest) -> String {
     actix_web::rt::time::sleep(wait_of(req.query_string(), "ms")).await;
     let info = req.match_info();
@@ -152,7 +158,11 @@ fn a_middleware_that_edits_the_request_is_served_and_counted_once() {
         ("/mw/segment/page", "page of acme", "segment"),
         // Handlers that wait, so the request registers as a task.
         ("/mw/header?ms=30", "header: by middleware", "header_added"),
-        ("/mw/late?mw_ms=20&ms=30", "header: after a wait", "header_late"),
+        (
+            "/mw/late?mw_ms=20&ms=30",
+            "header: after a wait",
+            "header_late",
+        ),
         ("/mw/segment/page?ms=30", "page of acme", "segment"),
     ] {
         let [total, _, interrupted, ok] = counts(&srv, id);
@@ -192,7 +202,10 @@ fn a_request_behind_an_editing_middleware_is_interrupted_wherever_it_waits() {
         // route to wait in a middleware around its handler (where no clone of the request is
         // at hand) by its route's, until it reaches its handler.
         let listed = srv
-            .admin("GET", &format!("/_tasks?group_by=none&detailed&actions={action}"))
+            .admin(
+                "GET",
+                &format!("/_tasks?group_by=none&detailed&actions={action}"),
+            )
             .json();
         let description = listed["tasks"][0]["description"].as_str().unwrap();
         let first_outside = path == "/mw/late?mw_ms=30000" && description == "GET /mw/late";

@@ -486,7 +486,9 @@ fn route_kind(route: &underscore_core::RouteMeta) -> TaskKind {
     let path = path.replace('{', "%7B").replace('}', "%7D");
     TaskKind::Request {
         method,
-        uri: path.parse().unwrap_or_else(|_| actix_web::http::Uri::from_static("/")),
+        uri: path
+            .parse()
+            .unwrap_or_else(|_| actix_web::http::Uri::from_static("/")),
         peer: None,
         opaque_id: None,
     }

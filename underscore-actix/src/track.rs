@@ -233,7 +233,9 @@ impl<F> TrackFuture<F> {
         let res = crate::inflight::cancelled_response(reason);
         match request {
             Some(request) => Ok(ServiceResponse::new(request, res)),
-            None => Err(InternalError::from_response(crate::inflight::cut_short(reason), res).into()),
+            None => {
+                Err(InternalError::from_response(crate::inflight::cut_short(reason), res).into())
+            }
         }
     }
 }
