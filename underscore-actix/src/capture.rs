@@ -96,9 +96,9 @@ where
     fn call(&self, req: ServiceRequest) -> Self::Future {
         if STATE.replace(IDLE) == LISTENING {
             // Safe now: the user's middleware are done editing, and the handler's service
-            // only reads the request. (The slot is empty: `stop` empties it.)
-            let empty = HANDED_OVER.replace(ManuallyDrop::new(Some(req.request().clone())));
-            drop(ManuallyDrop::into_inner(empty));
+            // only reads the request. (The slot is empty, as `stop` empties it: nothing is
+            // overwritten undropped.)
+            HANDED_OVER.set(ManuallyDrop::new(Some(req.request().clone())));
         }
         self.service.call(req)
     }
