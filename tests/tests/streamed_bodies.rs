@@ -9,36 +9,16 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use actix_web::body::SizedStream;
-use actix_web::web::Bytes;
 use actix_web::{get, web, HttpResponse};
-use common::{curl_unix, read_all, send_raw, wait_until, TestServer};
+use common::{curl_unix, read_all, send_raw, wait_until, Stalling, TestServer};
 use serde_json::{json, Value};
 use underscore_actix::underscore_route;
-
-/// Sends one chunk, then stalls until dropped.
-struct Stalling(bool);
-
-impl futures_core::Stream for Stalling {
-    type Item = Result<Bytes, actix_web::Error>;
-
-    fn poll_next(
-        mut self: std::pin::Pin<&mut Self>,
-        _cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Self::Item>> {
-        if self.0 {
-            std::task::Poll::Pending
-        } else {
-            self.0 = true;
-            std::task::Poll::Ready(Some(Ok(Bytes::from_static(b"first chunk\n"))))
-        }
-    }
-}
 
 /// A stream of unknown length (chunked).
 #[underscore_route]
 #[get("/body/chunked")]
 async fn chunked() -> HttpResponse {
-    HttpResponse::Ok().streaming(Stalling(false))
+    HttpResponse::Ok().streaming(Stalling::new())
 }
 
 /// A stream of known length (`Content-Length: 24`), as a proxy answers once its upstream has
@@ -49,7 +29,7 @@ async fn sized(req: actix_web::HttpRequest) -> HttpResponse {
     if req.query_string() != "now" {
         actix_web::rt::time::sleep(Duration::from_millis(10)).await;
     }
-    HttpResponse::Ok().body(SizedStream::new(24, Stalling(false)))
+    HttpResponse::Ok().body(SizedStream::new(24, Stalling::new()))
 }
 
 fn routes(cfg: &mut web::ServiceConfig) {

@@ -6,7 +6,6 @@ use std::io::Read;
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use actix_web::web::Bytes;
 use actix_web::{get, web, HttpResponse, Responder};
 use common::{curl_unix, TestServer};
 use serde_json::{json, Value};
@@ -40,27 +39,7 @@ async fn lingering() -> impl Responder {
 #[underscore_route]
 #[get("/stream")]
 async fn streaming() -> HttpResponse {
-    let body = futures_stream();
-    HttpResponse::Ok().streaming(body)
-}
-
-fn futures_stream() -> impl futures_core::Stream<Item = Result<Bytes, actix_web::Error>> {
-    struct Stalling(bool);
-    impl futures_core::Stream for Stalling {
-        type Item = Result<Bytes, actix_web::Error>;
-        fn poll_next(
-            mut self: std::pin::Pin<&mut Self>,
-            _cx: &mut std::task::Context<'_>,
-        ) -> std::task::Poll<Option<Self::Item>> {
-            if self.0 {
-                std::task::Poll::Pending
-            } else {
-                self.0 = true;
-                std::task::Poll::Ready(Some(Ok(Bytes::from_static(b"first chunk\n"))))
-            }
-        }
-    }
-    Stalling(false)
+    HttpResponse::Ok().streaming(common::Stalling::new())
 }
 
 /// Panics after a short wait.

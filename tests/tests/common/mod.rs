@@ -338,3 +338,30 @@ pub fn wait(child: &mut std::process::Child, timeout: Duration) -> std::process:
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// A response body stream that sends one chunk (`first chunk\n`), then stalls until dropped.
+pub struct Stalling(bool);
+
+impl Stalling {
+    pub fn new() -> Self {
+        Self(false)
+    }
+}
+
+impl futures_core::Stream for Stalling {
+    type Item = Result<actix_web::web::Bytes, actix_web::Error>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        if self.0 {
+            std::task::Poll::Pending
+        } else {
+            self.0 = true;
+            std::task::Poll::Ready(Some(Ok(actix_web::web::Bytes::from_static(
+                b"first chunk\n",
+            ))))
+        }
+    }
+}
