@@ -403,7 +403,7 @@ impl Tracked {
             if self.request.is_none() {
                 // Waiting before `Capture` was reached: the route's next requests keep their
                 // details as they come in.
-                self.route.state.note_waits_outside();
+                self.route.state.settings.note_waits_outside();
             }
             let handle = TaskHandle::register_started(
                 self.kind(),

@@ -103,7 +103,7 @@ where
             return self.call_with_settings(req, flags);
         }
         state.stats.begin();
-        self.run(req, None, false)
+        self.run(req, None, false, false)
     }
 }
 
@@ -124,17 +124,14 @@ where
         req: ServiceRequest,
         timeout: Option<std::time::Duration>,
         limited: bool,
+        keep_details: bool,
     ) -> TrackFuture<S::Future> {
         let start = claim::observed_start().unwrap_or_else(Stamp::now);
         // No clone of the request here: one held while the user's middleware run would make
         // their edits of it panic. `Capture` hands one over once they are done. Where one of
         // the route's requests waited before that (in a middleware of the user's that defers
         // its call on), the details are read now, to list the request should it wait there too.
-        let kind = if self.route.state.waits_outside() {
-            Some(Box::new(crate::inflight::kind_of(req.request())))
-        } else {
-            None
-        };
+        let kind = keep_details.then(|| Box::new(crate::inflight::kind_of(req.request())));
         let listening = crate::capture::listen();
         let fut = self.service.call(req);
         let mut tracked = Tracked::new(crate::capture::stop(listening), self.route, start);
@@ -179,7 +176,7 @@ where
                 false
             }
         };
-        self.run(req, settings.timeout(), limited)
+        self.run(req, settings.timeout(), limited, flags.waits_outside())
     }
 }
 

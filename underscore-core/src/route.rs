@@ -49,9 +49,6 @@ pub struct RouteState {
     /// The effective settings, as the middleware reads them.
     pub settings: SettingsSlot,
     mounted: AtomicBool,
-    /// Whether one of its requests waited outside its handler (in a middleware of the app's
-    /// around it), where the middleware has no clone of the request to list it by.
-    waits_outside: AtomicBool,
     /// Full (scope-prefixed) patterns learned from served requests: `(attribute index, pattern)`.
     /// Written once per worker and mount, read by the admin APIs: never on the per-request path.
     full_paths: Mutex<Vec<(usize, String)>>,
@@ -70,7 +67,6 @@ impl RouteState {
             stats: RouteStats::new(),
             settings: SettingsSlot::new(),
             mounted: AtomicBool::new(false),
-            waits_outside: AtomicBool::new(false),
             full_paths: Mutex::new(Vec::new()),
         }
     }
@@ -84,21 +80,6 @@ impl RouteState {
     /// Whether any actix worker has mounted this route.
     pub fn is_mounted(&self) -> bool {
         self.mounted.load(Ordering::Relaxed)
-    }
-
-    /// Records that a request of the route waited outside its handler (see
-    /// [`RouteState::waits_outside`]).
-    pub fn note_waits_outside(&self) {
-        // Relaxed: a hint read per request; a request racing with it is listed by its route.
-        self.waits_outside.store(true, Ordering::Relaxed);
-    }
-
-    /// Whether a request of the route has waited outside its handler, in a middleware of the
-    /// app's around it: the middleware then keeps each request's details as it comes in, to
-    /// list it should it wait there too.
-    #[inline]
-    pub fn waits_outside(&self) -> bool {
-        self.waits_outside.load(Ordering::Relaxed)
     }
 
     /// Records the full pattern under which attribute `index` of the route is mounted.

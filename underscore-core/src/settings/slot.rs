@@ -107,7 +107,8 @@ fn intern(reason: &str) -> &'static str {
     leaked
 }
 
-/// Which effects a route's settings have, read with one atomic load per request.
+/// Which effects a route's settings have, and whether its requests need more than the
+/// common path: read with one atomic load per request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Flags(u8);
 
@@ -115,6 +116,8 @@ impl Flags {
     const PREEMPT: u8 = 1;
     const MAX_IN_FLIGHT: u8 = 2;
     const TIMEOUT: u8 = 4;
+    /// Not a setting: kept across settings changes (see [`SettingsSlot::note_waits_outside`]).
+    const WAITS_OUTSIDE: u8 = 8;
 
     /// No effect: the request is served as if underscore had no settings.
     #[inline]
@@ -138,6 +141,13 @@ impl Flags {
     #[inline]
     pub fn timeout(self) -> bool {
         self.0 & Self::TIMEOUT != 0
+    }
+
+    /// A request of the route has waited outside its handler (see
+    /// [`SettingsSlot::note_waits_outside`]).
+    #[inline]
+    pub fn waits_outside(self) -> bool {
+        self.0 & Self::WAITS_OUTSIDE != 0
     }
 }
 
@@ -281,7 +291,18 @@ impl SettingsSlot {
 
     /// Whether some effect is on (a preempt or a limit).
     pub fn is_set(&self) -> bool {
-        !self.flags().is_empty()
+        let flags = self.flags();
+        flags.preempt() || flags.max_in_flight() || flags.timeout()
+    }
+
+    /// Records that a request of the route waited outside its handler (in a middleware of the
+    /// app's around it, where the route's middleware has no clone of the request to list it
+    /// by): from then on its requests keep their details as they come in. In the flags, so that
+    /// the common path reads nothing more.
+    pub fn note_waits_outside(&self) {
+        // Relaxed: a hint; a request racing with it is listed by its route. (A settings change
+        // racing with it may drop it: the next such wait sets it again.)
+        self.flags.fetch_or(Flags::WAITS_OUTSIDE, Ordering::Relaxed);
     }
 
     pub(crate) fn set(&self, preempt: Option<Preempt>, limits: Option<Limits>) {
@@ -315,7 +336,8 @@ impl SettingsSlot {
         *self.limits.write().unwrap_or_else(|e| e.into_inner()) = limits.map(Arc::new);
         self.max_in_flight.store(max, Ordering::Relaxed);
         self.timeout_nanos.store(timeout, Ordering::Relaxed);
-        self.flags.store(flags, Ordering::Release);
+        let kept = self.flags.load(Ordering::Relaxed) & Flags::WAITS_OUTSIDE;
+        self.flags.store(flags | kept, Ordering::Release);
     }
 }
 
@@ -399,6 +421,20 @@ mod tests {
         assert_eq!(slot.preempt_now().map(|p| p.status), None);
         assert_eq!(slot.preempt_now().map(|p| p.status), None);
         assert_eq!(slot.preempt_now().map(|p| p.status), Some(503));
+    }
+
+    #[test]
+    fn a_wait_outside_the_handler_is_kept_across_settings_changes_and_sets_nothing() {
+        let slot = SettingsSlot::new();
+        slot.note_waits_outside();
+        assert!(slot.flags().waits_outside() && !slot.is_set());
+        assert_eq!((slot.preempt(), slot.limits()), (None, None));
+        let mut settings = Flat::new();
+        settings.insert("limits.max_in_flight".into(), json!(2));
+        slot.set(None, Limits::from_settings(&settings));
+        assert!(slot.flags().waits_outside() && slot.flags().max_in_flight());
+        slot.set(None, None);
+        assert!(slot.flags().waits_outside() && !slot.is_set());
     }
 
     #[test]
