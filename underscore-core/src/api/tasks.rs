@@ -10,7 +10,7 @@ use serde_json::{json, Map, Value};
 use crate::cat::{self, CatParams, Cell, Column, Rendered};
 use crate::params::{split_list, Query};
 use crate::render::DocParams;
-use crate::tasks::{tasks, CancelOutcome, TaskInfo, TaskKind, TaskRoute};
+use crate::tasks::{tasks, CancelOutcome, TaskBrief, TaskInfo, TaskKind, TaskRoute};
 use crate::{glob, ApiError, Registry};
 
 /// How long `print_stack` waits for the task to be polled and capture itself.
@@ -32,6 +32,8 @@ struct RouteIds<'r> {
     by_route: HashMap<usize, Option<Arc<str>>>,
     /// Plain requests not routed yet, by method and path.
     by_path: HashMap<(http::Method, String), Option<Arc<str>>>,
+    /// The last route looked up in `by_route`: a storm's tasks are mostly one route's.
+    last: Option<(usize, Option<Arc<str>>)>,
 }
 
 impl<'r> RouteIds<'r> {
@@ -40,12 +42,37 @@ impl<'r> RouteIds<'r> {
             reg,
             by_route: HashMap::new(),
             by_path: HashMap::new(),
+            last: None,
         }
     }
 
     fn of(&mut self, info: &TaskInfo) -> Option<Arc<str>> {
+        let request = match &info.kind {
+            TaskKind::Request { method, uri, .. } => Some((method, uri)),
+            TaskKind::Background { .. } => None,
+        };
+        self.of_parts(&info.route, request)
+    }
+
+    fn of_parts(
+        &mut self,
+        route: &TaskRoute,
+        request: Option<(&http::Method, &http::Uri)>,
+    ) -> Option<Arc<str>> {
         let reg = self.reg;
-        match &info.route {
+        let address = match route {
+            TaskRoute::Annotated(meta) => Some(std::ptr::from_ref(*meta) as usize),
+            TaskRoute::Plain(Some(route)) | TaskRoute::Admitted(route) => {
+                Some(std::ptr::from_ref(*route) as usize)
+            }
+            TaskRoute::Plain(None) | TaskRoute::None => None,
+        };
+        if let (Some(address), Some((last, id))) = (address, &self.last) {
+            if address == *last {
+                return id.clone();
+            }
+        }
+        let id = match route {
             TaskRoute::Annotated(meta) => self
                 .by_route
                 .entry(std::ptr::from_ref(*meta) as usize)
@@ -56,8 +83,8 @@ impl<'r> RouteIds<'r> {
                 .entry(std::ptr::from_ref(*route) as usize)
                 .or_insert_with(|| Some(Arc::from(route.id.as_str())))
                 .clone(),
-            TaskRoute::Plain(None) => match &info.kind {
-                TaskKind::Request { method, uri, .. } => self
+            TaskRoute::Plain(None) => match request {
+                Some((method, uri)) => self
                     .by_path
                     .entry((method.clone(), uri.path().to_owned()))
                     .or_insert_with(|| {
@@ -65,10 +92,14 @@ impl<'r> RouteIds<'r> {
                             .map(|r| Arc::from(r.id.as_str()))
                     })
                     .clone(),
-                TaskKind::Background { .. } => None,
+                None => None,
             },
             TaskRoute::None => None,
+        };
+        if let Some(address) = address {
+            self.last = Some((address, id.clone()));
         }
+        id
     }
 }
 
@@ -191,6 +222,60 @@ fn view(reg: &Registry, info: TaskInfo) -> View {
     View::new(&mut RouteIds::new(reg), info)
 }
 
+/// A task's [`TaskBrief`] and route id: what a selection by the columns in
+/// [`BRIEF_COLUMNS`] and a summary read, without copying 100,000 tasks' requests.
+struct Brief {
+    brief: TaskBrief,
+    route_id: Option<Arc<str>>,
+}
+
+/// The `_cat/tasks` columns a [`Brief`] knows.
+const BRIEF_COLUMNS: &[&str] = &[
+    "start_time",
+    "timestamp",
+    "running_time",
+    "running_time_ns",
+    "cancelled",
+    "worker",
+    "route",
+];
+
+fn briefs(reg: &Registry) -> Vec<Brief> {
+    let mut ids = RouteIds::new(reg);
+    tasks()
+        .briefs()
+        .into_iter()
+        .map(|brief| {
+            let request = brief.unrouted.as_deref().map(|(m, u)| (m, u));
+            let route_id = ids.of_parts(&brief.route, request);
+            Brief { brief, route_id }
+        })
+        .collect()
+}
+
+impl Brief {
+    /// As [`sort_cell`] of the task's view.
+    fn sort_cell(&self, column: usize) -> Cell {
+        let b = &self.brief;
+        let start_millis = b
+            .start_time
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        match TASK_COLUMNS[column].name {
+            "running_time" | "running_time_ns" => Cell::Int(b.running_time.as_nanos() as i64),
+            "start_time" => Cell::Int(start_millis),
+            "timestamp" => Cell::Int(start_millis / 1000 % 86_400),
+            "cancelled" => Cell::Bool(b.cancelled),
+            "worker" => Cell::Int(b.worker as i64),
+            "route" => self
+                .route_id
+                .as_deref()
+                .map_or(Cell::Null, |id| Cell::Str(id.to_owned())),
+            other => unreachable!("column [{other}] is not in BRIEF_COLUMNS"),
+        }
+    }
+}
+
 /// `{"nodes": {"<node>": {"name": .., "tasks": {"<id>": {..}}}}}`
 fn by_node(views: &[View], detailed: bool) -> Value {
     let node = tasks().node();
@@ -263,43 +348,51 @@ impl Selection {
         })
     }
 
-    /// Whether `v` passes the filters.
-    fn keeps(&self, v: &View) -> bool {
-        let route_ok = self.routes.as_ref().is_none_or(|routes| {
-            v.route_id
-                .as_deref()
-                .is_some_and(|id| routes.iter().any(|r| r == id))
-        });
-        route_ok
-            && self
-                .min_running_time
-                .is_none_or(|min| v.info.running_time >= min)
+    /// Whether a task of route `route_id` that ran `running_time` passes the filters.
+    fn keeps(&self, route_id: Option<&str>, running_time: Duration) -> bool {
+        let route_ok = self
+            .routes
+            .as_ref()
+            .is_none_or(|routes| route_id.is_some_and(|id| routes.iter().any(|r| r == id)));
+        route_ok && self.min_running_time.is_none_or(|min| running_time >= min)
     }
 
-    /// The tasks that pass the filters, sorted (by start time when no key is given), the
-    /// first `size` of them; and how many passed.
+    /// Whether the sort keys are all columns a [`Brief`] knows.
+    fn brief_will_do(&self) -> bool {
+        self.sort
+            .iter()
+            .all(|&(i, _)| BRIEF_COLUMNS.contains(&TASK_COLUMNS[i].name))
+    }
+
+    /// Which of `items` pass the filters (`keep`), sorted by the sort keys (`key` gives item
+    /// `i`'s cell of a column; `natural` orders ties, and everything without keys), the
+    /// first `size` of them: their indexes, and how many passed.
     ///
-    /// With `size`, only the kept tasks are sorted: a partial selection
-    /// (`select_nth_unstable_by`) finds them first, in linear time. Ties keep start-time
-    /// order, as `_cat`'s stable sort does, so `_cat/tasks` sorting the kept rows again
-    /// changes nothing.
-    fn apply(&self, mut all: Vec<View>) -> (Vec<View>, usize) {
-        all.retain(|v| self.keeps(v));
-        let total = all.len();
-        // The sort keys of each task, computed once: sorting only needs these columns.
-        let mut keyed: Vec<(Vec<Cell>, View)> = all
-            .into_iter()
-            .map(|v| {
-                let keys = self.sort.iter().map(|&(i, _)| sort_cell(&v, i)).collect();
-                (keys, v)
-            })
-            .collect();
-        let order = |a: &(Vec<Cell>, View), b: &(Vec<Cell>, View)| -> Ordering {
+    /// With `size`, only the kept items are sorted: a partial selection
+    /// (`select_nth_unstable_by`) finds them first, in linear time. Indexes are what moves,
+    /// and each item's keys are computed once, side by side in one vector.
+    fn pick<T>(
+        &self,
+        items: &[T],
+        keep: impl Fn(&T) -> bool,
+        key: impl Fn(&T, usize) -> Cell,
+        natural: impl Fn(&T, &T) -> Ordering,
+    ) -> (Vec<usize>, usize) {
+        let mut picked: Vec<usize> = (0..items.len()).filter(|&i| keep(&items[i])).collect();
+        let total = picked.len();
+        let k = self.sort.len();
+        let mut keys: Vec<Cell> = Vec::with_capacity(items.len() * k);
+        if k > 0 {
+            for item in items {
+                keys.extend(self.sort.iter().map(|&(column, _)| key(item, column)));
+            }
+        }
+        let order = |&a: &usize, &b: &usize| -> Ordering {
             self.sort
                 .iter()
-                .zip(a.0.iter().zip(&b.0))
-                .map(|(&(_, desc), (x, y))| {
-                    let ord = x.compare(y);
+                .enumerate()
+                .map(|(j, &(_, desc))| {
+                    let ord = keys[a * k + j].compare(&keys[b * k + j]);
                     if desc {
                         ord.reverse()
                     } else {
@@ -307,21 +400,65 @@ impl Selection {
                     }
                 })
                 .find(|o| o.is_ne())
-                .unwrap_or_else(|| {
-                    (a.1.info.start_time, a.1.info.number)
-                        .cmp(&(b.1.info.start_time, b.1.info.number))
-                })
+                .unwrap_or_else(|| natural(&items[a], &items[b]))
         };
         match self.size {
-            Some(0) => keyed.clear(),
-            Some(n) if n < keyed.len() => {
-                keyed.select_nth_unstable_by(n - 1, order);
-                keyed.truncate(n);
+            Some(0) => picked.clear(),
+            Some(n) if n < picked.len() => {
+                picked.select_nth_unstable_by(n - 1, order);
+                picked.truncate(n);
             }
             _ => {}
         }
-        keyed.sort_unstable_by(order);
-        (keyed.into_iter().map(|(_, v)| v).collect(), total)
+        picked.sort_unstable_by(order);
+        (picked, total)
+    }
+
+    /// The views that pass the filters, sorted (by start time when no key is given), the
+    /// first `size` of them; and how many passed. Ties keep start-time order, as `_cat`'s
+    /// stable sort does, so `_cat/tasks` sorting the kept rows again changes nothing.
+    fn apply(&self, all: Vec<View>) -> (Vec<View>, usize) {
+        let (picked, total) = self.pick(
+            &all,
+            |v| self.keeps(v.route_id.as_deref(), v.info.running_time),
+            sort_cell,
+            |a, b| (a.info.start_time, a.info.number).cmp(&(b.info.start_time, b.info.number)),
+        );
+        let mut slots: Vec<Option<View>> = all.into_iter().map(Some).collect();
+        let kept = picked.iter().filter_map(|&i| slots[i].take()).collect();
+        (kept, total)
+    }
+
+    /// [`apply`](Self::apply) to every task of the registry, reading only [`Brief`]s when
+    /// the sort keys allow, and the full details of the tasks kept.
+    fn select(&self, reg: &Registry) -> (Vec<View>, usize) {
+        if !self.brief_will_do() {
+            return self.apply(views_unordered(reg));
+        }
+        let all = briefs(reg);
+        let (picked, total) = self.pick(
+            &all,
+            |b| self.keeps(b.route_id.as_deref(), b.brief.running_time),
+            Brief::sort_cell,
+            |a, b| (a.brief.start_time, a.brief.number).cmp(&(b.brief.start_time, b.brief.number)),
+        );
+        let numbers: Vec<u64> = picked.iter().map(|&i| all[i].brief.number).collect();
+        let mut rank: HashMap<u64, usize> = HashMap::with_capacity(picked.len());
+        for (r, &i) in picked.iter().enumerate() {
+            rank.insert(all[i].brief.number, r);
+        }
+        // A task that ended since the scan is left out; the total stays as counted.
+        let mut kept: Vec<(usize, View)> = tasks()
+            .get_many(&numbers)
+            .into_iter()
+            .map(|info| {
+                let r = rank[&info.number];
+                let route_id = all[picked[r]].route_id.clone();
+                (r, View { info, route_id })
+            })
+            .collect();
+        kept.sort_unstable_by_key(|(r, _)| *r);
+        (kept.into_iter().map(|(_, v)| v).collect(), total)
     }
 }
 
@@ -370,19 +507,45 @@ fn list_params(reg: &Registry, mut query: Query, path: &str) -> Result<ListParam
 /// `GET /_tasks`.
 pub(crate) fn list(reg: &Registry, query: Query, path: &str) -> Result<Rendered, ApiError> {
     let params = list_params(reg, query, path)?;
-    let mut all = views_unordered(reg);
-    if let Some(actions) = &params.actions {
+    let selection = &params.selection;
+    let (all, total) = if let Some(actions) = &params.actions {
+        // An action names a background task: only the full views know it.
         let patterns = split_list("actions", actions)?;
+        let mut all = views_unordered(reg);
         all.retain(|v| {
             let action = v.action();
             patterns.iter().any(|p| glob::matches(p, &action))
         });
-    }
-    if params.group_by == "routes" {
-        all.retain(|v| params.selection.keeps(v));
-        return params.doc.render(summary_json(&all));
-    }
-    let (all, total) = params.selection.apply(all);
+        if params.group_by == "routes" {
+            let lines = all
+                .iter()
+                .filter(|v| selection.keeps(v.route_id.as_deref(), v.info.running_time))
+                .map(|v| {
+                    let is_request = matches!(v.info.kind, TaskKind::Request { .. });
+                    (v.route_id.as_ref(), is_request, &v.info)
+                })
+                .map(|(id, req, info)| (id, req, info.running_time, info.cancelled));
+            return params.doc.render(summary_json(lines));
+        }
+        selection.apply(all)
+    } else if params.group_by == "routes" {
+        let all = briefs(reg);
+        let lines = all
+            .iter()
+            .filter(|b| selection.keeps(b.route_id.as_deref(), b.brief.running_time))
+            .map(|b| {
+                let t = &b.brief;
+                (
+                    b.route_id.as_ref(),
+                    t.is_request,
+                    t.running_time,
+                    t.cancelled,
+                )
+            });
+        return params.doc.render(summary_json(lines));
+    } else {
+        selection.select(reg)
+    };
     let mut body = match params.group_by.as_str() {
         "nodes" => by_node(&all, params.detailed),
         // No task has a parent here: every task is a root.
@@ -395,7 +558,7 @@ pub(crate) fn list(reg: &Registry, query: Query, path: &str) -> Result<Rendered,
         }
         _ => json!({"tasks": all.iter().map(|v| v.json(params.detailed)).collect::<Vec<_>>()}),
     };
-    if params.selection.size.is_some() {
+    if selection.size.is_some() {
         body["total"] = json!(total);
     }
     params.doc.render(body)
@@ -409,37 +572,57 @@ struct RouteSummary {
     oldest: Duration,
 }
 
-/// The summary's key for `v`: its route id, `_unrouted` for a request without one,
-/// `_background` for a background task.
-fn summary_key(v: &View) -> Arc<str> {
+/// One task as the summary counts it: its route id, whether it is a request, its running
+/// time, whether it was cancelled.
+type SummaryItem<'a> = (Option<&'a Arc<str>>, bool, Duration, bool);
+
+/// The summary of `items`, by route id (`_unrouted` for a request without one, `_background`
+/// for background tasks), ordered by id; and how many tasks it counts.
+fn summarize<'a>(
+    items: impl Iterator<Item = SummaryItem<'a>>,
+) -> (Vec<(Arc<str>, RouteSummary)>, u64) {
     static UNROUTED: std::sync::LazyLock<Arc<str>> =
         std::sync::LazyLock::new(|| Arc::from("_unrouted"));
     static BACKGROUND: std::sync::LazyLock<Arc<str>> =
         std::sync::LazyLock::new(|| Arc::from("_background"));
-    match (&v.route_id, &v.info.kind) {
-        (Some(id), _) => id.clone(),
-        (None, TaskKind::Request { .. }) => UNROUTED.clone(),
-        (None, TaskKind::Background { .. }) => BACKGROUND.clone(),
-    }
-}
-
-/// The summary of `views`, by route id, ordered by id.
-fn summarize(views: &[View]) -> Vec<(Arc<str>, RouteSummary)> {
-    let mut by: HashMap<Arc<str>, RouteSummary> = HashMap::new();
-    for v in views {
-        let line = by.entry(summary_key(v)).or_default();
+    // Keyed by the shared id's address first: hashing a pointer, not the id's text, for
+    // each of 100,000 tasks (the ids of one route are one `Arc`).
+    let mut by: HashMap<usize, (Arc<str>, RouteSummary)> = HashMap::new();
+    let mut total = 0;
+    for (id, is_request, running_time, cancelled) in items {
+        let key = match (id, is_request) {
+            (Some(id), _) => id,
+            (None, true) => &*UNROUTED,
+            (None, false) => &*BACKGROUND,
+        };
+        let (_, line) = by
+            .entry(Arc::as_ptr(key).cast::<u8>() as usize)
+            .or_insert_with(|| (key.clone(), RouteSummary::default()));
         line.tasks += 1;
-        line.cancelled += u64::from(v.info.cancelled);
-        line.oldest = line.oldest.max(v.info.running_time);
+        line.cancelled += u64::from(cancelled);
+        line.oldest = line.oldest.max(running_time);
+        total += 1;
     }
-    let mut lines: Vec<_> = by.into_iter().collect();
+    let mut lines: Vec<(Arc<str>, RouteSummary)> = Vec::new();
+    for (id, line) in by.into_values() {
+        // Two `Arc`s of one id (a route resolved twice) make one line.
+        match lines.iter_mut().find(|(other, _)| *other == id) {
+            Some((_, same)) => {
+                same.tasks += line.tasks;
+                same.cancelled += line.cancelled;
+                same.oldest = same.oldest.max(line.oldest);
+            }
+            None => lines.push((id, line)),
+        }
+    }
     lines.sort_by(|a, b| a.0.cmp(&b.0));
-    lines
+    (lines, total)
 }
 
 /// `{"total": N, "routes": {"<id>": {"tasks", "cancelled", "oldest_running_time_in_nanos"}}}`
-fn summary_json(views: &[View]) -> Value {
-    let routes: Map<String, Value> = summarize(views)
+fn summary_json<'a>(items: impl Iterator<Item = SummaryItem<'a>>) -> Value {
+    let (lines, total) = summarize(items);
+    let routes: Map<String, Value> = lines
         .into_iter()
         .map(|(id, line)| {
             (
@@ -452,7 +635,7 @@ fn summary_json(views: &[View]) -> Value {
             )
         })
         .collect();
-    json!({"total": views.len(), "routes": routes})
+    json!({"total": total, "routes": routes})
 }
 
 fn number(id: &str) -> Result<u64, ApiError> {
@@ -574,16 +757,20 @@ pub(crate) fn interrupt(
     let selected = super::select(reg.ids(), Some(ids), "route", Clone::clone)?;
     let mut hits: HashMap<&str, u64> = selected.iter().map(|id| (id.as_str(), 0)).collect();
     // Which tasks belong to those routes is worked out from a snapshot, outside the workers'
-    // shard locks (matching a plain request's path compiles patterns); then each is cancelled
-    // by number. A request that starts after the snapshot is not interrupted. (Background
-    // tasks have no route.)
-    for view in views(reg) {
-        let Some(hit) = view.route_id.as_deref().and_then(|id| hits.get_mut(id)) else {
-            continue;
-        };
-        if tasks().cancel_as(view.info.number, crate::tasks::CancelReason::Interrupt)
-            == CancelOutcome::Cancelled
-        {
+    // shard locks (matching a plain request's path compiles patterns); then they are
+    // cancelled by number, in one pass over each shard. A request that starts after the
+    // snapshot is not interrupted. (Background tasks have no route.)
+    let mut route_of: HashMap<u64, Arc<str>> = HashMap::new();
+    for brief in briefs(reg) {
+        if let Some(id) = brief.route_id {
+            if hits.contains_key(&*id) {
+                route_of.insert(brief.brief.number, id);
+            }
+        }
+    }
+    let numbers: std::collections::HashSet<u64> = route_of.keys().copied().collect();
+    for number in tasks().cancel_many(&numbers, crate::tasks::CancelReason::Interrupt) {
+        if let Some(hit) = route_of.get(&number).and_then(|id| hits.get_mut(&**id)) {
             *hit += 1;
         }
     }
@@ -717,12 +904,10 @@ pub(crate) fn cat(
     let selection = Selection::take(reg, &mut query, "s", sort.as_deref())?;
     let mut params = CatParams::take(query, path)?;
     params.sort = sort;
-    let all = match ids {
-        // Selecting by id keeps the start-time order the ids resolve in.
-        Some(_) => super::select(views(reg), ids, "task", |v| v.info.id())?,
-        None => views_unordered(reg),
+    let (kept, total) = match ids {
+        Some(_) => selection.apply(super::select(views(reg), ids, "task", |v| v.info.id())?),
+        None => selection.select(reg),
     };
-    let (kept, total) = selection.apply(all);
     let rows = kept
         .iter()
         .map(|v| (0..TASK_COLUMNS.len()).map(|i| cell(v, i)).collect())
@@ -770,9 +955,21 @@ pub(crate) fn cat_summary(
         ));
     }
     let params = CatParams::take(query, path)?;
-    let mut all = views_unordered(reg);
-    all.retain(|v| selection.keeps(v));
-    let rows = summarize(&all)
+    let all = briefs(reg);
+    let lines = all
+        .iter()
+        .filter(|b| selection.keeps(b.route_id.as_deref(), b.brief.running_time))
+        .map(|b| {
+            let t = &b.brief;
+            (
+                b.route_id.as_ref(),
+                t.is_request,
+                t.running_time,
+                t.cancelled,
+            )
+        });
+    let rows = summarize(lines)
+        .0
         .into_iter()
         .map(|(id, line)| {
             vec![
@@ -801,22 +998,28 @@ pub(crate) struct RouteTasks {
 /// [`RouteTasks`] of every route with a task, by route id, in one pass over the registry.
 pub(crate) fn by_route(reg: &Registry) -> HashMap<String, RouteTasks> {
     let mut out: HashMap<String, RouteTasks> = HashMap::new();
-    for view in views(reg) {
-        let Some(id) = view.route_id.as_deref() else {
+    for b in briefs(reg) {
+        let Some(id) = b.route_id.as_deref() else {
             continue;
         };
-        let is_request = matches!(view.info.kind, TaskKind::Request { .. });
+        let is_request = b.brief.is_request;
         // Counted in its route's statistics only once it ends (an admitted one is already).
-        let is_plain = matches!(view.info.route, TaskRoute::Plain(_));
+        let is_plain = matches!(b.brief.route, TaskRoute::Plain(_));
         if !is_request && !is_plain {
             continue;
         }
-        let entry = out.entry(id.to_owned()).or_default();
+        // The id is copied once per route, not once per task.
+        if !out.contains_key(id) {
+            out.insert(id.to_owned(), RouteTasks::default());
+        }
+        let Some(entry) = out.get_mut(id) else {
+            continue;
+        };
         if is_plain {
             entry.plain += 1;
         }
         if is_request {
-            entry.oldest = entry.oldest.max(view.info.running_time);
+            entry.oldest = entry.oldest.max(b.brief.running_time);
         }
     }
     out
@@ -839,7 +1042,7 @@ mod tests {
                 route: TaskRoute::None,
                 start_time: UNIX_EPOCH + Duration::from_millis(start_ms),
                 running_time: Duration::from_millis(running_ms),
-                cancelled: number % 5 == 0,
+                cancelled: number.is_multiple_of(5),
             },
             route_id: None,
         }
