@@ -50,6 +50,14 @@ async fn boom() -> &'static str {
     panic!("boom, on purpose")
 }
 
+/// Waits, for the selection test only (no other test sends here).
+#[underscore_route]
+#[get("/storm/{n}")]
+async fn storm(n: web::Path<u32>) -> impl Responder {
+    actix_web::rt::time::sleep(Duration::from_secs(30)).await;
+    format!("storm {n}")
+}
+
 async fn plain_wait() -> &'static str {
     actix_web::rt::time::sleep(Duration::from_secs(30)).await;
     "plain done"
@@ -61,6 +69,7 @@ fn routes(cfg: &mut web::ServiceConfig) {
         .service(streaming)
         .service(boom)
         .service(lingering)
+        .service(storm)
         .route("/plainwait", web::get().to(plain_wait));
 }
 
@@ -378,6 +387,130 @@ fn panics_and_disconnects_leave_no_entry_behind() {
     common::wait_until("lingering gone", || {
         task_ids(&srv, "http:lingering").is_empty()
     });
+}
+
+/// The paths of a `_tasks?group_by=none` answer, in order.
+fn paths(json: &Value) -> Vec<String> {
+    json["tasks"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no tasks: {json}"))
+        .iter()
+        .map(|t| t["path"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn tasks_are_selected_sorted_cut_and_summarized_on_the_server() {
+    let srv = TestServer::start(routes);
+    // Five requests a few milliseconds apart: /storm/0 is the oldest.
+    let mut clients = Vec::new();
+    for i in 0..5 {
+        clients.push(send(srv.addr, &format!("/storm/{i}")));
+        common::wait_until("the storm request listed", || {
+            paths(&tasks_json(&srv, "group_by=none&route=storm")).len() == i + 1
+        });
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let also_running = send(srv.addr, "/other");
+    common::wait_until("the other request listed", || {
+        !paths(&tasks_json(&srv, "group_by=none&route=other")).is_empty()
+    });
+    let at = |i: usize| format!("/storm/{i}");
+
+    // `size` takes the first N after sorting, `total` counts every match.
+    let json = tasks_json(
+        &srv,
+        "group_by=none&route=storm&sort=running_time:desc&size=2",
+    );
+    assert_eq!(paths(&json), [at(0), at(1)]);
+    assert_eq!(json["total"], 5);
+    let json = tasks_json(&srv, "group_by=none&route=st*&sort=start_time:desc&size=1");
+    assert_eq!(paths(&json), [at(4)]);
+    assert_eq!(json["total"], 5);
+    // Without a sort key, the first by start time; `size=0` is the count alone.
+    let json = tasks_json(&srv, "group_by=none&route=storm&size=3");
+    assert_eq!(paths(&json), [at(0), at(1), at(2)]);
+    let json = tasks_json(&srv, "group_by=none&route=storm&size=0");
+    assert_eq!((paths(&json).len(), &json["total"]), (0, &json!(5)));
+    // Without `size`, no `total`: the shape is Elasticsearch's.
+    let json = tasks_json(&srv, "group_by=none&route=storm,other&sort=path:desc");
+    assert_eq!(json.get("total"), None);
+    assert_eq!(
+        paths(&json),
+        [at(4), at(3), at(2), at(1), at(0), "/other".to_owned()]
+    );
+    // The default grouping cuts the same way.
+    let json = tasks_json(&srv, "route=storm&size=2&sort=running_time:desc");
+    assert_eq!(json["total"], 5);
+    let node = json["nodes"].as_object().unwrap().values().next().unwrap();
+    assert_eq!(node["tasks"].as_object().unwrap().len(), 2);
+    // `min_running_time` is an Elasticsearch time value.
+    let json = tasks_json(&srv, "group_by=none&route=storm&min_running_time=1h");
+    assert!(paths(&json).is_empty());
+    let json = tasks_json(&srv, "group_by=none&route=storm&min_running_time=1nanos");
+    assert_eq!(paths(&json).len(), 5);
+
+    // `_cat/tasks`: the same parameters, the total in `X-Total-Count`.
+    let res = srv.admin(
+        "GET",
+        "/_cat/tasks?route=storm&s=running_time:desc&size=3&h=path",
+    );
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert_eq!(res.body, "/storm/0\n/storm/1\n/storm/2\n");
+    assert_eq!(res.header("x-total-count"), Some("5"));
+    let res = srv.admin("GET", "/_cat/tasks?route=storm&h=path&s=path:desc");
+    assert_eq!(res.body.lines().next(), Some("/storm/4"));
+    assert_eq!(res.header("x-total-count"), None);
+
+    // The summary: per route, no task rows.
+    let json = tasks_json(&srv, "group_by=routes&route=storm,other");
+    assert_eq!(json["total"], 6);
+    assert_eq!(json["routes"]["storm"]["tasks"], 5);
+    assert_eq!(json["routes"]["storm"]["cancelled"], 0);
+    assert_eq!(json["routes"]["other"]["tasks"], 1);
+    let oldest = json["routes"]["storm"]["oldest_running_time_in_nanos"]
+        .as_u64()
+        .unwrap();
+    let newest_first = tasks_json(&srv, "group_by=none&route=storm&sort=running_time&size=1");
+    let newest = newest_first["tasks"][0]["running_time_in_nanos"]
+        .as_u64()
+        .unwrap();
+    assert!(oldest > newest + 20_000_000, "{oldest} vs {newest}");
+    let res = srv.admin(
+        "GET",
+        "/_cat/tasks/summary?v&route=storm,other&h=route,tasks,cancelled&s=tasks:desc",
+    );
+    assert_eq!(
+        res.body,
+        "route tasks cancelled\nstorm     5         0\nother     1         0\n"
+    );
+
+    // Bad values are 400s naming the parameter; an unknown route a 404 as elsewhere.
+    for (query, named) in [
+        ("/_tasks?size=x", "[size]"),
+        ("/_tasks?size=-1", "[size]"),
+        ("/_tasks?min_running_time=2", "[min_running_time]"),
+        ("/_tasks?min_running_time=1.5s", "1500ms"),
+        ("/_tasks?sort=nope", "[sort]"),
+        ("/_tasks?sort=running_time:up", "[up]"),
+        ("/_cat/tasks?s=nope", "[s]"),
+        ("/_cat/tasks?size=ten", "[size]"),
+        ("/_tasks?group_by=routes&size=1", "[size]"),
+        ("/_tasks?group_by=routes&sort=path", "[sort]"),
+        ("/_cat/tasks/summary?size=1", "[size]"),
+        ("/_tasks?route=a,,b", "[ids]"),
+    ] {
+        let res = srv.admin("GET", query);
+        assert_eq!(res.status, 400, "{query}: {}", res.body);
+        assert_eq!(res.json()["error"]["type"], "illegal_argument_exception");
+        assert!(res.body.contains(named), "{query}: {}", res.body);
+    }
+    let res = srv.admin("GET", "/_tasks?route=no_such_route");
+    assert_eq!(res.status, 404, "{}", res.body);
+
+    let res = srv.admin("POST", "/_routes/storm/interrupt");
+    assert_eq!(res.json()["storm"]["interrupted"], 5);
+    drop((clients, also_running));
 }
 
 #[test]

@@ -374,6 +374,9 @@ fn respond(res: api::Response) -> HttpResponse {
     if let Some(allow) = res.allow {
         out.insert_header((header::ALLOW, HeaderValue::from_static(allow)));
     }
+    if let Some(total) = res.total_count {
+        out.insert_header(("x-total-count", HeaderValue::from(total)));
+    }
     out.body(res.body)
 }
 

@@ -261,16 +261,67 @@ fn top_keeps_what_one_endpoint_answered_when_the_other_fails() {
     let server = FakeServer::start(routes_but_no_tasks);
     let out = run(
         server.socket(),
-        &["top", "--frames", "1", "--size", "100x20"],
+        &["top", "--frames", "1", "--size", "140x20"],
     );
     let frame = String::from_utf8(out.stdout.clone()).unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(!frame.contains("disconnected"), "{frame}");
     assert!(frame.contains("hello"), "the routes are kept:\n{frame}");
+    // The rows it asks for are as many as the frame has lines.
     assert!(
         frame.contains(
-            "fake: GET /_tasks?detailed&group_by=none failed: no tasks for you (status 403)"
+            "fake: GET /_tasks?detailed&group_by=none&sort=running_time:desc&size=20 failed: no tasks for you (status 403)"
         ),
         "{frame}"
     );
+    assert!(
+        frame.contains("fake: GET /_tasks?group_by=routes failed: no tasks for you (status 403)"),
+        "{frame}"
+    );
+}
+
+/// An older build: `_tasks` knows no `size` (a 400, as for any unknown parameter) and lists
+/// every task.
+fn older_build(target: &str) -> Answer {
+    if target.starts_with("GET /_cat/routes") {
+        json(
+            200,
+            r#"[{"id":"slow","method":"GET","path":"/slow","stats.req.total":3,"stats.req.active":2,"preempt":null}]"#,
+        )
+    } else if target == "GET /_tasks?detailed&group_by=none" {
+        json(
+            200,
+            r#"{"tasks":[{"node":"vm","id":1024,"action":"http:slow","route_id":"slow","method":"GET","path":"/slow?ms=1","running_time_in_nanos":2000000000,"cancelled":false},{"node":"vm","id":2048,"action":"http:slow","route_id":"slow","method":"GET","path":"/slow?ms=2","running_time_in_nanos":3000000000,"cancelled":false}]}"#,
+        )
+    } else {
+        json(
+            400,
+            r#"{"error":{"root_cause":[{"type":"illegal_argument_exception","reason":"request [/_tasks] contains unrecognized parameter: [sort]"}],"type":"illegal_argument_exception","reason":"request [/_tasks] contains unrecognized parameter: [sort]"},"status":400}"#,
+        )
+    }
+}
+
+#[test]
+fn top_lists_an_older_build_s_tasks_without_size() {
+    let server = FakeServer::start(older_build);
+    let out = run(
+        server.socket(),
+        &[
+            "top",
+            "--frames",
+            "2",
+            "--interval",
+            "100ms",
+            "--size",
+            "120x30",
+        ],
+    );
+    let frame = String::from_utf8(out.stdout.clone()).unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!frame.contains("failed"), "{frame}");
+    assert!(
+        frame.contains(" Tasks: 2 in flight, longest first"),
+        "{frame}"
+    );
+    assert!(frame.contains("vm:2048"), "{frame}");
 }

@@ -79,6 +79,7 @@ failed: Vec::new(),
                         task("vm:1031", "slow", "/slow?ms=30000", 12.25, true),
                         task("vm:1090", "hello", "/hello/ferris", 0.31, false),
                     ],
+                    ..NodeData::default()
                 }),
             },
             Snapshot {
@@ -88,6 +89,7 @@ failed: Vec::new(),
 failed: Vec::new(),
                     routes: half,
                     tasks: vec![task("vm:1024", "slow", "/slow?ms=60000", 75.0, false)],
+                    ..NodeData::default()
                 }),
             },
             Snapshot {
@@ -115,6 +117,7 @@ fn one_node() -> Model {
                 failed: Vec::new(),
                 routes: app_routes(i == 1),
                 tasks: vec![task("vm:1024", "slow", "/slow?ms=30000", 4.2, false)],
+                ..NodeData::default()
             }),
         }]);
     }
@@ -185,6 +188,46 @@ fn the_only_node_disconnected_80x24() {
 }
 
 #[test]
+fn a_storm_shows_the_longest_tasks_and_the_routes_with_most_80x24() {
+    let mut m = Model::new(vec!["underscore".into()], Duration::from_secs(1));
+    m.apply(vec![Snapshot {
+        node: "underscore".into(),
+        at: Instant::now(),
+        data: Ok(NodeData {
+            routes: app_routes(false),
+            tasks: (0..5)
+                .map(|i| {
+                    task(
+                        &format!("vm:{}", 1024 + i),
+                        "slow",
+                        "/slow",
+                        90.0 - f64::from(i),
+                        false,
+                    )
+                })
+                .collect(),
+            tasks_total: Some(100_000),
+            task_routes: vec![
+                ("echo".into(), 2),
+                ("hello".into(), 98_998),
+                ("slow".into(), 1_000),
+            ],
+            ..NodeData::default()
+        }),
+    }]);
+    m.clock = "12:00:00 UTC".into();
+    assert_eq!(m.tasks_total, 100_000);
+    let frame = text(&m, 80, 24);
+    assert!(
+        frame.contains(
+            " Tasks: 100000 in flight, the 5 longest; most on hello 98998, slow 1000, echo 2"
+        ),
+        "{frame}"
+    );
+    insta::assert_snapshot!(frame);
+}
+
+#[test]
 fn the_first_poll_has_no_rates_yet_80x24() {
     let mut m = Model::new(vec!["underscore".into()], Duration::from_millis(500));
     m.apply(vec![Snapshot {
@@ -194,6 +237,7 @@ fn the_first_poll_has_no_rates_yet_80x24() {
             failed: Vec::new(),
             routes: app_routes(false),
             tasks: Vec::new(),
+            ..NodeData::default()
         }),
     }]);
     m.clock = "12:00:00 UTC".into();

@@ -111,7 +111,7 @@ impl Cell {
     }
 
     /// Typed comparison: null first, numbers numerically, then strings, then booleans.
-    fn compare(&self, other: &Cell) -> Ordering {
+    pub(crate) fn compare(&self, other: &Cell) -> Ordering {
         fn rank(cell: &Cell) -> (u8, f64) {
             match cell {
                 Cell::Null => (0, 0.0),
@@ -212,7 +212,7 @@ pub fn render(
         "every row has one cell per column"
     );
     let display = select_columns(columns, params.headers.as_deref())?;
-    let sort = sort_keys(columns, params.sort.as_deref())?;
+    let sort = sort_keys(columns, "s", params.sort.as_deref())?;
     if params.help {
         return Ok(Rendered::text(help(columns)));
     }
@@ -319,12 +319,17 @@ fn unknown_column(columns: &[Column], param: &str, item: &str) -> ApiError {
     ))
 }
 
-/// Resolves `s` into `(column index, descending)` pairs, first key first.
-fn sort_keys(columns: &[Column], s: Option<&str>) -> Result<Vec<(usize, bool)>, ApiError> {
+/// Resolves sort keys (`s` of `_cat`, or `param` of another API that sorts by the same
+/// columns) into `(column index, descending)` pairs, first key first.
+pub(crate) fn sort_keys(
+    columns: &[Column],
+    param: &str,
+    s: Option<&str>,
+) -> Result<Vec<(usize, bool)>, ApiError> {
     let Some(s) = s.filter(|s| !s.is_empty()) else {
         return Ok(Vec::new());
     };
-    split_list("s", s)?
+    split_list(param, s)?
         .into_iter()
         .map(|item| {
             let (name, desc) = match item.rsplit_once(':') {
@@ -338,7 +343,7 @@ fn sort_keys(columns: &[Column], s: Option<&str>) -> Result<Vec<(usize, bool)>, 
                 None => (item, false),
             };
             let idx =
-                find_column(columns, name).ok_or_else(|| unknown_column(columns, "s", name))?;
+                find_column(columns, name).ok_or_else(|| unknown_column(columns, param, name))?;
             Ok((idx, desc))
         })
         .collect()

@@ -210,7 +210,9 @@ pub struct TaskRegistry {
     // A lock: written when a thread takes or hands back its shard, read by the admin APIs;
     // never taken on the request path (a thread keeps its shard in a thread-local).
     shards: RwLock<ShardTable>,
-    node: String,
+    // Leaked once per registry (there is one per process, plus a test's): every `TaskInfo`
+    // then names its node without an allocation, which a listing of 100,000 tasks would feel.
+    node: &'static str,
     /// How to turn on stack capture, when this build cannot capture (`None`: it can).
     stack_support: RwLock<Option<&'static str>>,
 }
@@ -399,7 +401,7 @@ impl Drop for TaskHandle {
 #[derive(Debug, Clone)]
 pub struct TaskInfo {
     /// The node id.
-    pub node: String,
+    pub node: &'static str,
     /// The task number (unique in the process).
     pub number: u64,
     /// The worker shard running it.
@@ -430,6 +432,30 @@ impl TaskInfo {
     }
 }
 
+/// The few figures of a task that selecting and summarizing read: a scan of 100,000 tasks
+/// copies these, not their request's details (see [`TaskRegistry::briefs`]).
+#[derive(Debug, Clone)]
+pub struct TaskBrief {
+    /// The task number.
+    pub number: u64,
+    /// The worker shard running it.
+    pub worker: usize,
+    /// Its route.
+    pub route: TaskRoute,
+    /// A request's method and URI, only while its route is unknown
+    /// ([`TaskRoute::Plain`]`(None)`: its path tells the route). Boxed: most tasks have
+    /// none, and a scan copies every brief.
+    pub unrouted: Option<Box<(http::Method, http::Uri)>>,
+    /// Whether it is a request (else a background task).
+    pub is_request: bool,
+    /// When it started.
+    pub start_time: SystemTime,
+    /// How long it has run.
+    pub running_time: Duration,
+    /// Whether a cancellation was asked.
+    pub cancelled: bool,
+}
+
 /// What [`TaskRegistry::cancel`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CancelOutcome {
@@ -445,7 +471,7 @@ impl TaskRegistry {
     fn new() -> Self {
         Self {
             shards: RwLock::new(ShardTable::default()),
-            node: node_name(),
+            node: Box::leak(node_name().into_boxed_str()),
             stack_support: RwLock::new(Some(
                 "print_stack needs underscore-actix's `taskdump` feature and a build with \
                  RUSTFLAGS=\"--cfg tokio_unstable\" (see the README)",
@@ -504,8 +530,8 @@ impl TaskRegistry {
     }
 
     /// This process's node id, the prefix of every task id.
-    pub fn node(&self) -> &str {
-        &self.node
+    pub fn node(&self) -> &'static str {
+        self.node
     }
 
     /// The number of tasks registered now.
@@ -528,15 +554,75 @@ impl TaskRegistry {
 
     /// Every task, ordered by start time.
     pub fn snapshot(&self) -> Vec<TaskInfo> {
+        let mut out = self.snapshot_unordered();
+        out.sort_by_key(|t| (t.start_time, t.number));
+        out
+    }
+
+    /// Every task, shard by shard: for callers that order (or count) them their own way, and
+    /// need not pay for a sort of every task first.
+    pub fn snapshot_unordered(&self) -> Vec<TaskInfo> {
         let now = (Stamp::now(), SystemTime::now());
         let mut out = Vec::new();
         for shard in self.all_shards() {
             let mut slab = shard.lock();
+            out.reserve(slab.len);
             for entry in slab.iter_mut() {
                 out.push(self.info(shard, entry, now));
             }
         }
-        out.sort_by_key(|t| (t.start_time, t.number));
+        out
+    }
+
+    /// Every task's [`TaskBrief`], shard by shard.
+    pub fn briefs(&self) -> Vec<TaskBrief> {
+        let now = (Stamp::now(), SystemTime::now());
+        let mut out = Vec::new();
+        for shard in self.all_shards() {
+            let mut slab = shard.lock();
+            out.reserve(slab.len);
+            for entry in slab.iter_mut() {
+                let running_time = entry.started.until(now.0);
+                let (is_request, unrouted) = match (&entry.kind, &entry.route) {
+                    (TaskKind::Request { method, uri, .. }, TaskRoute::Plain(None)) => {
+                        (true, Some(Box::new((method.clone(), uri.clone()))))
+                    }
+                    (TaskKind::Request { .. }, _) => (true, None),
+                    (TaskKind::Background { .. }, _) => (false, None),
+                };
+                out.push(TaskBrief {
+                    number: entry.number,
+                    worker: shard.index,
+                    route: entry.route.clone(),
+                    unrouted,
+                    is_request,
+                    // As `info` computes it, so both order tasks alike.
+                    start_time: now.1.checked_sub(running_time).unwrap_or(now.1),
+                    running_time,
+                    cancelled: entry.cancelled.is_some(),
+                });
+            }
+        }
+        out
+    }
+
+    /// The tasks of `numbers` still running, each shard searched once.
+    pub fn get_many(&self, numbers: &[u64]) -> Vec<TaskInfo> {
+        let now = (Stamp::now(), SystemTime::now());
+        let wanted: std::collections::HashSet<u64> = numbers.iter().copied().collect();
+        let mut out = Vec::with_capacity(numbers.len());
+        for shard in self.all_shards() {
+            let index = shard.index as u64;
+            if !numbers.iter().any(|n| n & (MAX_SHARDS as u64 - 1) == index) {
+                continue;
+            }
+            let mut slab = shard.lock();
+            for entry in slab.iter_mut() {
+                if wanted.contains(&entry.number) {
+                    out.push(self.info(shard, entry, now));
+                }
+            }
+        }
         out
     }
 
@@ -547,7 +633,7 @@ impl TaskRegistry {
         // with the process's uptime.
         let running_time = entry.started.until(now.0);
         TaskInfo {
-            node: self.node.clone(),
+            node: self.node,
             number: entry.number,
             worker: shard.index,
             kind: entry.kind.clone(),
@@ -609,6 +695,41 @@ impl TaskRegistry {
                 CancelOutcome::Cancelled
             }
         }
+    }
+
+    /// Cancels every task of `numbers` not cancelled yet, for `reason`, each shard under one
+    /// lock, and returns the numbers cancelled now. One pass over each shard, where
+    /// [`cancel_as`](Self::cancel_as) on each task would search its shard once per task: an
+    /// interrupt of 100,000 waiting requests is then a fraction of a second, not minutes.
+    pub fn cancel_many(
+        &self,
+        numbers: &std::collections::HashSet<u64>,
+        reason: CancelReason,
+    ) -> Vec<u64> {
+        let mut cancelled = Vec::new();
+        let mut wakers = Vec::new();
+        for shard in self.all_shards() {
+            let mut slab = shard.lock();
+            let before = cancelled.len();
+            for entry in slab.iter_mut() {
+                if entry.cancelled.is_none() && numbers.contains(&entry.number) {
+                    entry.cancelled = Some(reason);
+                    cancelled.push(entry.number);
+                    wakers.extend(entry.waker.clone());
+                }
+            }
+            if cancelled.len() > before {
+                // Release: the flags above are visible to whoever sees the new epoch.
+                shard.epoch.fetch_add(1, Ordering::Release);
+            }
+            drop(slab);
+            // Woken outside the lock: each task may run at once on its own thread, and
+            // takes this lock at its next poll.
+            for waker in wakers.drain(..) {
+                waker.wake();
+            }
+        }
+        cancelled
     }
 
     /// Asks a task for its stack: the task's next poll captures it and sends it back.
@@ -739,6 +860,41 @@ mod tests {
         drop(handle);
         assert!(tasks().get(number).is_none());
         assert_eq!(tasks().cancel(number), CancelOutcome::NotFound);
+    }
+
+    #[test]
+    fn cancel_many_cancels_the_numbers_given_once() {
+        let flags: Vec<Arc<Flag>> = (0..3)
+            .map(|_| Arc::new(Flag(AtomicBool::new(false))))
+            .collect();
+        let wakers: Vec<Waker> = flags.iter().map(|f| Waker::from(f.clone())).collect();
+        let mut handles: Vec<TaskHandle> = wakers
+            .iter()
+            .map(|w| TaskHandle::register(background("many"), TaskRoute::None, w))
+            .collect();
+        let numbers: Vec<u64> = handles
+            .iter()
+            .map(|h| tasks().parse_id(&h.id()).unwrap().unwrap())
+            .collect();
+        let asked: HashSet<u64> = [numbers[0], numbers[2], u64::MAX].into();
+        let mut done = tasks().cancel_many(&asked, CancelReason::Interrupt);
+        done.sort_unstable();
+        let mut want = vec![numbers[0], numbers[2]];
+        want.sort_unstable();
+        assert_eq!(done, want);
+        assert!(flags[0].0.load(Ordering::SeqCst) && flags[2].0.load(Ordering::SeqCst));
+        assert!(!flags[1].0.load(Ordering::SeqCst), "task 1 was not asked");
+        assert_eq!(
+            handles[0].poll_signal(&wakers[0]),
+            Signal::Cancelled(CancelReason::Interrupt)
+        );
+        assert_eq!(handles[1].poll_signal(&wakers[1]), Signal::None);
+        assert!(
+            tasks()
+                .cancel_many(&asked, CancelReason::Interrupt)
+                .is_empty(),
+            "a cancelled task is not cancelled twice"
+        );
     }
 
     #[test]

@@ -1,7 +1,10 @@
 //! The `top` program: polls the nodes, reads the keys, owns the terminal.
 //!
-//! Every interval, each node is asked `GET /_cat/routes?format=json&h=...` and
-//! `GET /_tasks?detailed&group_by=none` on a kept-alive connection. The first answer of a
+//! Every interval, each node is asked `GET /_cat/routes?format=json&h=...`,
+//! `GET /_tasks?detailed&group_by=none&sort=running_time:desc&size=N` (the N longest-running
+//! tasks, N the terminal's height: never the whole list, which a storm makes 100,000 long)
+//! and `GET /_tasks?group_by=routes` (how many per route) on a kept-alive connection. The
+//! first answer of a
 //! node is asked with `h=*`, to learn which of the columns `top` reads this server has (a
 //! column it lacks would be a 400); later polls ask only those, so the server renders no
 //! column nobody looks at. A node that fails is shown disconnected and asked again, with
@@ -24,7 +27,10 @@ use serde_json::Value;
 use tokio::runtime::Runtime;
 use tokio::sync::mpsc;
 
-use super::model::{Action, Key, Model, NodeData, RouteStats, Snapshot, TaskInfo, ROUTE_COLUMNS};
+use super::model::{
+    task_routes, tasks_total, Action, Key, Model, NodeData, RouteStats, Snapshot, TaskInfo,
+    ROUTE_COLUMNS,
+};
 use super::view;
 use crate::cli::TopArgs;
 use crate::client::{Client, Reply};
@@ -38,14 +44,19 @@ struct Source {
     client: Client,
     /// The `h` to ask for; `None` until the node has answered `h=*`.
     columns: Option<String>,
+    /// The node is an older build that lists every task and has no summary: it refused
+    /// `size` with a 400. Asked again with `size` after it was disconnected.
+    lists_all_tasks: bool,
 }
 
 impl Source {
-    async fn poll(mut self) -> (Self, Snapshot) {
-        let data = self.fetch().await;
+    /// Polls the node, asking for its `task_rows` longest-running tasks.
+    async fn poll(mut self, task_rows: u16) -> (Self, Snapshot) {
+        let data = self.fetch(task_rows).await;
         if data.is_err() {
             // The node may come back as another build, with other columns.
             self.columns = None;
+            self.lists_all_tasks = false;
         }
         let snapshot = Snapshot {
             node: self.node.name.clone(),
@@ -55,10 +66,10 @@ impl Source {
         (self, snapshot)
     }
 
-    /// Asks both endpoints. An endpoint that answers an error (or something unreadable) is
-    /// one line of `failed`, and the other's answer is kept; only a socket that cannot be
-    /// reached fails the whole poll.
-    async fn fetch(&mut self) -> Result<NodeData, CliError> {
+    /// Asks the three endpoints. An endpoint that answers an error (or something unreadable)
+    /// is one line of `failed`, and the others' answers are kept; only a socket that cannot
+    /// be reached fails the whole poll.
+    async fn fetch(&mut self, task_rows: u16) -> Result<NodeData, CliError> {
         let mut data = NodeData::default();
         let h = self.columns.as_deref().unwrap_or("*");
         let url = format!("/_cat/routes?format=json&h={h}");
@@ -71,16 +82,44 @@ impl Source {
                 data.failed.push(failure(&url, &err));
             }
         }
-        let url = "/_tasks?detailed&group_by=none";
-        match self.client.get(url).await.and_then(Reply::into_success) {
-            Ok(reply) => match reply.json() {
-                Ok(tasks) => data.tasks = TaskInfo::from_tasks(&tasks),
-                Err(err) => data.failed.push(failure(url, &err)),
-            },
+        let url = if self.lists_all_tasks {
+            "/_tasks?detailed&group_by=none".to_owned()
+        } else {
+            format!("/_tasks?detailed&group_by=none&sort=running_time:desc&size={task_rows}")
+        };
+        let mut answer = self.json(&url).await;
+        if matches!(&answer, Err(CliError::Server(e)) if e.status == 400) && !self.lists_all_tasks {
+            // An older build: `sort` and `size` are unrecognized parameters there.
+            self.lists_all_tasks = true;
+            answer = self.json("/_tasks?detailed&group_by=none").await;
+        }
+        match answer {
+            Ok(tasks) => {
+                data.tasks = TaskInfo::from_tasks(&tasks);
+                data.tasks_total = tasks_total(&tasks);
+            }
+            Err(err) if err.is_unreachable() => return Err(err),
+            Err(err) => data.failed.push(failure(&url, &err)),
+        }
+        if self.lists_all_tasks {
+            // Its summary would be a 400 too; its whole list is at hand.
+            return Ok(data);
+        }
+        let url = "/_tasks?group_by=routes";
+        match self.json(url).await {
+            Ok(summary) => data.task_routes = task_routes(&summary),
             Err(err) if err.is_unreachable() => return Err(err),
             Err(err) => data.failed.push(failure(url, &err)),
         }
         Ok(data)
+    }
+
+    async fn json(&mut self, url: &str) -> Result<Value, CliError> {
+        self.client
+            .get(url)
+            .await
+            .and_then(Reply::into_success)?
+            .json()
     }
 
     async fn routes(&mut self, url: &str) -> Result<Vec<RouteStats>, CliError> {
@@ -124,6 +163,9 @@ struct Poller {
     known: Arc<Mutex<Vec<Node>>>,
     rescan: Option<Rescan>,
     timeout: Duration,
+    /// How many tasks to ask each node for: the tasks pane never shows more than the
+    /// terminal has rows.
+    task_rows: u16,
 }
 
 impl Poller {
@@ -134,6 +176,7 @@ impl Poller {
             known,
             rescan,
             timeout,
+            task_rows: 40,
         };
         for node in nodes {
             poller.add(node);
@@ -146,6 +189,7 @@ impl Poller {
             client: Client::new(&node.path).with_timeout(self.timeout),
             node,
             columns: None,
+            lists_all_tasks: false,
         });
     }
 
@@ -177,7 +221,8 @@ impl Poller {
     }
 
     async fn poll(&mut self) -> Vec<Snapshot> {
-        self.poll_with(Source::poll).await
+        let rows = self.task_rows;
+        self.poll_with(move |source| source.poll(rows)).await
     }
 
     /// [`Poller::poll`] with `poll` as each node's poll (the tests give one that fails).
@@ -291,6 +336,7 @@ async fn print_frames(
     frames: u32,
 ) -> Result<(), CliError> {
     let (width, height) = args.size;
+    poller.task_rows = height;
     for i in 0..frames {
         if i > 0 {
             tokio::time::sleep(args.interval).await;
@@ -382,6 +428,10 @@ async fn interactive(
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
+            // The terminal's height now: a resize changes how many rows are asked for.
+            if let Ok((_, rows)) = ratatui::crossterm::terminal::size() {
+                poller.task_rows = rows;
+            }
             let snapshots = poller.poll().await;
             if polls.send(Msg::Polled(snapshots, clock())).is_err() {
                 break;

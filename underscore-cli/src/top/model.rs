@@ -144,13 +144,34 @@ impl TaskInfo {
     }
 }
 
+/// Reads the `total` of `_tasks?size=N` (how many tasks are in flight, of which the answer
+/// holds the N longest-running); `None` from a server that does not cut the list.
+pub fn tasks_total(value: &Value) -> Option<u64> {
+    value.get("total").and_then(Value::as_u64)
+}
+
+/// Reads `_tasks?group_by=routes`: `(route, tasks in flight)`.
+pub fn task_routes(value: &Value) -> Vec<(String, u64)> {
+    let Some(routes) = value.get("routes").and_then(Value::as_object) else {
+        return Vec::new();
+    };
+    routes
+        .iter()
+        .filter_map(|(id, line)| Some((id.clone(), line.get("tasks")?.as_u64()?)))
+        .collect()
+}
+
 /// What one node answered at one poll.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct NodeData {
     /// Its routes.
     pub routes: Vec<RouteStats>,
-    /// Its in-flight tasks.
+    /// Its longest-running in-flight tasks (as many as the screen shows).
     pub tasks: Vec<TaskInfo>,
+    /// How many tasks it has in flight, when it said (`tasks` may hold fewer).
+    pub tasks_total: Option<u64>,
+    /// Its tasks in flight per route, from its summary.
+    pub task_routes: Vec<(String, u64)>,
     /// The endpoints that answered an error (or something unreadable), one line each; what
     /// they would have given is empty above, what the others gave is kept.
     pub failed: Vec<String>,
@@ -352,8 +373,12 @@ pub struct Model {
     pub nodes: Vec<(String, NodeState)>,
     /// Every route of the nodes that answered, sorted.
     pub routes: Vec<RouteLine>,
-    /// Every task of the nodes that answered, longest-running first.
+    /// The longest-running tasks of the nodes that answered, longest first.
     pub tasks: Vec<TaskLine>,
+    /// How many tasks the nodes that answered have in flight (`tasks` may hold fewer).
+    pub tasks_total: u64,
+    /// Tasks in flight per route, over the nodes, most first.
+    pub task_routes: Vec<(String, u64)>,
     /// The routes' order.
     pub sort: SortBy,
     /// Where the arrows move.
@@ -408,6 +433,8 @@ impl Model {
         self.polls += 1;
         let mut routes = Vec::new();
         let mut tasks = Vec::new();
+        let mut tasks_total = 0;
+        let mut task_routes: HashMap<String, u64> = HashMap::new();
         for snap in snapshots {
             let state = match snap.data {
                 Err(why) => {
@@ -440,6 +467,10 @@ impl Model {
                             err_rate,
                         });
                     }
+                    tasks_total += data.tasks_total.unwrap_or(data.tasks.len() as u64);
+                    for (route, n) in data.task_routes {
+                        *task_routes.entry(route).or_default() += n;
+                    }
                     tasks.extend(data.tasks.into_iter().map(|task| TaskLine {
                         node: snap.node.clone(),
                         task,
@@ -458,6 +489,10 @@ impl Model {
         }
         self.routes = routes;
         self.tasks = tasks;
+        self.tasks_total = tasks_total;
+        let mut task_routes: Vec<(String, u64)> = task_routes.into_iter().collect();
+        task_routes.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        self.task_routes = task_routes;
         self.sort_rows();
         self.reselect(selection);
     }
@@ -738,6 +773,7 @@ mod tests {
                 routes: vec![route("x", 110, 0)],
                 tasks: Vec::new(),
                 failed: vec!["GET /_tasks failed: no (status 403)".into()],
+                ..NodeData::default()
             }),
         }]);
         assert_eq!(

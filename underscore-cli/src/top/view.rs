@@ -304,6 +304,30 @@ fn centered(area: Rect, width: u16, height: u16) -> Rect {
     )
 }
 
+/// The tasks pane's title: how many are in flight; when the nodes hold more than the pane
+/// shows, which of them are shown and the routes with the most.
+fn tasks_title(m: &Model) -> String {
+    let shown = m.tasks.len() as u64;
+    if m.tasks_total <= shown {
+        return format!(" Tasks: {shown} in flight, longest first ");
+    }
+    let most: Vec<String> = m
+        .task_routes
+        .iter()
+        .take(3)
+        .map(|(route, n)| format!("{route} {n}"))
+        .collect();
+    let most = if most.is_empty() {
+        String::new()
+    } else {
+        format!("; most on {}", most.join(", "))
+    };
+    format!(
+        " Tasks: {} in flight, the {shown} longest{most} ",
+        m.tasks_total
+    )
+}
+
 /// Draws the model into the frame.
 pub fn render(frame: &mut Frame<'_>, m: &Model) {
     let area = frame.area();
@@ -360,7 +384,7 @@ pub fn render(frame: &mut Frame<'_>, m: &Model) {
         frame.render_widget(Paragraph::new(why).alignment(Alignment::Center), msg);
     }
 
-    let title = format!(" Tasks: {} in flight, longest first ", m.tasks.len());
+    let title = tasks_title(m);
     let task_block =
         Block::new().title(Line::from(title).style(Style::new().add_modifier(Modifier::BOLD)));
     let inner = task_block.inner(tasks_area);

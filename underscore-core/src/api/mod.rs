@@ -73,6 +73,9 @@ pub struct Response {
     pub content_type: &'static str,
     /// The `Allow` header, for a 405.
     pub allow: Option<&'static str>,
+    /// The `X-Total-Count` header: how many items matched before `size` cut the list
+    /// (`_cat/tasks?size=N`).
+    pub total_count: Option<usize>,
     /// The body.
     pub body: Vec<u8>,
 }
@@ -83,7 +86,15 @@ impl Response {
             status: 200,
             content_type: rendered.content_type,
             allow: None,
+            total_count: None,
             body: rendered.body,
+        }
+    }
+
+    fn with_total_count(self, total_count: Option<usize>) -> Self {
+        Self {
+            total_count,
+            ..self
         }
     }
 }
@@ -94,6 +105,7 @@ impl From<ApiError> for Response {
             status: err.status,
             content_type: "application/json",
             allow: err.allow,
+            total_count: None,
             body: err.to_json().to_string().into_bytes(),
         }
     }
@@ -104,6 +116,7 @@ pub const CAT_ENDPOINTS: &[&str] = &[
     "/_cat/routes",
     "/_cat/routes/{ids}",
     "/_cat/tasks",
+    "/_cat/tasks/summary",
     "/_cat/tasks/{task_ids}",
     "/_cat/middlewares",
     "/_cat/transports",
@@ -162,11 +175,18 @@ fn dispatch(reg: &Registry, req: &Request<'_>) -> Result<Response, ApiError> {
         }
         ["_cat", "tasks"] => {
             allow(GET)?;
-            tasks::cat(reg, query, path, None).map(Response::ok)
+            let (rendered, total) = tasks::cat(reg, query, path, None)?;
+            Ok(Response::ok(rendered).with_total_count(total))
+        }
+        // Task ids always hold a `:`: no task is named `summary`.
+        ["_cat", "tasks", "summary"] => {
+            allow(GET)?;
+            tasks::cat_summary(reg, query, path).map(Response::ok)
         }
         ["_cat", "tasks", ids] => {
             allow(GET)?;
-            tasks::cat(reg, query, path, Some(ids)).map(Response::ok)
+            let (rendered, total) = tasks::cat(reg, query, path, Some(ids))?;
+            Ok(Response::ok(rendered).with_total_count(total))
         }
         ["_cat", "loggers"] => {
             allow(GET)?;
@@ -249,6 +269,7 @@ fn dispatch(reg: &Registry, req: &Request<'_>) -> Result<Response, ApiError> {
                 status: 200,
                 content_type: format.content_type(),
                 allow: None,
+                total_count: None,
                 body: body.into_bytes(),
             })
         }
