@@ -530,19 +530,9 @@ pub(crate) fn list(reg: &Registry, query: Query, path: &str) -> Result<Rendered,
         selection.apply(all)
     } else if params.group_by == "routes" {
         let all = briefs(reg);
-        let lines = all
-            .iter()
-            .filter(|b| selection.keeps(b.route_id.as_deref(), b.brief.running_time))
-            .map(|b| {
-                let t = &b.brief;
-                (
-                    b.route_id.as_ref(),
-                    t.is_request,
-                    t.running_time,
-                    t.cancelled,
-                )
-            });
-        return params.doc.render(summary_json(lines));
+        return params
+            .doc
+            .render(summary_json(summary_items(&all, selection)));
     } else {
         selection.select(reg)
     };
@@ -575,6 +565,24 @@ struct RouteSummary {
 /// One task as the summary counts it: its route id, whether it is a request, its running
 /// time, whether it was cancelled.
 type SummaryItem<'a> = (Option<&'a Arc<str>>, bool, Duration, bool);
+
+/// What the summary counts of each task `selection` keeps.
+fn summary_items<'a>(
+    all: &'a [Brief],
+    selection: &'a Selection,
+) -> impl Iterator<Item = SummaryItem<'a>> {
+    all.iter()
+        .filter(|b| selection.keeps(b.route_id.as_deref(), b.brief.running_time))
+        .map(|b| {
+            let t = &b.brief;
+            (
+                b.route_id.as_ref(),
+                t.is_request,
+                t.running_time,
+                t.cancelled,
+            )
+        })
+}
 
 /// The summary of `items`, by route id (`_unrouted` for a request without one, `_background`
 /// for background tasks), ordered by id; and how many tasks it counts.
@@ -956,19 +964,7 @@ pub(crate) fn cat_summary(
     }
     let params = CatParams::take(query, path)?;
     let all = briefs(reg);
-    let lines = all
-        .iter()
-        .filter(|b| selection.keeps(b.route_id.as_deref(), b.brief.running_time))
-        .map(|b| {
-            let t = &b.brief;
-            (
-                b.route_id.as_ref(),
-                t.is_request,
-                t.running_time,
-                t.cancelled,
-            )
-        });
-    let rows = summarize(lines)
+    let rows = summarize(summary_items(&all, &selection))
         .0
         .into_iter()
         .map(|(id, line)| {
