@@ -32,8 +32,23 @@ async fn sized(req: actix_web::HttpRequest) -> HttpResponse {
     HttpResponse::Ok().body(SizedStream::new(24, Stalling::new()))
 }
 
+/// Behind a middleware of the user's that changes the body type (`Condition` answers with an
+/// `EitherBody`): a stream of known length, or (with `?whole`) a body in memory.
+#[underscore_route]
+#[get(
+    "/body/wrapped",
+    wrap = "actix_web::middleware::Condition::new(true, \
+            actix_web::middleware::DefaultHeaders::new().add((\"x-wrapped\", \"yes\")))"
+)]
+async fn wrapped_sized(req: actix_web::HttpRequest) -> HttpResponse {
+    if req.query_string() == "whole" {
+        return HttpResponse::Ok().body("whole body");
+    }
+    HttpResponse::Ok().body(SizedStream::new(24, Stalling::new()))
+}
+
 fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(chunked).service(sized);
+    cfg.service(chunked).service(sized).service(wrapped_sized);
 }
 
 /// Route statistics are the process's: the tests of this file take turns.
@@ -129,4 +144,44 @@ fn a_streaming_body_holds_its_slot_and_is_timed_out() {
         assert_eq!(s["routes"][id]["requests"]["shed"], 1, "{id}: {s}");
         put(&srv, id, json!({"transient": {"limits.*": null}}));
     }
+}
+
+#[test]
+fn a_body_of_known_length_behind_a_body_changing_middleware_is_told_apart() {
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let srv = TestServer::start(routes);
+    let id = "wrapped_sized";
+    put(
+        &srv,
+        id,
+        json!({"transient": {"limits.max_in_flight": 1, "limits.timeout": "500ms"}}),
+    );
+    // In memory: sent whole, its slot freed with the response.
+    for _ in 0..3 {
+        let res = srv.http("GET", "/body/wrapped?whole");
+        assert_eq!((res.status, res.body.as_str()), (200, "whole body"));
+        assert_eq!(res.header("x-wrapped"), Some("yes"));
+        wait_until("the slot is free", || active(&srv, id) == 0);
+    }
+    // A stream: its slot held until it is cut at its timeout.
+    let (conn, head) = start(&srv, "/body/wrapped");
+    assert!(head.contains("x-wrapped: yes"), "{head}");
+    let shed = common::raw(
+        srv.addr,
+        "GET /body/wrapped?whole HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    );
+    assert!(
+        shed.starts_with("HTTP/1.1 503 Too many requests in flight"),
+        "{shed}"
+    );
+    assert_cut_short(head, conn, id);
+    wait_until("the slot is free", || active(&srv, id) == 0);
+    let s = srv.admin("GET", &format!("/_routes/{id}/stats")).json();
+    let req = &s["routes"][id]["requests"];
+    assert_eq!(
+        (req["timed_out"].as_u64(), req["shed"].as_u64()),
+        (Some(1), Some(1)),
+        "{s}"
+    );
+    put(&srv, id, json!({"transient": {"limits.*": null}}));
 }
