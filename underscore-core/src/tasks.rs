@@ -562,13 +562,21 @@ impl TaskRegistry {
     /// Every task, shard by shard: for callers that order (or count) them their own way, and
     /// need not pay for a sort of every task first.
     pub fn snapshot_unordered(&self) -> Vec<TaskInfo> {
+        self.each_entry(|shard, entry, now| self.info(shard, entry, now))
+    }
+
+    /// `read` of every task, shard by shard, each shard locked once, at one instant `now`.
+    fn each_entry<T>(
+        &self,
+        mut read: impl FnMut(&Shard, &mut Entry, (Stamp, SystemTime)) -> T,
+    ) -> Vec<T> {
         let now = (Stamp::now(), SystemTime::now());
         let mut out = Vec::new();
         for shard in self.all_shards() {
             let mut slab = shard.lock();
             out.reserve(slab.len);
             for entry in slab.iter_mut() {
-                out.push(self.info(shard, entry, now));
+                out.push(read(shard, entry, now));
             }
         }
         out
@@ -576,34 +584,27 @@ impl TaskRegistry {
 
     /// Every task's [`TaskBrief`], shard by shard.
     pub fn briefs(&self) -> Vec<TaskBrief> {
-        let now = (Stamp::now(), SystemTime::now());
-        let mut out = Vec::new();
-        for shard in self.all_shards() {
-            let mut slab = shard.lock();
-            out.reserve(slab.len);
-            for entry in slab.iter_mut() {
-                let running_time = entry.started.until(now.0);
-                let (is_request, unrouted) = match (&entry.kind, &entry.route) {
-                    (TaskKind::Request { method, uri, .. }, TaskRoute::Plain(None)) => {
-                        (true, Some(Box::new((method.clone(), uri.clone()))))
-                    }
-                    (TaskKind::Request { .. }, _) => (true, None),
-                    (TaskKind::Background { .. }, _) => (false, None),
-                };
-                out.push(TaskBrief {
-                    number: entry.number,
-                    worker: shard.index,
-                    route: entry.route.clone(),
-                    unrouted,
-                    is_request,
-                    // As `info` computes it, so both order tasks alike.
-                    start_time: now.1.checked_sub(running_time).unwrap_or(now.1),
-                    running_time,
-                    cancelled: entry.cancelled.is_some(),
-                });
+        self.each_entry(|shard, entry, now| {
+            let running_time = entry.started.until(now.0);
+            let (is_request, unrouted) = match (&entry.kind, &entry.route) {
+                (TaskKind::Request { method, uri, .. }, TaskRoute::Plain(None)) => {
+                    (true, Some(Box::new((method.clone(), uri.clone()))))
+                }
+                (TaskKind::Request { .. }, _) => (true, None),
+                (TaskKind::Background { .. }, _) => (false, None),
+            };
+            TaskBrief {
+                number: entry.number,
+                worker: shard.index,
+                route: entry.route.clone(),
+                unrouted,
+                is_request,
+                // As `info` computes it, so both order tasks alike.
+                start_time: now.1.checked_sub(running_time).unwrap_or(now.1),
+                running_time,
+                cancelled: entry.cancelled.is_some(),
             }
-        }
-        out
+        })
     }
 
     /// The tasks of `numbers` still running, each shard searched once.
