@@ -148,7 +148,10 @@ fn a_level_raised_at_runtime_shows_debug_lines_on_every_worker_until_reset() {
     wait_until("a trace-level line", || qs.count("greeting off") == 1);
     let res = qs.put(r#"{"transient":{"logger.*":null}}"#);
     assert_eq!(res.json(), json!({"persistent": {}, "transient": {}}));
-    assert_eq!(qs.count("setting=logger._root old=\"off\" new=null"), 1);
+    // Read from the quickstart's stderr by a thread of its own: waited for, not assumed there.
+    wait_until("the audit line of the reset", || {
+        qs.count("setting=logger._root old=\"off\" new=null") == 1
+    });
     qs.hello("reset");
     qs.settle();
     assert!(!qs.log().contains("greeting reset"), "{}", qs.log());
