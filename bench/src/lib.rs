@@ -21,6 +21,13 @@ pub fn json_body() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"message": "Hello, World!", "id": 42, "ok": true}))
 }
 
+/// The answer of `GET /wait` (`bench/scale.sh`), after an hour: a request that waits, as
+/// many do in a storm.
+pub async fn wait_body() -> HttpResponse {
+    actix_web::rt::time::sleep(std::time::Duration::from_secs(3600)).await;
+    HttpResponse::Ok().finish()
+}
+
 /// What a server is started with: `MODE [ADDR]`, and `BENCH_ROUTES=1000` for 1,000 more routes.
 #[derive(Debug)]
 pub struct Args {

@@ -2,10 +2,10 @@
 //! worker: plain actix-web, the same app with actix-web-prom, and `floor`, plain actix-web with
 //! two do-nothing middleware where underscore has its own (see `mod floor`). A binary of its
 //! own, without underscore in it (see the crate docs). `BENCH_ROUTES=1000` registers 1,000 more
-//! routes, before the measured ones. SIGINT or SIGTERM stops it.
+//! routes, before the measured ones; `GET /wait` waits an hour (after them). SIGINT or SIGTERM stops it.
 
 use actix_web::{get, web, App, HttpResponse, Responder};
-use underscore_bench::{hello_body, json_body, serve, Args};
+use underscore_bench::{hello_body, json_body, serve, wait_body, Args};
 
 async fn hello(name: web::Path<String>) -> impl Responder {
     hello_body(&name).await
@@ -13,6 +13,10 @@ async fn hello(name: web::Path<String>) -> impl Responder {
 
 async fn json() -> HttpResponse {
     json_body()
+}
+
+async fn wait() -> HttpResponse {
+    wait_body().await
 }
 
 /// The measured routes again, in `floor`: each behind a middleware that does as little as one
@@ -111,7 +115,8 @@ fn plain_routes(cfg: &mut web::ServiceConfig, extra: bool) {
         plain_routes::register(cfg);
     }
     cfg.route("/hello/{name}", web::get().to(hello))
-        .route("/json", web::get().to(json));
+        .route("/json", web::get().to(json))
+        .route("/wait", web::get().to(wait));
 }
 
 fn main() -> std::io::Result<()> {
