@@ -31,7 +31,7 @@
 
 use std::cell::Cell;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard, RwLock};
 use std::task::Waker;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -40,6 +40,10 @@ use crate::clock::Stamp;
 
 use crate::registry::DynamicRoute;
 use crate::route::RouteMeta;
+
+mod details;
+
+use details::Details;
 
 /// Task numbers carry their shard in the low bits, so shards never share a counter.
 const SHARD_BITS: u32 = 10;
@@ -87,15 +91,17 @@ pub type Stack = Box<dyn FnOnce() -> String + Send>;
 /// What a stack capture request hands back.
 pub type StackSender = std::sync::mpsc::SyncSender<Stack>;
 
+/// A task in its shard: 128 bytes (asserted in the tests), what each waiting request costs
+/// here. Its method, target and peer are kept compactly (see `details`, which holds its two
+/// flags too), and a stack request's channel waits in the slab, beside it, as few tasks ever
+/// have one.
 #[derive(Debug)]
 struct Entry {
     number: u64,
-    kind: TaskKind,
+    details: Details,
     route: TaskRoute,
     started: Stamp,
     waker: Option<Waker>,
-    cancelled: Option<CancelReason>,
-    stack: Option<StackSender>,
 }
 
 /// Why a task was cancelled.
@@ -125,6 +131,8 @@ struct Slab {
     len: usize,
     /// Task numbers drawn (under the lock: the shard outlives its thread, and may be shared).
     drawn: u64,
+    /// Where the stacks asked of tasks go, by slot: rare, so out of the entries.
+    stacks: Vec<(usize, StackSender)>,
 }
 
 impl Slab {
@@ -134,8 +142,8 @@ impl Slab {
         (self.drawn << SHARD_BITS) | index as u64
     }
 
-    // Entries are written into their slot and dropped in place, never moved out: at some 260
-    // bytes, each move is a call to `memcpy`, and moves were most of a registration's cost.
+    // Entries are written into their slot and dropped in place, never moved out: each move is
+    // a call to `memcpy` (at 256 bytes, moves were most of a registration's cost).
     #[inline(always)]
     fn insert(&mut self, entry: Entry) -> usize {
         let key = self.free.unwrap_or_else(|| self.grow());
@@ -165,6 +173,10 @@ impl Slab {
             return None;
         };
         let waker = entry.waker.take();
+        if entry.details.stack_asked {
+            // Its asker then sees the channel closed.
+            self.stacks.retain(|(k, _)| *k != key);
+        }
         *slot = Slot::Free(self.free);
         self.free = Some(key);
         self.len -= 1;
@@ -176,6 +188,16 @@ impl Slab {
             Some(Slot::Used(entry)) => Some(entry),
             _ => None,
         }
+    }
+
+    /// The channel of the stack asked of the task at `key`, once.
+    fn take_stack(&mut self, key: usize) -> Option<StackSender> {
+        let entry = self.get_mut(key)?;
+        if !std::mem::take(&mut entry.details.stack_asked) {
+            return None;
+        }
+        let at = self.stacks.iter().position(|(k, _)| *k == key)?;
+        Some(self.stacks.swap_remove(at).1)
     }
 
     fn iter_mut(&mut self) -> impl Iterator<Item = &mut Entry> {
@@ -192,7 +214,7 @@ pub struct Shard {
     index: usize,
     /// Bumped on every cancellation or stack request in this shard: the one thing a task's
     /// future reads on each poll.
-    epoch: AtomicU64,
+    epoch: AtomicU32,
     slab: Mutex<Slab>,
 }
 
@@ -274,8 +296,11 @@ pub enum Signal {
 #[derive(Debug)]
 pub struct TaskHandle {
     shard: &'static Shard,
-    key: usize,
-    seen_epoch: u64,
+    // Both 32 bits, so that a handle is 32 bytes. A slab never holds 2^32 slots, and the
+    // epoch is compared for equality only: a change is missed only if exactly a multiple of
+    // 2^32 cancellations and stack requests hit the shard between two polls of the task.
+    key: u32,
+    seen_epoch: u32,
     /// Identifies the waker the entry holds (its data and vtable pointers), to notice a new one
     /// without a clone or a lock.
     waker_id: (usize, usize),
@@ -304,21 +329,21 @@ impl TaskHandle {
         let shard = SHARD.with(|&shard| shard);
         let seen_epoch = shard.epoch.load(Ordering::Acquire);
         let entry_waker = Some(waker.clone());
+        let details = Details::of(kind);
         let mut slab = shard.lock();
         let number = slab.draw(shard.index);
         let key = slab.insert(Entry {
             number,
-            kind,
+            details,
             route,
             started,
             waker: entry_waker,
-            cancelled: None,
-            stack: None,
         });
         drop(slab);
         TaskHandle {
             shard,
-            key,
+            // Never truncated: 2^32 slots would be 512 GiB of entries.
+            key: key as u32,
             seen_epoch,
             waker_id: waker_id(waker),
         }
@@ -336,16 +361,16 @@ impl TaskHandle {
         }
         self.seen_epoch = epoch;
         let mut slab = self.shard.lock();
-        let Some(entry) = slab.get_mut(self.key) else {
+        let Some(entry) = slab.get_mut(self.key as usize) else {
             return Signal::None;
         };
         if waker_changed {
             entry.waker = Some(waker.clone());
             self.waker_id = waker_id(waker);
         }
-        if let Some(reason) = entry.cancelled {
+        if let Some(reason) = entry.details.cancelled {
             Signal::Cancelled(reason)
-        } else if entry.stack.is_some() {
+        } else if entry.details.stack_asked {
             Signal::Stack
         } else {
             Signal::None
@@ -354,11 +379,7 @@ impl TaskHandle {
 
     /// Hands a captured stack to whoever asked for it.
     pub fn send_stack(&self, stack: Stack) {
-        let sender = self
-            .shard
-            .lock()
-            .get_mut(self.key)
-            .and_then(|e| e.stack.take());
+        let sender = self.shard.lock().take_stack(self.key as usize);
         if let Some(sender) = sender {
             let _ = sender.try_send(stack);
         }
@@ -366,20 +387,27 @@ impl TaskHandle {
 
     /// The task's id, `<node>:<number>`.
     pub fn id(&self) -> String {
-        let number = self.shard.lock().get_mut(self.key).map_or(0, |e| e.number);
+        let number = self
+            .shard
+            .lock()
+            .get_mut(self.key as usize)
+            .map_or(0, |e| e.number);
         format!("{}:{number}", tasks().node)
     }
 
     /// Replaces the task's details (a request listed before its own were at hand).
     pub fn set_kind(&self, kind: TaskKind) {
-        if let Some(entry) = self.shard.lock().get_mut(self.key) {
-            entry.kind = kind;
-        }
+        let details = Details::of(kind);
+        // The old details drop after the lock is released.
+        let _old = match self.shard.lock().get_mut(self.key as usize) {
+            Some(entry) => std::mem::replace(&mut entry.details, details),
+            None => details,
+        };
     }
 
     /// Records the route of a plain actix-web request once it is known.
     pub fn set_route(&self, route: &'static DynamicRoute) {
-        if let Some(entry) = self.shard.lock().get_mut(self.key) {
+        if let Some(entry) = self.shard.lock().get_mut(self.key as usize) {
             // An admitted request stays so: it is counted in its route's statistics.
             if !matches!(entry.route, TaskRoute::Admitted(_)) {
                 entry.route = TaskRoute::Plain(Some(route));
@@ -392,7 +420,7 @@ impl Drop for TaskHandle {
     fn drop(&mut self) {
         // The rest of the entry drops under the lock (plain data, and `http` types); the waker
         // after it is released.
-        let waker = self.shard.lock().remove(self.key);
+        let waker = self.shard.lock().remove(self.key as usize);
         drop(waker);
     }
 }
@@ -505,7 +533,7 @@ impl TaskRegistry {
             let index = table.shards.len();
             table.shards.push(Box::leak(Box::new(Shard {
                 index,
-                epoch: AtomicU64::new(0),
+                epoch: AtomicU32::new(0),
                 slab: Mutex::new(Slab::default()),
             })));
             table.holders.push(0);
@@ -586,12 +614,10 @@ impl TaskRegistry {
     pub fn briefs(&self) -> Vec<TaskBrief> {
         self.each_entry(|shard, entry, now| {
             let running_time = entry.started.until(now.0);
-            let (is_request, unrouted) = match (&entry.kind, &entry.route) {
-                (TaskKind::Request { method, uri, .. }, TaskRoute::Plain(None)) => {
-                    (true, Some(Box::new((method.clone(), uri.clone()))))
-                }
-                (TaskKind::Request { .. }, _) => (true, None),
-                (TaskKind::Background { .. }, _) => (false, None),
+            let is_request = entry.details.is_request();
+            let unrouted = match entry.route {
+                TaskRoute::Plain(None) => entry.details.method_and_uri().map(Box::new),
+                _ => None,
             };
             TaskBrief {
                 number: entry.number,
@@ -602,7 +628,7 @@ impl TaskRegistry {
                 // As `info` computes it, so both order tasks alike.
                 start_time: now.1.checked_sub(running_time).unwrap_or(now.1),
                 running_time,
-                cancelled: entry.cancelled.is_some(),
+                cancelled: entry.details.cancelled.is_some(),
             }
         })
     }
@@ -637,11 +663,11 @@ impl TaskRegistry {
             node: self.node,
             number: entry.number,
             worker: shard.index,
-            kind: entry.kind.clone(),
+            kind: entry.details.kind(),
             route: entry.route.clone(),
             start_time: now.1.checked_sub(running_time).unwrap_or(now.1),
             running_time,
-            cancelled: entry.cancelled.is_some(),
+            cancelled: entry.details.cancelled.is_some(),
         }
     }
 
@@ -661,12 +687,29 @@ impl TaskRegistry {
     }
 
     fn with_entry<R>(&self, number: u64, f: impl FnOnce(&Shard, &mut Entry) -> R) -> Option<R> {
+        self.with_slot(number, |shard, slab, key| {
+            f(
+                shard,
+                slab.get_mut(key).expect("with_slot gives a used slot"),
+            )
+        })
+    }
+
+    /// `f` of the shard, slab and slot of task `number`, under the shard's lock.
+    fn with_slot<R>(
+        &self,
+        number: u64,
+        f: impl FnOnce(&Shard, &mut Slab, usize) -> R,
+    ) -> Option<R> {
         let index = (number & (MAX_SHARDS as u64 - 1)) as usize;
         let shards = self.all_shards();
         let shard = shards.iter().find(|s| s.index == index)?;
         let mut slab = shard.lock();
-        let entry = slab.iter_mut().find(|e| e.number == number)?;
-        Some(f(shard, entry))
+        let key = slab
+            .slots
+            .iter()
+            .position(|slot| matches!(slot, Slot::Used(e) if e.number == number))?;
+        Some(f(shard, &mut slab, key))
     }
 
     /// Cancels one task (`POST /_tasks/{id}/_cancel`).
@@ -677,10 +720,10 @@ impl TaskRegistry {
     /// Cancels one task, for `reason`.
     pub fn cancel_as(&self, number: u64, reason: CancelReason) -> CancelOutcome {
         let waker = self.with_entry(number, |shard, entry| {
-            if entry.cancelled.is_some() {
+            if entry.details.cancelled.is_some() {
                 return Err(());
             }
-            entry.cancelled = Some(reason);
+            entry.details.cancelled = Some(reason);
             // Release: the flag above is visible to whoever sees the new epoch.
             shard.epoch.fetch_add(1, Ordering::Release);
             Ok(entry.waker.clone())
@@ -713,8 +756,8 @@ impl TaskRegistry {
             let mut slab = shard.lock();
             let before = cancelled.len();
             for entry in slab.iter_mut() {
-                if entry.cancelled.is_none() && numbers.contains(&entry.number) {
-                    entry.cancelled = Some(reason);
+                if entry.details.cancelled.is_none() && numbers.contains(&entry.number) {
+                    entry.details.cancelled = Some(reason);
                     cancelled.push(entry.number);
                     wakers.extend(entry.waker.clone());
                 }
@@ -737,8 +780,12 @@ impl TaskRegistry {
     /// Returns `None` if there is no such task.
     pub fn request_stack(&self, number: u64) -> Option<std::sync::mpsc::Receiver<Stack>> {
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        let waker = self.with_entry(number, |shard, entry| {
-            entry.stack = Some(tx);
+        let waker = self.with_slot(number, |shard, slab, key| {
+            // A second request replaces the first, whose asker sees its channel closed.
+            slab.stacks.retain(|(k, _)| *k != key);
+            slab.stacks.push((key, tx));
+            let entry = slab.get_mut(key).expect("with_slot gives a used slot");
+            entry.details.stack_asked = true;
             shard.epoch.fetch_add(1, Ordering::Release);
             entry.waker.clone()
         })?;
@@ -755,8 +802,8 @@ impl TaskRegistry {
     }
 }
 
-/// The bytes one in-flight task takes in its shard (its slot; the method, URI and waker it
-/// holds are shared with actix, not copied).
+/// The bytes one in-flight task takes in its shard: its slot (the target and waker it holds
+/// are shared with actix, not copied; see `Entry`).
 pub const fn entry_size() -> usize {
     std::mem::size_of::<Slot>()
 }
@@ -809,12 +856,10 @@ mod tests {
         let mut slab = Slab::default();
         let entry = |n| Entry {
             number: n,
-            kind: background("x"),
+            details: Details::of(background("x")),
             route: TaskRoute::None,
             started: Stamp::now(),
             waker: None,
-            cancelled: None,
-            stack: None,
         };
         let a = slab.insert(entry(1));
         let b = slab.insert(entry(2));
@@ -978,5 +1023,35 @@ mod tests {
         handle.send_stack(Box::new(|| "frame 0".to_owned()));
         assert_eq!(rx.recv().unwrap()(), "frame 0");
         assert_eq!(handle.poll_signal(&waker), Signal::None);
+    }
+
+    #[test]
+    fn a_stack_asked_of_a_task_that_ends_is_never_sent() {
+        let waker = Waker::from(Arc::new(Flag(AtomicBool::new(false))));
+        let handle = TaskHandle::register(background("ends"), TaskRoute::None, &waker);
+        let number = tasks().parse_id(&handle.id()).unwrap().unwrap();
+        let rx = tasks().request_stack(number).unwrap();
+        drop(handle);
+        assert!(rx.recv().is_err(), "the asker sees the channel closed");
+    }
+
+    #[test]
+    fn a_second_stack_request_replaces_the_first() {
+        let waker = Waker::from(Arc::new(Flag(AtomicBool::new(false))));
+        let mut handle = TaskHandle::register(background("twice"), TaskRoute::None, &waker);
+        let number = tasks().parse_id(&handle.id()).unwrap().unwrap();
+        let first = tasks().request_stack(number).unwrap();
+        let second = tasks().request_stack(number).unwrap();
+        assert!(first.recv().is_err(), "the first asker is told no");
+        assert_eq!(handle.poll_signal(&waker), Signal::Stack);
+        handle.send_stack(Box::new(|| "frame 1".to_owned()));
+        assert_eq!(second.recv().unwrap()(), "frame 1");
+    }
+
+    #[test]
+    fn each_waiting_task_takes_128_bytes_in_its_shard() {
+        // What a waiting request costs the registry (issue 26's budget: under 300 bytes in
+        // all over plain actix-web). A change that grows it must say why, here.
+        assert_eq!(entry_size(), 128);
     }
 }
