@@ -765,7 +765,7 @@ impl TaskRegistry {
     /// numbers cancelled now. One pass over each shard, where [`cancel_as`](Self::cancel_as)
     /// on each task would search its shard once per task: an interrupt of 100,000 waiting
     /// requests is then a fraction of a second, not minutes. Linear in the tasks, and never
-    /// a long lock: a shard is locked for [`CHUNK`] slots at a time, and the tasks flagged
+    /// a long lock: a shard is locked for 1,024 slots at a time, and the tasks flagged
     /// are woken with the lock released, so the shard's worker goes on serving (and the
     /// tasks woken end) while the rest of its shard is cancelled.
     pub fn cancel_many(
