@@ -7,6 +7,11 @@
 //! printed: how long a worker can wait for its own shard because of the admin APIs.
 //!
 //! Run with: `cargo bench -p underscore-core --bench tasks_storm`
+//!
+//! One request's instructions, steady whatever the machine does: build with `--no-run`, then
+//! `TASKS_STORM_QUERY='/_cat/tasks?s=running_time:desc&size=20' valgrind --tool=callgrind
+//! --toggle-collect='underscore_core::api::handle_in*' <bench binary> --bench` and divide
+//! the total by 20.
 //! Targets: top-20 and the summary under 10 ms, `top`'s poll under 50 KB, the interrupt of
 //! 100,000 under 1 s.
 
@@ -122,6 +127,15 @@ fn main() {
         registered.as_secs_f64() * 1e3
     );
 
+    // `TASKS_STORM_QUERY=/_cat/tasks?size=20`: that request only, 20 times, for a profiler
+    // (instructions per request under callgrind: see the header).
+    if let Ok(request) = std::env::var("TASKS_STORM_QUERY") {
+        let (path, query) = request.split_once('?').unwrap_or((&request, ""));
+        for _ in 0..20 {
+            std::hint::black_box(handle_in(&reg, &Request::new("GET", path, query)));
+        }
+        return;
+    }
     let top20 = measure(
         &reg,
         "GET /_cat/tasks?s=running_time:desc&size=20",

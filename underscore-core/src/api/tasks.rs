@@ -241,13 +241,23 @@ const BRIEF_COLUMNS: &[&str] = &[
 ];
 
 fn briefs(reg: &Registry) -> Vec<Brief> {
+    briefs_with(reg, true)
+}
+
+/// Every task's [`Brief`]; with `route_ids` false, none has its route id (`None`): a
+/// selection that neither filters nor sorts by route need not look up 100,000 of them.
+fn briefs_with(reg: &Registry, route_ids: bool) -> Vec<Brief> {
     let mut ids = RouteIds::new(reg);
     tasks()
         .briefs()
         .into_iter()
         .map(|brief| {
-            let request = brief.unrouted.as_deref().map(|(m, u)| (m, u));
-            let route_id = ids.of_parts(&brief.route, request);
+            let route_id = if route_ids {
+                let request = brief.unrouted.as_deref().map(|(m, u)| (m, u));
+                ids.of_parts(&brief.route, request)
+            } else {
+                None
+            };
             Brief { brief, route_id }
         })
         .collect()
@@ -257,14 +267,15 @@ impl Brief {
     /// As [`sort_cell`] of the task's view.
     fn sort_cell(&self, column: usize) -> Cell {
         let b = &self.brief;
-        let start_millis = b
-            .start_time
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
+        let start_millis = || {
+            b.start_time
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64)
+        };
         match TASK_COLUMNS[column].name {
             "running_time" | "running_time_ns" => Cell::Int(b.running_time.as_nanos() as i64),
-            "start_time" => Cell::Int(start_millis),
-            "timestamp" => Cell::Int(start_millis / 1000 % 86_400),
+            "start_time" => Cell::Int(start_millis()),
+            "timestamp" => Cell::Int(start_millis() / 1000 % 86_400),
             "cancelled" => Cell::Bool(b.cancelled),
             "worker" => Cell::Int(b.worker as i64),
             "route" => self
@@ -387,30 +398,51 @@ impl Selection {
                 keys.extend(self.sort.iter().map(|&(column, _)| key(item, column)));
             }
         }
-        let order = |&a: &usize, &b: &usize| -> Ordering {
-            self.sort
-                .iter()
-                .enumerate()
-                .map(|(j, &(_, desc))| {
-                    let ord = keys[a * k + j].compare(&keys[b * k + j]);
-                    if desc {
-                        ord.reverse()
-                    } else {
-                        ord
-                    }
-                })
-                .find(|o| o.is_ne())
-                .unwrap_or_else(|| natural(&items[a], &items[b]))
-        };
-        match self.size {
-            Some(0) => picked.clear(),
-            Some(n) if n < picked.len() => {
-                picked.select_nth_unstable_by(n - 1, order);
-                picked.truncate(n);
+        let directed = |j: usize, ord: Ordering| {
+            if self.sort[j].1 {
+                ord.reverse()
+            } else {
+                ord
             }
-            _ => {}
+        };
+        // Integers compare as such (running times, start times, workers: what a storm is
+        // sorted by), without matching two cells per comparison.
+        let ints: Option<Vec<i64>> = keys
+            .iter()
+            .map(|cell| match cell {
+                Cell::Int(n) => Some(*n),
+                _ => None,
+            })
+            .collect();
+        match ints {
+            // One integer key, the usual `s=running_time:desc`: the selection moves the keys
+            // with the indexes, and reads no other memory until two keys tie.
+            Some(ints) if k == 1 => {
+                drop(keys);
+                let desc = self.sort[0].1;
+                let mut keyed: Vec<(i64, usize)> = picked.iter().map(|&i| (ints[i], i)).collect();
+                first_sorted(&mut keyed, self.size, |a, b| {
+                    let ord = if desc { b.0.cmp(&a.0) } else { a.0.cmp(&b.0) };
+                    ord.then_with(|| natural(&items[a.1], &items[b.1]))
+                });
+                picked = keyed.into_iter().map(|(_, i)| i).collect();
+            }
+            Some(ints) => {
+                drop(keys);
+                first_sorted(&mut picked, self.size, |&a, &b| {
+                    (0..k)
+                        .map(|j| directed(j, ints[a * k + j].cmp(&ints[b * k + j])))
+                        .find(|o| o.is_ne())
+                        .unwrap_or_else(|| natural(&items[a], &items[b]))
+                });
+            }
+            None => first_sorted(&mut picked, self.size, |&a, &b| {
+                (0..k)
+                    .map(|j| directed(j, keys[a * k + j].compare(&keys[b * k + j])))
+                    .find(|o| o.is_ne())
+                    .unwrap_or_else(|| natural(&items[a], &items[b]))
+            }),
         }
-        picked.sort_unstable_by(order);
         (picked, total)
     }
 
@@ -435,7 +467,14 @@ impl Selection {
         if !self.brief_will_do() {
             return self.apply(views_unordered(reg));
         }
-        let all = briefs(reg);
+        // Route ids only where the filters or the sort read them; the kept tasks' are looked
+        // up below, as their views are made.
+        let by_route = self.routes.is_some()
+            || self
+                .sort
+                .iter()
+                .any(|&(i, _)| TASK_COLUMNS[i].name == "route");
+        let all = briefs_with(reg, by_route);
         let (picked, total) = self.pick(
             &all,
             |b| self.keeps(b.route_id.as_deref(), b.brief.running_time),
@@ -448,18 +487,44 @@ impl Selection {
             rank.insert(all[i].brief.number, r);
         }
         // A task that ended since the scan is left out; the total stays as counted.
+        let mut ids = RouteIds::new(reg);
         let mut kept: Vec<(usize, View)> = tasks()
             .get_many(&numbers)
             .into_iter()
             .map(|info| {
                 let r = rank[&info.number];
-                let route_id = all[picked[r]].route_id.clone();
-                (r, View { info, route_id })
+                let view = match &all[picked[r]].route_id {
+                    Some(id) if by_route => View {
+                        info,
+                        route_id: Some(id.clone()),
+                    },
+                    _ => View::new(&mut ids, info),
+                };
+                (r, view)
             })
             .collect();
         kept.sort_unstable_by_key(|(r, _)| *r);
         (kept.into_iter().map(|(_, v)| v).collect(), total)
     }
+}
+
+/// Sorts `picked` (indexes, or keys and indexes) by `order` and keeps its first `size`: with `size` smaller than the
+/// whole, a partial selection (`select_nth_unstable_by`) finds them first, in linear time,
+/// and only those are sorted.
+fn first_sorted<T>(
+    picked: &mut Vec<T>,
+    size: Option<usize>,
+    mut order: impl FnMut(&T, &T) -> Ordering,
+) {
+    match size {
+        Some(0) => picked.clear(),
+        Some(n) if n < picked.len() => {
+            picked.select_nth_unstable_by(n - 1, &mut order);
+            picked.truncate(n);
+        }
+        _ => {}
+    }
+    picked.sort_unstable_by(order);
 }
 
 struct ListParams {
@@ -1082,6 +1147,24 @@ mod tests {
                     order(&full[..size.min(300)]),
                     "{sort} size={size}"
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn one_integer_key_orders_as_a_stable_sort_by_it_then_start_time() {
+        for (sort, desc) in [("running_time:desc", true), ("running_time", false)] {
+            let mut expected = views();
+            expected.sort_by(|a, b| {
+                let by_key = a.info.running_time.cmp(&b.info.running_time);
+                let by_key = if desc { by_key.reverse() } else { by_key };
+                by_key.then(
+                    (a.info.start_time, a.info.number).cmp(&(b.info.start_time, b.info.number)),
+                )
+            });
+            for size in [1, 20, 300] {
+                let (cut, _) = selection(sort, Some(size)).apply(views());
+                assert_eq!(order(&cut), order(&expected[..size]), "{sort} size={size}");
             }
         }
     }
