@@ -1,7 +1,8 @@
 //! `GET /_cat` and `GET /_cat/routes[/{ids}]`.
 
-use crate::cat::{self, CatParams, Cell, Column, Rendered};
+use crate::cat::{self, CatParams, Cell, Column};
 use crate::params::Query;
+use crate::render::Rendered;
 use crate::stats::Outcome;
 use crate::{ApiError, Registry};
 

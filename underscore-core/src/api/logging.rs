@@ -3,8 +3,9 @@
 use serde_json::{json, Map, Value};
 
 use super::settings::{audit_value, Params};
-use crate::cat::{self, CatParams, Cell, Column, Rendered};
+use crate::cat::{self, CatParams, Cell, Column};
 use crate::params::Query;
+use crate::render::Rendered;
 use crate::settings::logging::{shape, LoggerKeys, Loggers};
 use crate::settings::{StoreState, Tier, Update};
 use crate::{ApiError, Registry};

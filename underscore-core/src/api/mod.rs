@@ -81,7 +81,7 @@ pub struct Response {
 }
 
 impl Response {
-    fn ok(rendered: crate::cat::Rendered) -> Self {
+    fn ok(rendered: crate::render::Rendered) -> Self {
         Self {
             status: 200,
             content_type: rendered.content_type,

@@ -2,9 +2,9 @@
 
 use serde_json::{Map, Value};
 
-use crate::cat::Rendered;
 use crate::params::Query;
 use crate::render::DocParams;
+use crate::render::Rendered;
 use crate::settings::{defaults, nest, Flat, StoreState, Tier, Update};
 use crate::{ApiError, Registry};
 
