@@ -6,7 +6,8 @@ use super::settings::{audit_value, Params};
 use crate::cat::{self, CatParams, Cell, Column};
 use crate::params::Query;
 use crate::render::Rendered;
-use crate::settings::logging::{shape, LoggerKeys, Loggers};
+use crate::settings::keys::LoggerKeys;
+use crate::settings::logging::{shape, Loggers};
 use crate::settings::{StoreState, Tier, Update};
 use crate::{ApiError, Registry};
 

@@ -9,8 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-use super::logging::LoggerKeys;
-use super::tiers::{KeySet, RouteKeys};
+use super::keys::{KeySet, LoggerKeys, RouteKeys};
 use super::Flat;
 
 /// Why the settings file could not be used.

@@ -1,16 +1,15 @@
-//! The persistent and transient tiers, Elasticsearch's update semantics, and the store that
-//! holds both tiers of every route.
+//! The persistent and transient tiers: Elasticsearch's update semantics (dot notation, `null`
+//! resets, wildcard group resets), and how the tiers merge into the effective settings.
+//!
+//! It builds on [`keys`](super::keys) only; the stores ([`file`](mod@super::file),
+//! [`logging`](super::logging), [`store`](super::store)) build on it.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt::Debug;
-use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 use serde_json::{Map, Value};
 
-use super::file::{load_file, write_file, SettingsError};
-use super::keys::{spec, KEYS};
-use super::logging::Loggers;
+use super::keys::{KeySet, RouteKeys};
 use super::Flat;
 use crate::{glob, ApiError};
 
@@ -39,42 +38,6 @@ impl Tier {
 pub(crate) enum Change<K = &'static str> {
     Set(K, Value),
     Reset(String),
-}
-
-/// Validates a (non-null) value and returns its canonical form, or says what is wrong.
-pub(crate) type Parse = fn(&Value) -> Result<Value, String>;
-
-/// A set of settings keys, for [`Update::parse_with`]: which keys exist, and how their values
-/// are validated.
-pub(crate) trait KeySet {
-    /// A validated key.
-    type Key: AsRef<str> + Clone + PartialEq + Debug;
-    /// The canonical form of `key` and the parser of its (non-null) values; or why `key` is
-    /// none, as the text that follows `<tier> setting [<key>], not recognized`.
-    fn check(&self, key: &str) -> Result<(Self::Key, Parse), String>;
-    /// Whether the wildcard `pattern` matches at least one key of the set.
-    fn matches_some(&self, pattern: &str) -> bool;
-}
-
-/// The route settings keys, [`KEYS`].
-pub(crate) struct RouteKeys;
-
-impl KeySet for RouteKeys {
-    type Key = &'static str;
-
-    fn check(&self, key: &str) -> Result<(Self::Key, Parse), String> {
-        match spec(key) {
-            Some(spec) => Ok((spec.key, spec.parse)),
-            None if KEYS.iter().any(|k| k.key.starts_with(&format!("{key}."))) => {
-                Err(format!("; to reset the group, use [{key}.*]"))
-            }
-            None => Err(String::new()),
-        }
-    }
-
-    fn matches_some(&self, pattern: &str) -> bool {
-        KEYS.iter().any(|k| glob::matches(pattern, k.key))
-    }
 }
 
 /// A validated PUT body.
@@ -263,7 +226,7 @@ impl Tiers {
         }
     }
 
-    fn tier_mut(&mut self, tier: Tier) -> &mut BTreeMap<String, Flat> {
+    pub(crate) fn tier_mut(&mut self, tier: Tier) -> &mut BTreeMap<String, Flat> {
         match tier {
             Tier::Persistent => &mut self.persistent,
             Tier::Transient => &mut self.transient,
@@ -315,134 +278,6 @@ pub(crate) struct Changed {
     pub key: String,
     pub old: Option<Value>,
     pub new: Option<Value>,
-}
-
-/// The settings of every route: both tiers, and the file the persistent one lives in.
-#[derive(Debug, Default)]
-pub struct SettingsStore {
-    pub(crate) state: Mutex<StoreState>,
-}
-
-#[derive(Debug, Default)]
-pub(crate) struct StoreState {
-    pub tiers: Tiers,
-    pub file: Option<PathBuf>,
-    /// The log levels: they share the settings file, and this lock, with the routes.
-    pub logging: Loggers,
-}
-
-impl SettingsStore {
-    /// Uses `path` for the persistent tier: loads it now (a missing file is an empty one), and
-    /// writes it on every persistent change.
-    ///
-    /// # Errors
-    ///
-    /// [`SettingsError::Corrupt`] or [`SettingsError::Unreadable`], naming the file, which is
-    /// left untouched; [`SettingsError::AlreadyConfigured`] on a second call.
-    pub fn configure_file(&self, path: impl Into<PathBuf>) -> Result<Vec<String>, SettingsError> {
-        let path = path.into();
-        let mut state = self.lock();
-        if let Some(existing) = &state.file {
-            return Err(SettingsError::AlreadyConfigured {
-                path: existing.clone(),
-            });
-        }
-        let loaded = load_file(&path)?;
-        let ids: Vec<String> = loaded.routes.keys().cloned().collect();
-        state.tiers.persistent = loaded.routes;
-        state.logging.persistent = loaded.logging;
-        state.file = Some(path);
-        Ok(ids)
-    }
-
-    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, StoreState> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-impl StoreState {
-    /// Applies `update` to `ids`: computes the new tiers, writes the file if the persistent tier
-    /// changed, and only then commits. Returns what changed.
-    ///
-    /// An update that names the persistent tier is refused when no file is configured, even
-    /// if it would change nothing: the caller learns at once that persistence is off.
-    pub(crate) fn apply(
-        &mut self,
-        ids: &[String],
-        update: &Update,
-    ) -> Result<Vec<Changed>, ApiError> {
-        let file = self.file_for(update.touches_persistent())?;
-        let mut next = self.tiers.clone();
-        let mut changed = Vec::new();
-        for tier in [Tier::Persistent, Tier::Transient] {
-            let changes = update.changes(tier);
-            if changes.is_empty() {
-                continue;
-            }
-            for id in ids {
-                let old = next.tier(tier).get(id).cloned().unwrap_or_default();
-                let mut new = old.clone();
-                apply(&mut new, changes);
-                if new == old {
-                    continue;
-                }
-                changed.extend(diff(&old, &new).map(|(key, o, n)| Changed {
-                    id: id.clone(),
-                    tier,
-                    key: key.clone(),
-                    old: o.cloned(),
-                    new: n.cloned(),
-                }));
-                if new.is_empty() {
-                    next.tier_mut(tier).remove(id);
-                } else {
-                    next.tier_mut(tier).insert(id.clone(), new);
-                }
-            }
-        }
-        // The persistent tier changes only through an update that names it: `file` is set.
-        if let (true, Some(file)) = (next.persistent != self.tiers.persistent, file) {
-            // The log levels' section is written back as it is.
-            write_settings(file, &next.persistent, &self.logging.persistent)?;
-        }
-        self.tiers = next;
-        Ok(changed)
-    }
-
-    /// The settings file an update writes to: `None` when it leaves the persistent tier alone;
-    /// an error when it names that tier but no file is configured (even if it would change
-    /// nothing: the caller learns at once that persistence is off).
-    pub(crate) fn file_for(&self, touches_persistent: bool) -> Result<Option<&Path>, ApiError> {
-        match (self.file.as_deref(), touches_persistent) {
-            (None, true) => Err(no_file()),
-            (file, _) => Ok(file),
-        }
-    }
-}
-
-/// Writes both sections of the settings file, or the 500 that says nothing was changed.
-pub(crate) fn write_settings(
-    file: &Path,
-    routes: &BTreeMap<String, Flat>,
-    logging: &Flat,
-) -> Result<(), ApiError> {
-    write_file(file, routes, logging).map_err(|e| {
-        ApiError::new(
-            500,
-            "io_exception",
-            format!(
-                "failed to write the settings file [{}]: {e}; nothing was changed",
-                file.display()
-            ),
-        )
-    })
-}
-
-pub(crate) fn no_file() -> ApiError {
-    ApiError::illegal_argument(
-        "persistent settings are disabled: no settings file is configured; enable them with \
-         Underscore::builder().settings_file(path) (the quickstart reads UNDERSCORE_SETTINGS)",
-    )
 }
 
 #[cfg(test)]
@@ -558,21 +393,5 @@ mod tests {
                 .transient,
         );
         assert!(flat.is_empty());
-    }
-
-    #[test]
-    fn a_persistent_update_without_a_file_is_refused_even_when_it_changes_nothing() {
-        let mut state = StoreState::default();
-        let ids = vec!["r".to_owned()];
-        let noop = update(json!({"persistent": {"preempt.status": null}})).unwrap();
-        assert_eq!(state.apply(&ids, &noop).unwrap_err().status, 400);
-        let both = update(
-            json!({"persistent": {"preempt.status": 503}, "transient": {"preempt.status": 429}}),
-        )
-        .unwrap();
-        assert!(state.apply(&ids, &both).is_err());
-        assert!(state.tiers.transient.is_empty(), "nothing half-applied");
-        let transient = update(json!({"transient": {"preempt.status": 429}})).unwrap();
-        assert_eq!(state.apply(&ids, &transient).unwrap().len(), 1);
     }
 }
