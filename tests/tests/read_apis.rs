@@ -133,6 +133,7 @@ fn cat_parameters() {
             "preempt.percent",
             "limits.max_in_flight",
             "limits.timeout",
+            "settings.tiers",
             "handler",
             "name",
             "kind",

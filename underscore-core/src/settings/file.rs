@@ -48,6 +48,20 @@ pub enum SettingsError {
         /// The file already in use.
         path: PathBuf,
     },
+    /// An operator settings file is already configured for this process.
+    #[error("an operator settings file is already configured ({}); it can be set once per process", .path.display())]
+    OperatorAlreadyConfigured {
+        /// The file already in use.
+        path: PathBuf,
+    },
+    /// The operator settings file cannot be watched for changes.
+    #[error("cannot watch the operator settings file {}: {reason}", .path.display())]
+    Unwatchable {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// The format tag of the settings file.

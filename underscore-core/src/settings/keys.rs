@@ -257,6 +257,9 @@ pub const PREFIX: &str = "logger.";
 /// The target name of the default level: `logger._root`.
 pub const ROOT: &str = "_root";
 
+/// The most log level settings a tier holds: each one is a directive the filter checks.
+pub const MAX_LOGGERS: usize = 1000;
+
 /// The longest target accepted, in bytes.
 pub const MAX_TARGET: usize = 256;
 

@@ -22,18 +22,15 @@ use std::fmt;
 
 use serde_json::{Map, Value};
 
-pub use super::keys::{LEVELS, MAX_TARGET, PREFIX, ROOT};
+pub use super::keys::{LEVELS, MAX_LOGGERS, MAX_TARGET, PREFIX, ROOT};
 
 use super::keys::canonical_level;
-use super::tiers::{apply, diff, effective, Tier, Update};
+use super::tiers::{apply, diff, effective, Tier, Update, OPERATOR};
 use super::Flat;
 use crate::ApiError;
 
 /// The target of the audit log, kept at `info` unless named explicitly.
 pub const AUDIT_TARGET: &str = "underscore::audit";
-
-/// The most log level settings a tier holds: each one is a directive the filter checks.
-pub const MAX_LOGGERS: usize = 1000;
 
 /// Sets the app's log filter from `EnvFilter` directives, or says why it could not.
 pub type ApplyFilter = Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
@@ -172,11 +169,13 @@ impl fmt::Debug for Installed {
     }
 }
 
-/// The log levels: both tiers of `logger.*` settings, and the filter they are applied to.
+/// The log levels: every tier of `logger.*` settings, and the filter they are applied to.
 #[derive(Debug, Default)]
 pub(crate) struct Loggers {
     pub persistent: Flat,
     pub transient: Flat,
+    /// The operator settings file's levels (empty without the file).
+    pub operator: Flat,
     filter: Option<Installed>,
 }
 
@@ -195,6 +194,7 @@ pub(crate) struct LoggerRow {
     pub target: String,
     pub level: &'static str,
     pub tier: &'static str,
+    pub operator: Option<&'static str>,
     pub transient: Option<&'static str>,
     pub persistent: Option<&'static str>,
     pub default: Option<&'static str>,
@@ -215,9 +215,7 @@ impl Loggers {
             defaults: DefaultDirectives::parse(defaults),
             apply,
         };
-        let directives = installed
-            .defaults
-            .with_settings(&effective(&self.persistent, &self.transient));
+        let directives = installed.defaults.with_settings(&self.effective());
         (installed.apply)(&directives).map_err(|reason| InstallError::Rejected {
             directives: directives.clone(),
             reason,
@@ -236,9 +234,12 @@ impl Loggers {
     }
 
     fn directives(&self, installed: &Installed) -> String {
-        installed
-            .defaults
-            .with_settings(&effective(&self.persistent, &self.transient))
+        installed.defaults.with_settings(&self.effective())
+    }
+
+    /// Operator, else transient, else persistent.
+    pub(crate) fn effective(&self) -> Flat {
+        effective(&self.persistent, &self.transient, &self.operator)
     }
 
     /// The installed filter's defaults and current directives, or the 400 that says how to
@@ -273,7 +274,12 @@ impl Loggers {
         for (t, l) in &default_targets {
             targets.insert(t, Some(l));
         }
-        for key in self.persistent.keys().chain(self.transient.keys()) {
+        for key in self
+            .persistent
+            .keys()
+            .chain(self.transient.keys())
+            .chain(self.operator.keys())
+        {
             if let Some(t) = key.strip_prefix(PREFIX).filter(|t| *t != ROOT) {
                 targets.entry(t).or_insert(None);
             }
@@ -282,17 +288,20 @@ impl Loggers {
             .chain(targets)
             .map(|(target, default)| {
                 let key = format!("{PREFIX}{target}");
+                let operator = level(&self.operator, &key);
                 let transient = level(&self.transient, &key);
                 let persistent = level(&self.persistent, &key);
-                let (level, tier) = match (transient, persistent, default) {
-                    (Some(l), _, _) => (l, Tier::Transient.name()),
-                    (None, Some(l), _) => (l, Tier::Persistent.name()),
-                    (None, None, d) => (d.unwrap_or("off"), "default"),
+                let (level, tier) = match (operator, transient, persistent, default) {
+                    (Some(l), _, _, _) => (l, OPERATOR),
+                    (None, Some(l), _, _) => (l, Tier::Transient.name()),
+                    (None, None, Some(l), _) => (l, Tier::Persistent.name()),
+                    (None, None, None, d) => (d.unwrap_or("off"), "default"),
                 };
                 LoggerRow {
                     target: target.to_owned(),
                     level,
                     tier,
+                    operator,
                     transient,
                     persistent,
                     default,
@@ -316,6 +325,7 @@ pub(crate) fn not_installed() -> ApiError {
 pub(crate) struct NextLevels {
     pub persistent: Flat,
     pub transient: Flat,
+    pub operator: Flat,
     pub changed: Vec<LevelChanged>,
 }
 
@@ -354,8 +364,19 @@ impl Loggers {
         Ok(NextLevels {
             persistent,
             transient,
+            operator: self.operator.clone(),
             changed,
         })
+    }
+
+    /// The levels with `operator` as the operator tier, the others as they are.
+    pub(crate) fn next_operator(&self, operator: Flat) -> NextLevels {
+        NextLevels {
+            persistent: self.persistent.clone(),
+            transient: self.transient.clone(),
+            operator,
+            changed: Vec::new(),
+        }
     }
 
     /// Reloads the installed filter for `next`, if that changes its directives. On failure,
@@ -365,9 +386,11 @@ impl Loggers {
             return Ok(());
         };
         let before = self.directives(installed);
-        let after = installed
-            .defaults
-            .with_settings(&effective(&next.persistent, &next.transient));
+        let after = installed.defaults.with_settings(&effective(
+            &next.persistent,
+            &next.transient,
+            &next.operator,
+        ));
         if after == before {
             return Ok(());
         }
@@ -378,6 +401,7 @@ impl Loggers {
     pub(crate) fn commit(&mut self, next: NextLevels) -> Vec<LevelChanged> {
         self.persistent = next.persistent;
         self.transient = next.transient;
+        self.operator = next.operator;
         next.changed
     }
 }
@@ -587,6 +611,11 @@ mod tests {
             ]
             .into(),
             transient: [("logger.b".to_owned(), json!("trace"))].into(),
+            operator: [
+                ("logger.a".to_owned(), json!("error")),
+                ("logger.c".to_owned(), json!("off")),
+            ]
+            .into(),
             filter: None,
         };
         let d = DefaultDirectives::parse("info,a=debug");
@@ -599,8 +628,9 @@ mod tests {
             rows,
             [
                 ("_root".to_owned(), "warn", "persistent"),
-                ("a".to_owned(), "debug", "default"),
+                ("a".to_owned(), "error", "operator"),
                 ("b".to_owned(), "trace", "transient"),
+                ("c".to_owned(), "off", "operator"),
                 ("underscore::audit".to_owned(), "info", "default"),
             ]
         );

@@ -6,6 +6,7 @@
 //!   notation, `null` resets, wildcard group resets), and how they merge;
 //! - the stores: [`file`](mod@file), the settings file the persistent tier lives in;
 //!   [`logging`], the `logger.*` settings (log levels) and the filter directives they give;
+//!   [`operator`], the operator settings file, the fleet's settings, above transient;
 //! - [`store`]: all of them under one lock, updated all or nothing;
 //!
 //! and [`slot`], the effective value of each route as the middleware reads it.
@@ -23,6 +24,7 @@ use serde_json::Value;
 pub mod file;
 pub mod keys;
 pub mod logging;
+pub mod operator;
 pub mod slot;
 pub mod store;
 pub mod tiers;
@@ -31,9 +33,9 @@ pub use file::SettingsError;
 pub use keys::{defaults, parse_time, KeySpec, KEYS, MAX_IN_FLIGHT, MAX_REASON};
 pub use logging::{ApplyFilter, DefaultDirectives, InstallError};
 pub use slot::{Flags, Limits, Preempt, SettingsSlot};
-pub use store::SettingsStore;
 pub(crate) use store::StoreState;
-pub use tiers::{nest, Tier, Update};
+pub use store::{OperatorStatus, SettingsStore};
+pub use tiers::{nest, Tier, Update, OPERATOR};
 
 /// Settings of one route in one tier: flat dotted key to validated value.
 pub type Flat = BTreeMap<String, Value>;

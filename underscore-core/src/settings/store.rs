@@ -1,18 +1,39 @@
-//! The store of every setting: both tiers of every route and of the log levels, the settings
-//! file the persistent tier lives in, and the one lock they share.
+//! The store of every setting: every tier of every route and of the log levels, the settings
+//! file the persistent tier lives in, the operator settings file, and the one lock they share.
 //!
 //! The top of the settings modules: it builds on [`tiers`](super::tiers), the settings
-//! [`file`](mod@super::file) and the [`logging`](super::logging) store; none of them imports it.
+//! [`file`](mod@super::file), the [`logging`](super::logging) store and the
+//! [`operator`](super::operator) file; none of them imports it.
+//!
+//! # The operator tier
+//!
+//! The operator settings file is read again on every change (see
+//! [`Registry::reload_operator_settings`](crate::Registry::reload_operator_settings)), and
+//! applied all or nothing:
+//!
+//! - a file that is not valid (not JSON, an unknown key, a bad value, a log filter that
+//!   refuses its levels) changes nothing: the last good state stays, and the error is kept for
+//!   `GET /_operator/settings` and [`OperatorStatus`];
+//! - `metadata.version` only moves forward: a lower version than the applied one is ignored
+//!   (an error too); the same version with other settings is applied, with a warning;
+//! - a missing file releases every key it set.
+//!
+//! A PUT that would change a key the file sets, in either tier, is a 400 naming the key and
+//! the file; nothing is changed.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::time::SystemTime;
+
+use serde_json::Value;
 
 use super::file::{load_file, write_file, SettingsError};
 use super::logging::{LevelChanged, Loggers};
-use super::tiers::{apply, diff, Changed, Tier, Tiers, Update};
+use super::operator::{parse, OperatorFile};
+use super::tiers::{apply, diff, Change, Changed, RouteEntry, Tier, Tiers, Update};
 use super::Flat;
-use crate::ApiError;
+use crate::{glob, ApiError};
 
 /// The settings of every route: both tiers, and the file the persistent one lives in.
 #[derive(Debug, Default)]
@@ -26,6 +47,107 @@ pub(crate) struct StoreState {
     pub file: Option<PathBuf>,
     /// The log levels: they share the settings file, and this lock, with the routes.
     pub logging: Loggers,
+    /// The operator settings file, when one is configured.
+    pub operator: Option<OperatorState>,
+}
+
+/// The operator settings file, as the store knows it.
+#[derive(Debug)]
+pub(crate) struct OperatorState {
+    pub file: PathBuf,
+    /// The file in effect: `None` before the first good read, or after the file was removed.
+    pub applied: Option<OperatorFile>,
+    /// When the file in effect was applied, or the removed one released.
+    pub applied_at: Option<SystemTime>,
+    /// Why the last file read was not applied, and when; `None` once one is.
+    pub last_error: Option<(String, SystemTime)>,
+    /// What the last read found (`None`: no file), so that reading an unchanged file again
+    /// does nothing, and says nothing.
+    last_read: Option<Option<Vec<u8>>>,
+}
+
+impl OperatorState {
+    pub(crate) fn new(file: PathBuf) -> Self {
+        Self {
+            file,
+            applied: None,
+            applied_at: None,
+            last_error: None,
+            last_read: None,
+        }
+    }
+
+    /// A copy of what it says, for [`OperatorStatus`].
+    pub(crate) fn status(&self) -> OperatorStatus {
+        OperatorStatus {
+            file: self.file.clone(),
+            version: self.applied.as_ref().map(|f| f.version),
+            applied_at: self.applied_at,
+            last_error: self.last_error.as_ref().map(|(e, _)| e.clone()),
+            last_error_at: self.last_error.as_ref().map(|(_, at)| *at),
+        }
+    }
+}
+
+/// The state of the operator settings file: which version is applied, and whether the file
+/// read last was applied. A health check reads it (`operator_settings`: yellow while
+/// [`OperatorStatus::is_ok`] is false).
+///
+/// # Examples
+///
+/// ```
+/// let reg = underscore_core::Registry::from_routes([]);
+/// assert!(reg.operator_status().is_none(), "no operator settings file is configured");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct OperatorStatus {
+    /// The file.
+    pub file: PathBuf,
+    /// The `metadata.version` of the file in effect (`None`: none is, or it was removed).
+    pub version: Option<u64>,
+    /// When the file in effect was applied (or the removed one released).
+    pub applied_at: Option<SystemTime>,
+    /// Why the file read last was not applied: not valid, or a lower version than the applied
+    /// one. `None` once one is applied.
+    pub last_error: Option<String>,
+    /// When that error was found.
+    pub last_error_at: Option<SystemTime>,
+}
+
+impl OperatorStatus {
+    /// Whether the file read last is the one in effect (no error).
+    pub fn is_ok(&self) -> bool {
+        self.last_error.is_none()
+    }
+}
+
+/// What reading the operator settings file did.
+#[derive(Debug)]
+pub(crate) enum OperatorOutcome {
+    /// Nothing: the file is as it was, or sets what is in effect.
+    Unchanged,
+    /// The file (or its removal) is in effect.
+    Applied(OperatorApplied),
+    /// A lower version than the one in effect: not applied.
+    Older { version: u64, applied: u64 },
+    /// Not applied: why.
+    Failed(String),
+}
+
+/// What an applied operator settings file changed, for the audit log.
+#[derive(Debug)]
+pub(crate) struct OperatorApplied {
+    /// The version now in effect (`None`: the file was removed).
+    pub version: Option<u64>,
+    /// The version that was (`None`: no file was in effect).
+    pub previous: Option<u64>,
+    /// The same version as the one in effect, with other settings.
+    pub same_version: bool,
+    /// Route settings changed: `{ids}` expression, key, old, new.
+    pub routes: Vec<(String, String, Option<Value>, Option<Value>)>,
+    /// Log levels changed: key, old, new.
+    pub levels: Vec<(String, Option<Value>, Option<Value>)>,
 }
 
 impl SettingsStore {
@@ -69,6 +191,9 @@ impl StoreState {
         update: &Update,
     ) -> Result<Vec<Changed>, ApiError> {
         let file = self.file_for(update.touches_persistent())?;
+        for id in ids {
+            self.check_reserved(&self.tiers.operator(id), update, Some(id))?;
+        }
         let mut next = self.tiers.clone();
         let mut changed = Vec::new();
         for tier in [Tier::Persistent, Tier::Transient] {
@@ -115,6 +240,7 @@ impl StoreState {
     ) -> Result<Vec<LevelChanged>, ApiError> {
         self.logging.installed()?;
         let file = self.file_for(update.touches_persistent())?;
+        self.check_reserved(&self.logging.operator, update, None)?;
         let next = self.logging.next(update)?;
         // Set only through an update that names the persistent tier: `file` is set then.
         let written = match file {
@@ -151,6 +277,172 @@ impl StoreState {
             (file, _) => Ok(file),
         }
     }
+}
+
+impl StoreState {
+    /// Refuses an update that would change a key the operator settings file sets (`reserved`,
+    /// the operator tier of route `id`, or of the log levels): a key it names, or a group it
+    /// resets that holds one. The 400 names the key and the file.
+    fn check_reserved<K: AsRef<str> + Clone + PartialEq + std::fmt::Debug>(
+        &self,
+        reserved: &Flat,
+        update: &Update<K>,
+        id: Option<&str>,
+    ) -> Result<(), ApiError> {
+        let Some(operator) = &self.operator else {
+            return Ok(());
+        };
+        if reserved.is_empty() {
+            return Ok(());
+        }
+        for tier in [Tier::Persistent, Tier::Transient] {
+            for change in update.changes(tier) {
+                let (named, key) = match change {
+                    Change::Set(key, _) => (key.as_ref(), Some(key.as_ref())),
+                    Change::Reset(pattern) => (
+                        pattern.as_str(),
+                        reserved
+                            .keys()
+                            .map(String::as_str)
+                            .find(|key| glob::matches(pattern.as_str(), key)),
+                    ),
+                };
+                let Some(key) = key.filter(|key| reserved.contains_key(*key)) else {
+                    continue;
+                };
+                let of = id.map_or_else(String::new, |id| format!(" of route [{id}]"));
+                let what = if named == key {
+                    format!("{} setting [{key}]{of} is reserved", tier.name())
+                } else {
+                    format!(
+                        "{} setting [{named}] would reset [{key}]{of}, which is reserved",
+                        tier.name()
+                    )
+                };
+                return Err(ApiError::illegal_argument(format!(
+                    "{what} by the operator settings file [{}]: change it in that file, or \
+                     remove it from the file to release it",
+                    operator.file.display()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies what was read of the operator settings file (`None`: there is none), all or
+    /// nothing, at `now`. See the [module docs](self).
+    pub(crate) fn apply_operator(
+        &mut self,
+        read: Result<Option<Vec<u8>>, String>,
+        now: SystemTime,
+    ) -> OperatorOutcome {
+        let Some(operator) = self.operator.as_mut() else {
+            return OperatorOutcome::Unchanged;
+        };
+        let read = match read {
+            Ok(read) => read,
+            Err(why) => {
+                // Read again next time: an unreadable file may become readable.
+                operator.last_read = None;
+                operator.last_error = Some((why.clone(), now));
+                return OperatorOutcome::Failed(why);
+            }
+        };
+        if operator.last_read.as_ref() == Some(&read) {
+            return OperatorOutcome::Unchanged;
+        }
+        operator.last_read = Some(read.clone());
+        let file = match read.as_deref().map(parse).transpose() {
+            Ok(file) => file,
+            Err(why) => {
+                operator.last_error = Some((why.clone(), now));
+                return OperatorOutcome::Failed(why);
+            }
+        };
+        let previous = operator.applied.as_ref().map(|f| f.version);
+        let mut same_version = false;
+        if let (Some(new), Some(old)) = (&file, &operator.applied) {
+            if new.version < old.version {
+                operator.last_error = Some((
+                    format!(
+                        "[metadata.version] {} is lower than the version in effect, {}: the file \
+                         was ignored",
+                        new.version, old.version
+                    ),
+                    now,
+                ));
+                return OperatorOutcome::Older {
+                    version: new.version,
+                    applied: old.version,
+                };
+            }
+            if new.version == old.version {
+                if new.same_settings(old) {
+                    operator.last_error = None;
+                    return OperatorOutcome::Unchanged;
+                }
+                same_version = true;
+            }
+        }
+        let (routes, levels) = file
+            .as_ref()
+            .map_or_else(Default::default, |f| (f.routes.clone(), f.logging.clone()));
+        let next_levels = self.logging.next_operator(levels);
+        if let Err((directives, why)) = self.logging.reload_for(&next_levels) {
+            let why = format!("the log filter refused the directives [{directives}]: {why}");
+            let operator = self.operator.as_mut().expect("checked above");
+            // Read again next time: the filter may take it then.
+            operator.last_read = None;
+            operator.last_error = Some((why.clone(), now));
+            return OperatorOutcome::Failed(why);
+        }
+        let route_changes = entry_diff(&self.tiers.operator, &routes);
+        let level_changes = diff(&self.logging.operator, &next_levels.operator)
+            .map(|(k, o, n)| (k.clone(), o.cloned(), n.cloned()))
+            .collect();
+        self.tiers.operator = routes;
+        self.logging.commit(next_levels);
+        let operator = self.operator.as_mut().expect("checked above");
+        let version = file.as_ref().map(|f| f.version);
+        operator.applied = file;
+        operator.applied_at = Some(now);
+        operator.last_error = None;
+        OperatorOutcome::Applied(OperatorApplied {
+            version,
+            previous,
+            same_version,
+            routes: route_changes,
+            levels: level_changes,
+        })
+    }
+}
+
+/// Every route key whose value differs between two versions of the operator tier, by `{ids}`
+/// expression.
+fn entry_diff(
+    old: &[RouteEntry],
+    new: &[RouteEntry],
+) -> Vec<(String, String, Option<Value>, Option<Value>)> {
+    let by_ids = |entries: &[RouteEntry]| -> BTreeMap<String, Flat> {
+        entries
+            .iter()
+            .map(|e| (e.ids.clone(), e.settings.clone()))
+            .collect()
+    };
+    let (old, new) = (by_ids(old), by_ids(new));
+    let empty = Flat::new();
+    let mut out = Vec::new();
+    for ids in old
+        .keys()
+        .chain(new.keys().filter(|k| !old.contains_key(*k)))
+    {
+        let (o, n) = (
+            old.get(ids).unwrap_or(&empty),
+            new.get(ids).unwrap_or(&empty),
+        );
+        out.extend(diff(o, n).map(|(k, o, n)| (ids.clone(), k.clone(), o.cloned(), n.cloned())));
+    }
+    out
 }
 
 /// Writes both sections of the settings file, or the 500 that says nothing was changed.
@@ -284,5 +576,224 @@ mod tests {
         assert_eq!(state.apply_levels(&change).unwrap_err().status, 500);
         assert_eq!(std::fs::read_to_string(&path).unwrap(), before);
         assert_eq!(state.logging.persistent["logger.a"], json!("debug"));
+    }
+
+    /// A store with an operator settings file at `/etc/fleet/settings.json` (never read: the
+    /// tests give `apply_operator` the bytes).
+    fn with_operator() -> StoreState {
+        StoreState {
+            operator: Some(OperatorState::new("/etc/fleet/settings.json".into())),
+            ..StoreState::default()
+        }
+    }
+
+    fn read(file: Value) -> Result<Option<Vec<u8>>, String> {
+        Ok(Some(file.to_string().into_bytes()))
+    }
+
+    fn ids(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn a_put_that_touches_a_reserved_key_is_refused_naming_the_key_and_the_file() {
+        let mut state = with_operator();
+        let now = SystemTime::now();
+        let file = json!({"metadata": {"version": 1}, "routes": {"se*": {"limits.timeout": "5s"}}});
+        assert!(matches!(
+            state.apply_operator(read(file), now),
+            OperatorOutcome::Applied(_)
+        ));
+        // Set in the transient tier, before: shadowed by the operator tier.
+        state.tiers.transient.insert(
+            "search".into(),
+            [("preempt.status".to_owned(), json!(503))].into(),
+        );
+        let before = state.tiers.clone();
+        for (body, reason) in [
+            (
+                json!({"transient": {"limits.timeout": "1s"}}),
+                "transient setting [limits.timeout] of route [search] is reserved by the \
+                 operator settings file [/etc/fleet/settings.json]: change it in that file, or \
+                 remove it from the file to release it",
+            ),
+            (
+                json!({"persistent": {"limits": {"timeout": null}}}),
+                "persistent setting [limits.timeout] of route [search] is reserved",
+            ),
+            (
+                json!({"transient": {"preempt.status": null, "limits.*": null}}),
+                "transient setting [limits.*] would reset [limits.timeout] of route [search], \
+                 which is reserved by the operator settings file [/etc/fleet/settings.json]",
+            ),
+        ] {
+            state.file = Some("/nonexistent/settings.json".into());
+            let err = state
+                .apply(&ids(&["other", "search"]), &update(body).unwrap())
+                .unwrap_err();
+            assert_eq!(err.status, 400);
+            assert!(err.reason.starts_with(reason), "{}", err.reason);
+            assert_eq!(state.tiers.transient, before.transient, "nothing changed");
+        }
+        state.file = None;
+        // Other keys, and other routes, are free.
+        let free = update(json!({"transient": {"limits.max_in_flight": 2}})).unwrap();
+        assert_eq!(
+            state
+                .apply(&ids(&["search", "other"]), &free)
+                .unwrap()
+                .len(),
+            2
+        );
+        // The operator tier wins over transient.
+        assert_eq!(
+            state.tiers.effective("search")["limits.timeout"],
+            json!("5s")
+        );
+        // Removing the key from the file releases it.
+        let file = json!({"metadata": {"version": 2}, "routes": {}});
+        assert!(matches!(
+            state.apply_operator(read(file), now),
+            OperatorOutcome::Applied(_)
+        ));
+        let put = update(json!({"transient": {"limits.timeout": "1s"}})).unwrap();
+        assert_eq!(state.apply(&ids(&["search"]), &put).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_reserved_log_level_is_refused_too() {
+        let mut state = with_operator();
+        let (apply, seen, _) = recorder();
+        state.logging.install("info", apply).unwrap();
+        let file = json!({"metadata": {"version": 1}, "logging": {"logger.db": "debug"}});
+        assert!(matches!(
+            state.apply_operator(read(file), SystemTime::now()),
+            OperatorOutcome::Applied(_)
+        ));
+        assert_eq!(
+            seen.lock().unwrap().last().unwrap(),
+            "info,db=debug,underscore::audit=info"
+        );
+        let err = state
+            .apply_levels(&levels(json!({"transient": {"logger.db": "trace"}})).unwrap())
+            .unwrap_err();
+        assert_eq!(
+            err.reason,
+            "transient setting [logger.db] is reserved by the operator settings file \
+             [/etc/fleet/settings.json]: change it in that file, or remove it from the file to \
+             release it"
+        );
+        let other = levels(json!({"transient": {"logger.other": "trace"}})).unwrap();
+        assert_eq!(state.apply_levels(&other).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn versions_only_move_forward_and_a_bad_file_changes_nothing() {
+        let mut state = with_operator();
+        let now = SystemTime::now();
+        let file = |version: u64, timeout: &str| json!({"metadata": {"version": version}, "routes": {"_all": {"limits.timeout": timeout}}});
+        let timeout = |state: &StoreState| state.tiers.effective("any")["limits.timeout"].clone();
+        let status = |state: &StoreState| state.operator.as_ref().unwrap().status();
+        assert!(matches!(
+            state.apply_operator(read(file(5, "5s")), now),
+            OperatorOutcome::Applied(OperatorApplied {
+                version: Some(5),
+                previous: None,
+                ..
+            })
+        ));
+        // The same bytes again: nothing, not even a log line.
+        assert!(matches!(
+            state.apply_operator(read(file(5, "5s")), now),
+            OperatorOutcome::Unchanged
+        ));
+        // Lower: ignored, and said.
+        assert!(matches!(
+            state.apply_operator(read(file(4, "4s")), now),
+            OperatorOutcome::Older {
+                version: 4,
+                applied: 5
+            }
+        ));
+        assert_eq!(timeout(&state), json!("5s"));
+        assert!(status(&state)
+            .last_error
+            .unwrap()
+            .contains("lower than the version in effect"));
+        // Same version, other settings: applied, with a warning.
+        assert!(matches!(
+            state.apply_operator(read(file(5, "6s")), now),
+            OperatorOutcome::Applied(OperatorApplied {
+                same_version: true,
+                ..
+            })
+        ));
+        assert_eq!(timeout(&state), json!("6s"));
+        assert!(status(&state).is_ok());
+        // Bad files: the last good state stays, the error says why (and where, for JSON).
+        for bad in [
+            "{\"metadata\": {\"version\": 9},\n \"routes\": {,}}".to_owned(),
+            file(9, "0s").to_string(),
+            json!({"metadata": {"version": 9}, "routes": {"_all": {"limits.nope": 1}}}).to_string(),
+        ] {
+            let outcome = state.apply_operator(Ok(Some(bad.into_bytes())), now);
+            assert!(matches!(outcome, OperatorOutcome::Failed(_)), "{outcome:?}");
+            assert_eq!(timeout(&state), json!("6s"));
+            assert_eq!(status(&state).version, Some(5));
+        }
+        let error = status(&state).last_error.unwrap();
+        assert!(error.contains("[limits.nope]"), "{error}");
+        let outcome = state.apply_operator(Ok(Some(b"{\n  ,".to_vec())), now);
+        let OperatorOutcome::Failed(why) = outcome else {
+            panic!("{outcome:?}")
+        };
+        assert!(why.ends_with("at line 2 column 3"), "{why}");
+        // A good file again: applied, the error cleared.
+        state.apply_operator(read(file(6, "7s")), now);
+        assert_eq!(
+            (timeout(&state), status(&state).is_ok()),
+            (json!("7s"), true)
+        );
+        // Removed: every key released, and any version applies next.
+        assert!(matches!(
+            state.apply_operator(Ok(None), now),
+            OperatorOutcome::Applied(OperatorApplied {
+                version: None,
+                previous: Some(6),
+                ..
+            })
+        ));
+        assert!(state.tiers.effective("any").is_empty());
+        assert!(matches!(
+            state.apply_operator(read(file(1, "1s")), now),
+            OperatorOutcome::Applied(_)
+        ));
+    }
+
+    #[test]
+    fn a_file_the_log_filter_refuses_changes_nothing() {
+        let mut state = with_operator();
+        let (apply, _, fail) = recorder();
+        state.logging.install("info", apply).unwrap();
+        let file = json!({
+            "metadata": {"version": 1},
+            "routes": {"a": {"preempt.status": 503}},
+            "logging": {"logger.db": "debug"}
+        });
+        *fail.lock().unwrap() = true;
+        let outcome = state.apply_operator(read(file.clone()), SystemTime::now());
+        assert!(matches!(outcome, OperatorOutcome::Failed(_)), "{outcome:?}");
+        assert!(state.tiers.operator.is_empty() && state.logging.operator.is_empty());
+        // Read again, the same file applies once the filter takes it.
+        *fail.lock().unwrap() = false;
+        let OperatorOutcome::Applied(applied) = state.apply_operator(read(file), SystemTime::now())
+        else {
+            panic!("not applied")
+        };
+        assert_eq!(
+            (applied.routes.len(), applied.levels.len()),
+            (1, 1),
+            "every change is reported for the audit log"
+        );
     }
 }

@@ -1,5 +1,6 @@
 //! The persistent and transient tiers: Elasticsearch's update semantics (dot notation, `null`
-//! resets, wildcard group resets), and how the tiers merge into the effective settings.
+//! resets, wildcard group resets), and how the tiers, the operator's above them, merge into the
+//! effective settings.
 //!
 //! It builds on [`keys`](super::keys) only; the stores ([`file`](mod@super::file),
 //! [`logging`](super::logging), [`store`](super::store)) build on it.
@@ -133,7 +134,7 @@ impl<K: AsRef<str> + Clone + PartialEq + Debug> Update<K> {
 }
 
 /// Flattens nested objects into dotted keys; an empty object contributes nothing.
-fn flatten(prefix: &str, map: Map<String, Value>, out: &mut Vec<(String, Value)>) {
+pub(crate) fn flatten(prefix: &str, map: Map<String, Value>, out: &mut Vec<(String, Value)>) {
     for (k, v) in map {
         let key = if prefix.is_empty() {
             k
@@ -212,10 +213,68 @@ pub fn nest(flat: &Flat) -> Value {
     Value::Object(root)
 }
 
+/// The name of the tier the operator settings file sets: above transient, refused to PUTs.
+pub const OPERATOR: &str = "operator";
+
+/// One entry of the operator tier: an `{ids}` expression (comma list, `*` wildcards, `_all`)
+/// and the settings it gives the routes it matches, now or later.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct RouteEntry {
+    pub ids: String,
+    pub settings: Flat,
+}
+
+impl RouteEntry {
+    /// How closely the expression names `id`: 2 by name, 1 by a pattern, 0 by `_all` or `*`;
+    /// `None` when it does not match it.
+    fn rank(&self, id: &str) -> Option<u8> {
+        self.ids
+            .split(',')
+            .map(str::trim)
+            .filter_map(|item| match item {
+                "_all" | "*" => Some(0),
+                pattern if glob::is_pattern(pattern) => glob::matches(pattern, id).then_some(1),
+                name => (name == id).then_some(2),
+            })
+            .max()
+    }
+
+    /// The route ids the expression names literally (no pattern, no `_all`).
+    pub(crate) fn names(&self) -> impl Iterator<Item = &str> {
+        self.ids
+            .split(',')
+            .map(str::trim)
+            .filter(|item| *item != "_all" && !glob::is_pattern(item))
+    }
+}
+
+/// The operator tier of `id`: the settings of every entry that matches it, the closest match
+/// winning a key (a name over a pattern over `_all`), then the later entry in the file.
+pub(crate) fn operator_for(entries: &[RouteEntry], id: &str) -> Flat {
+    let mut hits: Vec<(u8, usize)> = entries
+        .iter()
+        .enumerate()
+        .filter_map(|(i, e)| Some((e.rank(id)?, i)))
+        .collect();
+    hits.sort_unstable();
+    let mut out = Flat::new();
+    for (_, i) in hits {
+        out.extend(
+            entries[i]
+                .settings
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
+    }
+    out
+}
+
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Tiers {
     pub persistent: BTreeMap<String, Flat>,
     pub transient: BTreeMap<String, Flat>,
+    /// The operator settings file's routes, in file order (empty without the file).
+    pub operator: Vec<RouteEntry>,
 }
 
 impl Tiers {
@@ -233,28 +292,61 @@ impl Tiers {
         }
     }
 
-    /// Transient, else persistent, else default (unset).
+    /// The operator tier of `id`.
+    pub(crate) fn operator(&self, id: &str) -> Flat {
+        operator_for(&self.operator, id)
+    }
+
+    /// Operator, else transient, else persistent, else default (unset).
     pub(crate) fn effective(&self, id: &str) -> Flat {
         effective(
             self.persistent.get(id).unwrap_or(&Flat::new()),
             self.transient.get(id).unwrap_or(&Flat::new()),
+            &self.operator(id),
         )
     }
 
-    /// Every id that has settings in either tier.
-    pub(crate) fn ids(&self) -> impl Iterator<Item = &String> {
-        self.persistent.keys().chain(
-            self.transient
-                .keys()
-                .filter(|k| !self.persistent.contains_key(*k)),
-        )
+    /// Where each key of `id`'s effective settings comes from: `operator`, `transient` or
+    /// `persistent`.
+    pub(crate) fn sources(&self, id: &str) -> BTreeMap<String, &'static str> {
+        let mut out = BTreeMap::new();
+        let layers = [
+            (Tier::Persistent.name(), self.persistent.get(id)),
+            (Tier::Transient.name(), self.transient.get(id)),
+        ];
+        for (name, flat) in layers {
+            for key in flat.into_iter().flat_map(Flat::keys) {
+                out.insert(key.clone(), name);
+            }
+        }
+        for key in self.operator(id).into_keys() {
+            out.insert(key, OPERATOR);
+        }
+        out
+    }
+
+    /// Every id that has settings in either tier, or that the operator tier names, sorted.
+    pub(crate) fn ids(&self) -> Vec<&str> {
+        let mut ids: Vec<&str> = self
+            .persistent
+            .keys()
+            .chain(self.transient.keys())
+            .map(String::as_str)
+            .chain(self.operator.iter().flat_map(RouteEntry::names))
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
     }
 }
 
-/// Transient, else persistent: the keys of both tiers, the transient value where both have one.
-pub(crate) fn effective(persistent: &Flat, transient: &Flat) -> Flat {
+/// Operator, else transient, else persistent: the keys of every tier, the highest tier's value
+/// where several have one.
+pub(crate) fn effective(persistent: &Flat, transient: &Flat, operator: &Flat) -> Flat {
     let mut out = persistent.clone();
-    out.extend(transient.iter().map(|(k, v)| (k.clone(), v.clone())));
+    for tier in [transient, operator] {
+        out.extend(tier.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
     out
 }
 
