@@ -90,6 +90,29 @@ pub(crate) fn read(path: &Path) -> Result<Option<Vec<u8>>, String> {
     Ok(Some(bytes))
 }
 
+/// Checks an operator settings file as an app reads it, without applying it: its
+/// `metadata.version`; or what is wrong with it, as `GET /_operator/settings` would say it (with
+/// the line and column of a JSON syntax error). For a test or a CI step before `kubectl apply`.
+///
+/// # Examples
+///
+/// ```
+/// use underscore_core::settings::operator::check;
+///
+/// let file = br#"{"metadata": {"version": 3}, "routes": {"_all": {"limits.timeout": "30s"}}}"#;
+/// assert_eq!(check(file), Ok(3));
+/// assert!(check(br#"{"metadata": {"version": 3}, "routes": {"_all": {"limits.timeout": 30}}}"#)
+///     .unwrap_err()
+///     .contains("[limits.timeout]"));
+/// ```
+///
+/// # Errors
+///
+/// What is wrong with the file.
+pub fn check(bytes: &[u8]) -> Result<u64, String> {
+    parse(bytes).map(|file| file.version)
+}
+
 /// Reads an operator settings file; or says what is wrong with it, with the line and column of a
 /// JSON syntax error.
 pub(crate) fn parse(bytes: &[u8]) -> Result<OperatorFile, String> {
