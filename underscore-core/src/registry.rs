@@ -292,10 +292,13 @@ impl Registry {
                     );
                 }
                 let changes = applied.routes.len() + applied.levels.len();
+                let previous = applied
+                    .previous
+                    .map_or_else(|| "none".to_owned(), |v| v.to_string());
                 match applied.version {
                     None => tracing::info!(
                         %file,
-                        previous = ?applied.previous,
+                        previous = %previous,
                         changes,
                         "operator settings file removed: every setting it made is released"
                     ),
@@ -309,7 +312,7 @@ impl Registry {
                     Some(version) => tracing::info!(
                         %file,
                         version,
-                        previous = ?applied.previous,
+                        previous = %previous,
                         changes,
                         "operator settings applied"
                     ),

@@ -248,8 +248,12 @@ fn section<S: KeySet>(keys: &S, value: Value, context: &str) -> Result<Flat, Str
                  remove it from the file)"
             ));
         }
-        let value =
-            parse(&value).map_err(|why| format!("{context}: setting [{key}] = {value}: {why}"))?;
+        let value = parse(&value).map_err(|why| {
+            // The parsers speak to the settings APIs, where null removes a key; a file has no
+            // null: the key is removed from it.
+            let why = why.replace("use null", "remove the key from the file");
+            format!("{context}: setting [{key}] = {value}: {why}")
+        })?;
         flat.insert(canonical.as_ref().to_owned(), value);
     }
     Ok(flat)
@@ -334,7 +338,7 @@ mod tests {
         assert_eq!(
             bad(json!({"search": {"limits.timeout": "0s"}})),
             "routes [search]: setting [limits.timeout] = \"0s\": must be more than zero; to \
-             remove the timeout, use null"
+             remove the timeout, remove the key from the file"
         );
         assert_eq!(
             bad(json!({"search": {"limits": {"max": 1}}})),
