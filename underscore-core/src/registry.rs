@@ -235,11 +235,18 @@ impl Registry {
                     path: existing.file.clone(),
                 });
             }
-            state.operator = Some(OperatorState::new(path));
+            state.operator = Some(OperatorState::new(path.clone()));
         }
-        Ok(self
+        let status = self
             .reload_operator_settings()
-            .expect("the operator settings file was configured above"))
+            .expect("the operator settings file was configured above");
+        if status.version.is_none() && status.is_ok() {
+            tracing::info!(
+                file = %path.display(),
+                "no operator settings file (yet): none applied; it applies when it appears"
+            );
+        }
+        Ok(status)
     }
 
     /// Reads the operator settings file again and applies it, all or nothing; does nothing

@@ -360,6 +360,11 @@ impl StoreState {
             }
         };
         let previous = operator.applied.as_ref().map(|f| f.version);
+        if file.is_none() && previous.is_none() {
+            // No file, and none was in effect: nothing to release.
+            operator.last_error = None;
+            return OperatorOutcome::Unchanged;
+        }
         let mut same_version = false;
         if let (Some(new), Some(old)) = (&file, &operator.applied) {
             if new.version < old.version {
@@ -694,6 +699,12 @@ mod tests {
         let file = |version: u64, timeout: &str| json!({"metadata": {"version": version}, "routes": {"_all": {"limits.timeout": timeout}}});
         let timeout = |state: &StoreState| state.tiers.effective("any")["limits.timeout"].clone();
         let status = |state: &StoreState| state.operator.as_ref().unwrap().status();
+        // No file yet: nothing applied, nothing released, no error.
+        assert!(matches!(
+            state.apply_operator(Ok(None), now),
+            OperatorOutcome::Unchanged
+        ));
+        assert!(status(&state).is_ok() && status(&state).applied_at.is_none());
         assert!(matches!(
             state.apply_operator(read(file(5, "5s")), now),
             OperatorOutcome::Applied(OperatorApplied {
