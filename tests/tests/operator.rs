@@ -548,3 +548,28 @@ fn all_reaches_a_plain_route_seen_after_the_file_was_applied() {
         (503, "fleet maintenance\n")
     );
 }
+
+#[test]
+fn a_directory_that_does_not_exist_stops_the_start_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(common::quickstart_exe())
+        .env("QUICKSTART_ADDR", "127.0.0.1:0")
+        .env("UNDERSCORE_SOCKET", dir.path().join("admin.sock"))
+        .env("UNDERSCORE_SETTINGS", dir.path().join("persistent.json"))
+        .env(
+            "UNDERSCORE_OPERATOR_SETTINGS",
+            dir.path().join("missing").join("settings.json"),
+        )
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "error: cannot watch the operator settings file {}: its directory {} does not exist",
+            dir.path().join("missing/settings.json").display(),
+            dir.path().join("missing").display()
+        )),
+        "{stderr}"
+    );
+}

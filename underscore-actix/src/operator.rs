@@ -42,6 +42,13 @@ pub(crate) fn configure_and_watch(
         Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
         _ => PathBuf::from("."),
     };
+    if !dir.is_dir() {
+        return Err(unwatchable(format!(
+            "its directory {} does not exist (a ConfigMap volume is mounted before the app \
+             starts: check the volume's mountPath)",
+            dir.display()
+        )));
+    }
     let (tx, rx) = mpsc::channel();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         match event {
