@@ -6,6 +6,8 @@
 //! - `UNDERSCORE_SOCKET`: the admin socket (default `/tmp/underscore.sock`);
 //! - `UNDERSCORE_SETTINGS`: the persistent settings file (default
 //!   `underscore-settings.json` in the system temp dir);
+//! - `UNDERSCORE_OPERATOR_SETTINGS`: the fleet's operator settings file, watched (none by
+//!   default; see `docs/fleet-settings.md`);
 //! - `RUST_LOG`: log filter (default `info`), which `PUT /_logging/settings` can change.
 //!
 //! Then, in another shell:
@@ -132,10 +134,11 @@ async fn main() -> std::io::Result<()> {
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| std::env::temp_dir().join("underscore-settings.json"));
 
-    Underscore::builder()
-        .settings_file(&settings)
-        .init()
-        .unwrap_or_else(|err| fail(&err));
+    let mut builder = Underscore::builder().settings_file(&settings);
+    if let Some(operator) = std::env::var_os("UNDERSCORE_OPERATOR_SETTINGS") {
+        builder = builder.operator_settings(operator);
+    }
+    builder.init().unwrap_or_else(|err| fail(&err));
     let admin = AdminSocket::bind(&socket).unwrap_or_else(|err| fail(&err));
     let signals = (
         signal::unix::signal(signal::unix::SignalKind::interrupt())?,

@@ -45,6 +45,7 @@ mod claim;
 mod inflight;
 pub mod logging;
 mod observe;
+mod operator;
 mod preempt;
 mod record;
 mod setup;

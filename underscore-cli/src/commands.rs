@@ -471,6 +471,12 @@ pub async fn settings(ctx: &mut Ctx, args: &SettingsArgs) -> Result<(), CliError
     let answers = ctx
         .ask_json(Method::GET, &format!("{base}?flat_settings"), None)
         .await;
+    // Apps with an operator settings file show that tier too (it wins over the others).
+    let operator_tier = answers.iter().any(|(_, value)| {
+        value
+            .as_object()
+            .is_some_and(|routes| routes.values().any(|tiers| tiers.get("operator").is_some()))
+    });
     let mut rows: Vec<Row> = Vec::new();
     for (node, value) in answers {
         let Value::Object(routes) = value else {
@@ -485,7 +491,12 @@ pub async fn settings(ctx: &mut Ctx, args: &SettingsArgs) -> Result<(), CliError
                     .unwrap_or_default()
             };
             let (transient, persistent) = (tier("transient"), tier("persistent"));
-            let mut keys: Vec<&String> = transient.keys().chain(persistent.keys()).collect();
+            let operator = tier("operator");
+            let mut keys: Vec<&String> = transient
+                .keys()
+                .chain(persistent.keys())
+                .chain(operator.keys())
+                .collect();
             keys.sort();
             keys.dedup();
             if keys.is_empty() {
@@ -494,18 +505,35 @@ pub async fn settings(ctx: &mut Ctx, args: &SettingsArgs) -> Result<(), CliError
                 rows.push((node.name.clone(), row));
             }
             for key in keys {
-                let (t, p) = (transient.get(key), persistent.get(key));
+                let (o, t, p) = (operator.get(key), transient.get(key), persistent.get(key));
                 let mut row = Map::new();
                 row.insert("route".into(), Value::String(route.clone()));
                 row.insert("key".into(), Value::String(key.clone()));
+                if operator_tier {
+                    row.insert("operator".into(), o.cloned().unwrap_or(Value::Null));
+                }
                 row.insert("transient".into(), t.cloned().unwrap_or(Value::Null));
                 row.insert("persistent".into(), p.cloned().unwrap_or(Value::Null));
-                row.insert("effective".into(), t.or(p).cloned().unwrap_or(Value::Null));
+                row.insert(
+                    "effective".into(),
+                    o.or(t).or(p).cloned().unwrap_or(Value::Null),
+                );
                 rows.push((node.name.clone(), row));
             }
         }
     }
-    let columns = ["route", "key", "transient", "persistent", "effective"].map(str::to_owned);
+    let columns: Vec<String> = [
+        "route",
+        "key",
+        "operator",
+        "transient",
+        "persistent",
+        "effective",
+    ]
+    .into_iter()
+    .filter(|c| operator_tier || *c != "operator")
+    .map(str::to_owned)
+    .collect();
     // Settings values are of mixed types: every column reads as text here.
     for (_, row) in &mut rows {
         for v in row.values_mut() {

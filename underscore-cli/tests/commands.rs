@@ -76,7 +76,13 @@ struct Quickstart {
 
 impl Quickstart {
     fn start(socket: &Path) -> Self {
+        Self::start_with(socket, &[])
+    }
+
+    /// [`Quickstart::start`], with more environment variables.
+    fn start_with(socket: &Path, env: &[(&str, &Path)]) -> Self {
         let mut child = Command::new(quickstart_exe())
+            .envs(env.iter().copied())
             .env("QUICKSTART_ADDR", "127.0.0.1:0")
             .env("UNDERSCORE_SOCKET", socket)
             .env(
@@ -376,6 +382,42 @@ fn preempt_resume_and_settings_change_what_the_app_answers() {
     ok(s, &["resume", "hello", "--persistent"]);
     assert_eq!(status_of(&qs.get("/hello/you")), "200");
     assert!(ok(s, &["settings"]).contains("hello -"));
+}
+
+#[test]
+fn settings_show_the_operator_tier_where_an_app_has_one() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("a.sock");
+    // A persistent value from before the operator file set the same key.
+    let persistent = socket.with_extension("settings.json");
+    std::fs::write(
+        &persistent,
+        r#"{"format":"underscore-settings/1","routes":{"hello":{"preempt.status":429}}}"#,
+    )
+    .unwrap();
+    std::fs::set_permissions(&persistent, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let file = dir.path().join("operator.json");
+    std::fs::write(
+        &file,
+        r#"{"metadata":{"version":1},"routes":{"hello":{"preempt.status":503}}}"#,
+    )
+    .unwrap();
+    let qs = Quickstart::start_with(&socket, &[("UNDERSCORE_OPERATOR_SETTINGS", &file)]);
+    let s = &qs.socket;
+    admin_put(
+        s,
+        "/_routes/hello/settings",
+        r#"{"transient":{"preempt.reason":"Later"}}"#,
+    );
+    // The operator's value is the one in effect.
+    assert_eq!(
+        ok(s, &["settings", "hello"]),
+        "route key            operator transient persistent effective\n\
+         hello preempt.reason -        Later     -          Later\n\
+         hello preempt.status 503      -         429        503\n"
+    );
+    assert_eq!(status_of(&qs.get("/hello/you")), "503");
 }
 
 #[test]

@@ -7,6 +7,8 @@ use comfy_table::{presets, CellAlignment, ColumnConstraint, ContentArrangement, 
 use serde_json::{Map, Value};
 
 use crate::params::{split_list, Format, Query};
+use crate::render::document;
+pub use crate::render::Rendered;
 use crate::{glob, ApiError};
 
 /// One column of a `_cat` table.
@@ -177,25 +179,6 @@ impl CatParams {
     }
 }
 
-/// A rendered response body and its content type.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rendered {
-    /// The `Content-Type` header.
-    pub content_type: &'static str,
-    /// The body.
-    pub body: Vec<u8>,
-}
-
-impl Rendered {
-    /// A `text/plain; charset=utf-8` body.
-    pub fn text(body: String) -> Self {
-        Self {
-            content_type: "text/plain; charset=utf-8",
-            body: body.into_bytes(),
-        }
-    }
-}
-
 /// Renders `rows` (each in `columns` order) as the `_cat` parameters ask.
 ///
 /// # Errors
@@ -250,7 +233,7 @@ pub fn render(
                     Value::Object(object)
                 })
                 .collect();
-            crate::render::document(
+            document(
                 Value::Array(array),
                 params.format,
                 params.pretty,

@@ -18,9 +18,10 @@ use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
 use std::sync::{LazyLock, Mutex, OnceLock, RwLock};
 
 use crate::route::{RouteMeta, RouteRef, METHODS};
+use crate::settings::store::{OperatorOutcome, OperatorState};
 use crate::settings::{
-    ApplyFilter, InstallError, Limits, Preempt, SettingsError, SettingsSlot, SettingsStore,
-    StoreState,
+    operator, ApplyFilter, Flat, InstallError, Limits, OperatorStatus, Preempt, SettingsError,
+    SettingsSlot, SettingsStore, StoreState, OPERATOR,
 };
 use crate::stats::RouteStats;
 
@@ -207,6 +208,147 @@ impl Registry {
             tracing::warn!(file = %path.display(), %err, "persistent log levels could not be applied");
         }
         Ok(())
+    }
+
+    /// Uses `path` as the operator settings file: the fleet's settings, in the `operator` tier
+    /// above transient, which the settings APIs refuse to change (see
+    /// [`settings::operator`](crate::settings::operator)). Reads and applies it now; then
+    /// [`Registry::reload_operator_settings`] reads it again (`underscore_actix` calls it on
+    /// every change of the file's directory).
+    ///
+    /// A file that cannot be applied is no error here: the app starts without it, the error is
+    /// logged and kept in [`Registry::operator_status`], and the next good file applies. A
+    /// missing file sets nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`SettingsError::OperatorAlreadyConfigured`] on a second call.
+    pub fn configure_operator_settings(
+        &self,
+        path: impl Into<PathBuf>,
+    ) -> Result<OperatorStatus, SettingsError> {
+        let path = path.into();
+        {
+            let mut state = self.settings.lock();
+            if let Some(existing) = &state.operator {
+                return Err(SettingsError::OperatorAlreadyConfigured {
+                    path: existing.file.clone(),
+                });
+            }
+            state.operator = Some(OperatorState::new(path.clone()));
+        }
+        let status = self
+            .reload_operator_settings()
+            .expect("the operator settings file was configured above");
+        if status.version.is_none() && status.is_ok() {
+            tracing::info!(
+                file = %path.display(),
+                "no operator settings file (yet): none applied; it applies when it appears"
+            );
+        }
+        Ok(status)
+    }
+
+    /// Reads the operator settings file again and applies it, all or nothing; does nothing
+    /// when it is as it was. Every change it makes is audited (target `underscore::audit`,
+    /// `caller="operator file"`); an error, a lower version and a change of settings under the
+    /// same version are logged. `None` without an operator settings file.
+    pub fn reload_operator_settings(&self) -> Option<OperatorStatus> {
+        // Read under the settings lock: two reloads never apply their reads out of order.
+        let mut state = self.settings.lock();
+        let path = state.operator.as_ref()?.file.clone();
+        let read = operator::read(&path);
+        let ids = self.ids();
+        let before: Vec<Flat> = ids.iter().map(|id| state.tiers.effective(id)).collect();
+        let file = path.display();
+        match state.apply_operator(read, std::time::SystemTime::now()) {
+            OperatorOutcome::Unchanged => {}
+            OperatorOutcome::Applied(applied) => {
+                let changed: Vec<&str> = ids
+                    .iter()
+                    .zip(&before)
+                    .filter(|(id, old)| state.tiers.effective(id) != **old)
+                    .map(|(id, _)| id.as_str())
+                    .collect();
+                self.refresh(&state, changed);
+                let value = |v: &Option<serde_json::Value>| {
+                    v.as_ref()
+                        .map_or_else(|| "null".to_owned(), ToString::to_string)
+                };
+                for (ids, key, old, new) in &applied.routes {
+                    tracing::info!(
+                        target: "underscore::audit",
+                        caller = "operator file",
+                        route = %ids,
+                        tier = OPERATOR,
+                        setting = %key,
+                        old = %value(old),
+                        new = %value(new),
+                        "route setting changed"
+                    );
+                }
+                for (key, old, new) in &applied.levels {
+                    tracing::info!(
+                        target: "underscore::audit",
+                        caller = "operator file",
+                        tier = OPERATOR,
+                        setting = %key,
+                        old = %value(old),
+                        new = %value(new),
+                        "log level changed"
+                    );
+                }
+                let changes = applied.routes.len() + applied.levels.len();
+                let previous = applied
+                    .previous
+                    .map_or_else(|| "none".to_owned(), |v| v.to_string());
+                match applied.version {
+                    None => tracing::info!(
+                        %file,
+                        previous = %previous,
+                        changes,
+                        "operator settings file removed: every setting it made is released"
+                    ),
+                    Some(version) if applied.same_version => tracing::warn!(
+                        %file,
+                        version,
+                        changes,
+                        "operator settings file changed without a higher [metadata.version]: \
+                         applied; raise the version with every change"
+                    ),
+                    Some(version) => tracing::info!(
+                        %file,
+                        version,
+                        previous = %previous,
+                        changes,
+                        "operator settings applied"
+                    ),
+                }
+            }
+            OperatorOutcome::Older { version, applied } => tracing::warn!(
+                %file,
+                version,
+                applied,
+                "operator settings file ignored: its [metadata.version] is lower than the \
+                 version in effect"
+            ),
+            OperatorOutcome::Failed(reason) => tracing::error!(
+                %file,
+                %reason,
+                "operator settings file not applied: the settings in effect stay as they are"
+            ),
+        }
+        state.operator.as_ref().map(OperatorState::status)
+    }
+
+    /// The state of the operator settings file: the version in effect and the last error.
+    /// `None` without one. A health check (`operator_settings`) reads it.
+    pub fn operator_status(&self) -> Option<OperatorStatus> {
+        self.settings
+            .lock()
+            .operator
+            .as_ref()
+            .map(OperatorState::status)
     }
 
     /// Installs the app's reloadable log filter, which the logging APIs change: `apply` sets
@@ -582,6 +724,64 @@ mod tests {
             assert!(reg.resolve_plain("GET", "/d").is_none());
         }
         assert_eq!(COMPILED.load(Ordering::Relaxed), 3, "compiled per lookup");
+    }
+
+    #[test]
+    fn operator_settings_reach_routes_now_and_later_and_the_api_shows_them() {
+        use crate::api::{handle_in, Request};
+        let reg = Registry::from_routes([meta!("hello", "app::hello")]);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("settings.json");
+        let write = |text: &str| std::fs::write(&path, text).unwrap();
+        let get = |path: &str, query: &str| {
+            let res = handle_in(&reg, &Request::new("GET", path, query));
+            assert_eq!(res.status, 200, "{}", String::from_utf8_lossy(&res.body));
+            serde_json::from_slice::<serde_json::Value>(&res.body).unwrap()
+        };
+        // A missing file sets nothing, and is no error.
+        let status = reg.configure_operator_settings(&path).unwrap();
+        assert!(status.is_ok() && status.version.is_none());
+        assert!(matches!(
+            reg.configure_operator_settings(&path),
+            Err(SettingsError::OperatorAlreadyConfigured { .. })
+        ));
+        write(r#"{"metadata":{"version":1},"routes":{"_all":{"preempt":{"status":503}}}}"#);
+        let status = reg.reload_operator_settings().unwrap();
+        assert_eq!((status.version, status.is_ok()), (Some(1), true));
+        let (_, hello) = &reg.annotated()[0];
+        assert_eq!(hello.state.settings.preempt().unwrap().status, 503);
+        // A plain route seen after the file was applied gets its settings too.
+        let later = reg.dynamic_route("/later", None);
+        assert_eq!(later.settings.preempt().unwrap().status, 503);
+        assert!(reg.has_dynamic_settings());
+
+        let all = get("/_routes/settings", "flat_settings");
+        assert_eq!(
+            all["later"]["operator"],
+            serde_json::json!({"preempt.status": 503})
+        );
+        assert_eq!(all["hello"]["transient"], serde_json::json!({}));
+        let op = get("/_operator/settings", "");
+        assert_eq!(op["status"], "ok");
+        assert_eq!(op["version"], 1);
+        assert_eq!(op["routes"]["_all"]["preempt"]["status"], 503);
+        assert!(op["applied_at"].as_str().unwrap().ends_with('Z'));
+
+        // A bad file: nothing changes; the error is shown, with where the JSON breaks.
+        write("{\"metadata\":{\"version\":2},\n\"routes\":{\"_all\":}}");
+        let status = reg.reload_operator_settings().unwrap();
+        assert_eq!(status.version, Some(1));
+        assert_eq!(later.settings.preempt().unwrap().status, 503);
+        let op = get("/_operator/settings", "");
+        assert_eq!(op["status"], "error");
+        let reason = op["last_error"]["reason"].as_str().unwrap();
+        assert!(reason.contains("at line 2 column 18"), "{reason}");
+
+        // Removed: released everywhere.
+        std::fs::remove_file(&path).unwrap();
+        assert!(reg.reload_operator_settings().unwrap().is_ok());
+        assert!(later.settings.preempt().is_none() && hello.state.settings.preempt().is_none());
+        assert!(!reg.has_dynamic_settings());
     }
 
     #[test]

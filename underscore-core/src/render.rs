@@ -1,10 +1,30 @@
-//! JSON and YAML documents, with `pretty` and `filter_path` applied.
+//! Rendered response bodies: JSON and YAML documents, with `pretty` and `filter_path`
+//! applied. The `_cat` tables ([`cat`](crate::cat)) render through this module, never the
+//! other way round.
 
 use serde_json::Value;
 
-use crate::cat::Rendered;
 use crate::params::Format;
 use crate::{filter_path, yaml, ApiError};
+
+/// A rendered response body and its content type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    /// The `Content-Type` header.
+    pub content_type: &'static str,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl Rendered {
+    /// A `text/plain; charset=utf-8` body.
+    pub fn text(body: String) -> Self {
+        Self {
+            content_type: "text/plain; charset=utf-8",
+            body: body.into_bytes(),
+        }
+    }
+}
 
 /// Renders `value` as JSON (compact, or indented with `pretty`) or YAML, after `filter_path`.
 ///

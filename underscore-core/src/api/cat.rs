@@ -1,7 +1,8 @@
 //! `GET /_cat` and `GET /_cat/routes[/{ids}]`.
 
-use crate::cat::{self, CatParams, Cell, Column, Rendered};
+use crate::cat::{self, CatParams, Cell, Column};
 use crate::params::Query;
+use crate::render::Rendered;
 use crate::stats::Outcome;
 use crate::{ApiError, Registry};
 
@@ -138,6 +139,13 @@ pub(crate) const ROUTE_COLUMNS: &[Column] = &[
         "effective timeout, as set (- without one)",
     )
     .hidden(),
+    Column::text(
+        "settings.tiers",
+        &["tiers"],
+        "where each setting in effect comes from, key:tier comma-separated (tier: operator, \
+         transient or persistent; - when none is set)",
+    )
+    .hidden(),
     Column::text("handler", &["hd"], "handler fn (module path and name)").hidden(),
     Column::text("name", &["n"], "declared id or actix resource name").hidden(),
     Column::text(
@@ -168,9 +176,29 @@ pub(crate) fn routes(
     ids: Option<&str>,
 ) -> Result<Rendered, ApiError> {
     let params = CatParams::take(query, path)?;
-    let rows = super::routes::selected(reg, ids)?
+    let routes = super::routes::selected(reg, ids)?;
+    // Where each setting comes from, read at one instant for every route.
+    let tiers: Vec<Cell> = {
+        let state = reg.settings().lock();
+        routes
+            .iter()
+            .map(|r| {
+                let sources = state.tiers.sources(&r.id);
+                if sources.is_empty() {
+                    return Cell::Null;
+                }
+                let text: Vec<String> = sources
+                    .into_iter()
+                    .map(|(key, tier)| format!("{key}:{tier}"))
+                    .collect();
+                Cell::Str(text.join(","))
+            })
+            .collect()
+    };
+    let rows = routes
         .into_iter()
-        .map(|r| {
+        .zip(tiers)
+        .map(|(r, tiers)| {
             let opt = |s: Option<&str>| s.map_or(Cell::Null, |s| Cell::Str(s.to_owned()));
             let ms = |v: Option<f64>| super::rounded_ms(v).map_or(Cell::Null, Cell::Float);
             let count = |o: Outcome| Cell::Int(r.stats.count(o) as i64);
@@ -221,6 +249,7 @@ pub(crate) fn routes(
                     .as_ref()
                     .and_then(|l| l.timeout.as_ref())
                     .map(|(_, text)| text.as_str())),
+                tiers,
                 opt(r.handler),
                 opt(r.name.as_deref()),
                 Cell::Str(if r.annotated { "annotated" } else { "actix" }.to_owned()),

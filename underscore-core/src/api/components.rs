@@ -2,9 +2,10 @@
 
 use std::sync::atomic::Ordering;
 
-use crate::cat::{self, CatParams, Cell, Column, Rendered};
+use crate::cat::{self, CatParams, Cell, Column};
 use crate::components::{middlewares, short_type_name, transports};
 use crate::params::Query;
+use crate::render::Rendered;
 use crate::ApiError;
 
 const MIDDLEWARE_COLUMNS: &[Column] = &[

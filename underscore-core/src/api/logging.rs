@@ -3,10 +3,12 @@
 use serde_json::{json, Map, Value};
 
 use super::settings::{audit_value, Params};
-use crate::cat::{self, CatParams, Cell, Column, Rendered};
+use crate::cat::{self, CatParams, Cell, Column};
 use crate::params::Query;
-use crate::settings::logging::{shape, LoggerKeys, Loggers};
-use crate::settings::{StoreState, Tier, Update};
+use crate::render::Rendered;
+use crate::settings::keys::LoggerKeys;
+use crate::settings::logging::{shape, Loggers};
+use crate::settings::{StoreState, Tier, Update, OPERATOR};
 use crate::{ApiError, Registry};
 
 fn body(state: &StoreState, params: &Params) -> Result<Rendered, ApiError> {
@@ -21,6 +23,10 @@ fn body(state: &StoreState, params: &Params) -> Result<Rendered, ApiError> {
         Tier::Transient.name().to_owned(),
         shape(&loggers.transient, params.flat),
     );
+    // Shown when an operator settings file is configured, even when it sets no level.
+    if state.operator.is_some() {
+        out.insert(OPERATOR.to_owned(), shape(&loggers.operator, params.flat));
+    }
     if params.include_defaults {
         out.insert(
             "defaults".to_owned(),
@@ -83,8 +89,9 @@ const LOGGER_COLUMNS: &[Column] = &[
     Column::text(
         "tier",
         &["ti"],
-        "where the level comes from: transient, persistent or default",
+        "where the level comes from: operator, transient, persistent or default",
     ),
+    Column::text("operator", &["op"], "operator settings file's level").hidden(),
     Column::text("transient", &["tr"], "transient setting").hidden(),
     Column::text("persistent", &["pe"], "persistent setting").hidden(),
     Column::text(
@@ -109,6 +116,7 @@ pub(crate) fn cat(reg: &Registry, query: Query, path: &str) -> Result<Rendered, 
                 Cell::Str(r.target),
                 Cell::Str(r.level.to_owned()),
                 Cell::Str(r.tier.to_owned()),
+                opt(r.operator),
                 opt(r.transient),
                 opt(r.persistent),
                 opt(r.default),

@@ -5,6 +5,7 @@
 mod cat;
 mod components;
 mod logging;
+mod operator;
 pub(crate) mod routes;
 mod settings;
 pub(crate) mod tasks;
@@ -81,7 +82,7 @@ pub struct Response {
 }
 
 impl Response {
-    fn ok(rendered: crate::cat::Rendered) -> Self {
+    fn ok(rendered: crate::render::Rendered) -> Self {
         Self {
             status: 200,
             content_type: rendered.content_type,
@@ -199,6 +200,10 @@ fn dispatch(reg: &Registry, req: &Request<'_>) -> Result<Response, ApiError> {
             } else {
                 logging::get(reg, query, path).map(Response::ok)
             }
+        }
+        ["_operator", "settings"] => {
+            allow(GET)?;
+            operator::get(reg, query, path).map(Response::ok)
         }
         ["_tasks"] => {
             allow(GET)?;

@@ -128,7 +128,7 @@ pub(crate) fn get(
     query: Query,
     path: &str,
     ids: Option<&str>,
-) -> Result<crate::cat::Rendered, ApiError> {
+) -> Result<crate::render::Rendered, ApiError> {
     let params = DocParams::take(query, path)?;
     let routes = selected(reg, ids)?;
     let body: Map<String, Value> = routes
@@ -191,7 +191,7 @@ pub(crate) fn stats(
     query: Query,
     path: &str,
     ids: Option<&str>,
-) -> Result<crate::cat::Rendered, ApiError> {
+) -> Result<crate::render::Rendered, ApiError> {
     let params = DocParams::take(query, path)?;
     let routes: Map<String, Value> = selected(reg, ids)?
         .into_iter()

@@ -2,10 +2,10 @@
 
 use serde_json::{Map, Value};
 
-use crate::cat::Rendered;
 use crate::params::Query;
 use crate::render::DocParams;
-use crate::settings::{defaults, nest, Flat, StoreState, Tier, Update};
+use crate::render::Rendered;
+use crate::settings::{defaults, nest, Flat, StoreState, Tier, Update, OPERATOR};
 use crate::{ApiError, Registry};
 
 /// The parameters of the settings APIs (route settings and log levels).
@@ -31,9 +31,14 @@ impl Params {
 /// (a route that is gone, or a plain actix-web route not seen yet since the restart).
 fn known_ids(reg: &Registry, state: &StoreState) -> Vec<String> {
     let mut ids = reg.ids();
-    let mut stored: Vec<&String> = state.tiers.ids().filter(|id| !ids.contains(id)).collect();
-    stored.sort();
-    ids.extend(stored.into_iter().cloned());
+    let stored: Vec<String> = state
+        .tiers
+        .ids()
+        .into_iter()
+        .filter(|id| !ids.iter().any(|known| known == id))
+        .map(str::to_owned)
+        .collect();
+    ids.extend(stored);
     ids
 }
 
@@ -57,6 +62,10 @@ fn body(state: &StoreState, ids: &[String], params: &Params) -> Result<Rendered,
             for tier in [Tier::Persistent, Tier::Transient] {
                 let flat = state.tiers.tier(tier).get(id).unwrap_or(&empty);
                 entry.insert(tier.name().to_owned(), shape(flat));
+            }
+            // Shown when an operator settings file is configured, even when it sets nothing.
+            if state.operator.is_some() {
+                entry.insert(OPERATOR.to_owned(), shape(&state.tiers.operator(id)));
             }
             if params.include_defaults {
                 entry.insert("defaults".to_owned(), shape(&defaults()));

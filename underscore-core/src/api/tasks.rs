@@ -7,9 +7,10 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use serde_json::{json, Map, Value};
 
-use crate::cat::{self, CatParams, Cell, Column, Rendered};
+use crate::cat::{self, CatParams, Cell, Column};
 use crate::params::{split_list, Query};
 use crate::render::DocParams;
+use crate::render::Rendered;
 use crate::tasks::{tasks, CancelOutcome, TaskBrief, TaskInfo, TaskKind, TaskRoute};
 use crate::{glob, ApiError, Registry};
 

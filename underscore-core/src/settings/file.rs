@@ -9,8 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-use super::logging::LoggerKeys;
-use super::tiers::{KeySet, RouteKeys};
+use super::keys::{KeySet, LoggerKeys, RouteKeys};
 use super::Flat;
 
 /// Why the settings file could not be used.
@@ -48,6 +47,20 @@ pub enum SettingsError {
     AlreadyConfigured {
         /// The file already in use.
         path: PathBuf,
+    },
+    /// An operator settings file is already configured for this process.
+    #[error("an operator settings file is already configured ({}); it can be set once per process", .path.display())]
+    OperatorAlreadyConfigured {
+        /// The file already in use.
+        path: PathBuf,
+    },
+    /// The operator settings file cannot be watched for changes.
+    #[error("cannot watch the operator settings file {}: {reason}", .path.display())]
+    Unwatchable {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
     },
 }
 

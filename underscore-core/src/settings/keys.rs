@@ -1,8 +1,15 @@
-//! Every settings key: its name, what it does, and how its value is validated.
+//! Every settings key: its name, what it does, and how its value is validated. The route
+//! keys ([`KEYS`]) are a fixed set; the log level keys (`logger._root`, `logger.<target>`) an
+//! open one, checked by their grammar.
+//!
+//! This is the bottom of the settings modules: it imports none of them.
+
+use std::fmt::Debug;
 
 use serde_json::Value;
 
 use super::Flat;
+use crate::glob;
 
 /// One settings key.
 #[derive(Debug)]
@@ -207,6 +214,125 @@ pub fn defaults() -> Flat {
     KEYS.iter()
         .map(|k| (k.key.to_owned(), k.default.map_or(Value::Null, Value::from)))
         .collect()
+}
+
+/// Validates a (non-null) value and returns its canonical form, or says what is wrong.
+pub(crate) type Parse = fn(&Value) -> Result<Value, String>;
+
+/// A set of settings keys: which keys exist, and how their values are validated.
+pub(crate) trait KeySet {
+    /// A validated key.
+    type Key: AsRef<str> + Clone + PartialEq + Debug;
+    /// The canonical form of `key` and the parser of its (non-null) values; or why `key` is
+    /// none, as the text that follows `<tier> setting [<key>], not recognized`.
+    fn check(&self, key: &str) -> Result<(Self::Key, Parse), String>;
+    /// Whether the wildcard `pattern` matches at least one key of the set.
+    fn matches_some(&self, pattern: &str) -> bool;
+}
+
+/// The route settings keys, [`KEYS`].
+pub(crate) struct RouteKeys;
+
+impl KeySet for RouteKeys {
+    type Key = &'static str;
+
+    fn check(&self, key: &str) -> Result<(Self::Key, Parse), String> {
+        match spec(key) {
+            Some(spec) => Ok((spec.key, spec.parse)),
+            None if KEYS.iter().any(|k| k.key.starts_with(&format!("{key}."))) => {
+                Err(format!("; to reset the group, use [{key}.*]"))
+            }
+            None => Err(String::new()),
+        }
+    }
+
+    fn matches_some(&self, pattern: &str) -> bool {
+        KEYS.iter().any(|k| glob::matches(pattern, k.key))
+    }
+}
+
+/// The prefix of every log level setting.
+pub const PREFIX: &str = "logger.";
+
+/// The target name of the default level: `logger._root`.
+pub const ROOT: &str = "_root";
+
+/// The most log level settings a tier holds: each one is a directive the filter checks.
+pub const MAX_LOGGERS: usize = 1000;
+
+/// The longest target accepted, in bytes.
+pub const MAX_TARGET: usize = 256;
+
+/// The levels, most verbose first, as they are stored (lower case).
+pub const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+
+/// The keys `logger._root` and `logger.<target>`.
+pub(crate) struct LoggerKeys;
+
+impl KeySet for LoggerKeys {
+    type Key = String;
+
+    fn check(&self, key: &str) -> Result<(String, Parse), String> {
+        let Some(target) = key.strip_prefix(PREFIX) else {
+            if key == "logger" {
+                return Err("; to reset the group, use [logger.*]".to_owned());
+            }
+            return Err(": log levels are [logger._root] and [logger.<target>]".to_owned());
+        };
+        check_target(target).map_err(|why| format!(": {why}"))?;
+        Ok((key.to_owned(), parse_level))
+    }
+
+    fn matches_some(&self, pattern: &str) -> bool {
+        // An open set: a pattern matches some logger key when its text before the first `*`
+        // could start one, and the rest is made of target characters.
+        let literal = pattern.split('*').next().unwrap_or("");
+        (PREFIX.starts_with(literal) || literal.starts_with(PREFIX))
+            && pattern.bytes().all(|b| b == b'*' || is_target_byte(b))
+    }
+}
+
+fn is_target_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'_' | b':' | b'-' | b'.')
+}
+
+/// Checks a tracing target: what `EnvFilter` reads as one target, and nothing it could read as
+/// more (`=`, `,`, `[`, `{`, spaces and quotes are refused).
+fn check_target(target: &str) -> Result<(), String> {
+    if target.is_empty() {
+        return Err("the target after [logger.] is empty".to_owned());
+    }
+    if target.len() > MAX_TARGET {
+        return Err(format!("a target is at most {MAX_TARGET} bytes long"));
+    }
+    // `EnvFilter` refuses a directive that starts with `.`.
+    let first_ok = target
+        .bytes()
+        .next()
+        .is_some_and(|b| is_target_byte(b) && b != b'.');
+    if !first_ok || !target.bytes().all(is_target_byte) {
+        return Err(format!(
+            "[{target}] is not a tracing target: use ASCII letters, digits, '_', ':', '-' and \
+             '.' (not first), like a module path (my_app::db)"
+        ));
+    }
+    Ok(())
+}
+
+/// A level name, any case, in its stored form (lower case).
+fn parse_level(value: &Value) -> Result<Value, String> {
+    value
+        .as_str()
+        .and_then(canonical_level)
+        .map(Value::from)
+        .ok_or_else(|| format!("must be one of [{}], in any case", LEVELS.join(", ")))
+}
+
+pub(crate) fn canonical_level(level: &str) -> Option<&'static str> {
+    LEVELS
+        .iter()
+        .find(|l| l.eq_ignore_ascii_case(level))
+        .copied()
 }
 
 #[cfg(test)]

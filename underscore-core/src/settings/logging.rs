@@ -13,36 +13,24 @@
 //!   a span or field filter (`target[span]=debug`) are kept as they are;
 //! - `underscore::audit=info`, unless the default directives or a setting name that target: the
 //!   audit log of admin changes stays visible when someone sets `logger._root` to `off`.
+//!
+//! The keys' grammar is in [`keys`](super::keys); the settings file that holds the persistent
+//! levels, and the lock they share with the routes, are the [`store`](super::store)'s.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
 use serde_json::{Map, Value};
 
-use super::file::write_file;
-use super::tiers::{
-    apply, diff, effective, write_settings, KeySet, Parse, StoreState, Tier, Update,
-};
+pub use super::keys::{LEVELS, MAX_LOGGERS, MAX_TARGET, PREFIX, ROOT};
+
+use super::keys::canonical_level;
+use super::tiers::{apply, diff, effective, Tier, Update, OPERATOR};
 use super::Flat;
 use crate::ApiError;
 
-/// The prefix of every log level setting.
-pub const PREFIX: &str = "logger.";
-
-/// The target name of the default level: `logger._root`.
-pub const ROOT: &str = "_root";
-
 /// The target of the audit log, kept at `info` unless named explicitly.
 pub const AUDIT_TARGET: &str = "underscore::audit";
-
-/// The longest target accepted, in bytes.
-pub const MAX_TARGET: usize = 256;
-
-/// The most log level settings a tier holds: each one is a directive the filter checks.
-pub const MAX_LOGGERS: usize = 1000;
-
-/// The levels, most verbose first, as they are stored (lower case).
-pub const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
 
 /// Sets the app's log filter from `EnvFilter` directives, or says why it could not.
 pub type ApplyFilter = Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
@@ -65,75 +53,6 @@ pub enum InstallError {
         /// Why.
         reason: String,
     },
-}
-
-/// The keys `logger._root` and `logger.<target>`, for [`Update::parse_with`].
-pub(crate) struct LoggerKeys;
-
-impl KeySet for LoggerKeys {
-    type Key = String;
-
-    fn check(&self, key: &str) -> Result<(String, Parse), String> {
-        let Some(target) = key.strip_prefix(PREFIX) else {
-            if key == "logger" {
-                return Err("; to reset the group, use [logger.*]".to_owned());
-            }
-            return Err(": log levels are [logger._root] and [logger.<target>]".to_owned());
-        };
-        check_target(target).map_err(|why| format!(": {why}"))?;
-        Ok((key.to_owned(), parse_level))
-    }
-
-    fn matches_some(&self, pattern: &str) -> bool {
-        // An open set: a pattern matches some logger key when its text before the first `*`
-        // could start one, and the rest is made of target characters.
-        let literal = pattern.split('*').next().unwrap_or("");
-        (PREFIX.starts_with(literal) || literal.starts_with(PREFIX))
-            && pattern.bytes().all(|b| b == b'*' || is_target_byte(b))
-    }
-}
-
-fn is_target_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'_' | b':' | b'-' | b'.')
-}
-
-/// Checks a tracing target: what `EnvFilter` reads as one target, and nothing it could read as
-/// more (`=`, `,`, `[`, `{`, spaces and quotes are refused).
-fn check_target(target: &str) -> Result<(), String> {
-    if target.is_empty() {
-        return Err("the target after [logger.] is empty".to_owned());
-    }
-    if target.len() > MAX_TARGET {
-        return Err(format!("a target is at most {MAX_TARGET} bytes long"));
-    }
-    // `EnvFilter` refuses a directive that starts with `.`.
-    let first_ok = target
-        .bytes()
-        .next()
-        .is_some_and(|b| is_target_byte(b) && b != b'.');
-    if !first_ok || !target.bytes().all(is_target_byte) {
-        return Err(format!(
-            "[{target}] is not a tracing target: use ASCII letters, digits, '_', ':', '-' and \
-             '.' (not first), like a module path (my_app::db)"
-        ));
-    }
-    Ok(())
-}
-
-/// A level name, any case, in its stored form (lower case).
-fn parse_level(value: &Value) -> Result<Value, String> {
-    value
-        .as_str()
-        .and_then(canonical_level)
-        .map(Value::from)
-        .ok_or_else(|| format!("must be one of [{}], in any case", LEVELS.join(", ")))
-}
-
-fn canonical_level(level: &str) -> Option<&'static str> {
-    LEVELS
-        .iter()
-        .find(|l| l.eq_ignore_ascii_case(level))
-        .copied()
 }
 
 /// The level of an `EnvFilter` directive as written (`INFO`, `3`, or empty for `error`), by
@@ -250,11 +169,13 @@ impl fmt::Debug for Installed {
     }
 }
 
-/// The log levels: both tiers of `logger.*` settings, and the filter they are applied to.
+/// The log levels: every tier of `logger.*` settings, and the filter they are applied to.
 #[derive(Debug, Default)]
 pub(crate) struct Loggers {
     pub persistent: Flat,
     pub transient: Flat,
+    /// The operator settings file's levels (empty without the file).
+    pub operator: Flat,
     filter: Option<Installed>,
 }
 
@@ -273,6 +194,7 @@ pub(crate) struct LoggerRow {
     pub target: String,
     pub level: &'static str,
     pub tier: &'static str,
+    pub operator: Option<&'static str>,
     pub transient: Option<&'static str>,
     pub persistent: Option<&'static str>,
     pub default: Option<&'static str>,
@@ -293,9 +215,7 @@ impl Loggers {
             defaults: DefaultDirectives::parse(defaults),
             apply,
         };
-        let directives = installed
-            .defaults
-            .with_settings(&effective(&self.persistent, &self.transient));
+        let directives = installed.defaults.with_settings(&self.effective());
         (installed.apply)(&directives).map_err(|reason| InstallError::Rejected {
             directives: directives.clone(),
             reason,
@@ -314,9 +234,12 @@ impl Loggers {
     }
 
     fn directives(&self, installed: &Installed) -> String {
-        installed
-            .defaults
-            .with_settings(&effective(&self.persistent, &self.transient))
+        installed.defaults.with_settings(&self.effective())
+    }
+
+    /// Operator, else transient, else persistent.
+    pub(crate) fn effective(&self) -> Flat {
+        effective(&self.persistent, &self.transient, &self.operator)
     }
 
     /// The installed filter's defaults and current directives, or the 400 that says how to
@@ -351,7 +274,12 @@ impl Loggers {
         for (t, l) in &default_targets {
             targets.insert(t, Some(l));
         }
-        for key in self.persistent.keys().chain(self.transient.keys()) {
+        for key in self
+            .persistent
+            .keys()
+            .chain(self.transient.keys())
+            .chain(self.operator.keys())
+        {
             if let Some(t) = key.strip_prefix(PREFIX).filter(|t| *t != ROOT) {
                 targets.entry(t).or_insert(None);
             }
@@ -360,17 +288,20 @@ impl Loggers {
             .chain(targets)
             .map(|(target, default)| {
                 let key = format!("{PREFIX}{target}");
+                let operator = level(&self.operator, &key);
                 let transient = level(&self.transient, &key);
                 let persistent = level(&self.persistent, &key);
-                let (level, tier) = match (transient, persistent, default) {
-                    (Some(l), _, _) => (l, Tier::Transient.name()),
-                    (None, Some(l), _) => (l, Tier::Persistent.name()),
-                    (None, None, d) => (d.unwrap_or("off"), "default"),
+                let (level, tier) = match (operator, transient, persistent, default) {
+                    (Some(l), _, _, _) => (l, OPERATOR),
+                    (None, Some(l), _, _) => (l, Tier::Transient.name()),
+                    (None, None, Some(l), _) => (l, Tier::Persistent.name()),
+                    (None, None, None, d) => (d.unwrap_or("off"), "default"),
                 };
                 LoggerRow {
                     target: target.to_owned(),
                     level,
                     tier,
+                    operator,
                     transient,
                     persistent,
                     default,
@@ -388,20 +319,20 @@ pub(crate) fn not_installed() -> ApiError {
     )
 }
 
-impl StoreState {
-    /// Applies a log level `update`, all or nothing: computes both tiers and the directives,
-    /// writes the settings file if the persistent tier changed, reloads the filter, and only
-    /// then commits. If the reload fails after the file was written, the file is written back.
-    pub(crate) fn apply_levels(
-        &mut self,
-        update: &Update<String>,
-    ) -> Result<Vec<LevelChanged>, ApiError> {
-        let installed = self.logging.filter.as_ref().ok_or_else(not_installed)?;
-        let file = self.file_for(update.touches_persistent())?;
-        let (mut persistent, mut transient) = (
-            self.logging.persistent.clone(),
-            self.logging.transient.clone(),
-        );
+/// The log levels an update gives, checked against [`MAX_LOGGERS`], with what changes: see
+/// [`Loggers::next`].
+#[derive(Debug)]
+pub(crate) struct NextLevels {
+    pub persistent: Flat,
+    pub transient: Flat,
+    pub operator: Flat,
+    pub changed: Vec<LevelChanged>,
+}
+
+impl Loggers {
+    /// What `update` would make of both tiers, without changing anything.
+    pub(crate) fn next(&self, update: &Update<String>) -> Result<NextLevels, ApiError> {
+        let (mut persistent, mut transient) = (self.persistent.clone(), self.transient.clone());
         apply(&mut persistent, update.changes(Tier::Persistent));
         apply(&mut transient, update.changes(Tier::Transient));
         for (tier, flat) in [
@@ -417,8 +348,8 @@ impl StoreState {
             }
         }
         let changed: Vec<LevelChanged> = [
-            (Tier::Persistent, &self.logging.persistent, &persistent),
-            (Tier::Transient, &self.logging.transient, &transient),
+            (Tier::Persistent, &self.persistent, &persistent),
+            (Tier::Transient, &self.transient, &transient),
         ]
         .into_iter()
         .flat_map(|(tier, old, new)| {
@@ -430,42 +361,48 @@ impl StoreState {
             })
         })
         .collect();
+        Ok(NextLevels {
+            persistent,
+            transient,
+            operator: self.operator.clone(),
+            changed,
+        })
+    }
 
-        let before = self.logging.directives(installed);
-        let after = installed
-            .defaults
-            .with_settings(&effective(&persistent, &transient));
-        // Set only through an update that names the persistent tier: `file` is set then.
-        let written = match file {
-            Some(file) if persistent != self.logging.persistent => {
-                write_settings(file, &self.tiers.persistent, &persistent)?;
-                Some(file)
-            }
-            _ => None,
-        };
-        if after != before {
-            if let Err(why) = (installed.apply)(&after) {
-                let mut reason =
-                    format!("failed to apply the log filter [{after}]: {why}; nothing was changed");
-                if let Some(file) = written {
-                    if let Err(e) =
-                        write_file(file, &self.tiers.persistent, &self.logging.persistent)
-                    {
-                        reason = format!(
-                            "failed to apply the log filter [{after}]: {why}; the levels in \
-                             effect are unchanged, but the settings file [{}] could not be \
-                             restored ({e}): it holds the new persistent levels, which would \
-                             apply at the next start",
-                            file.display()
-                        );
-                    }
-                }
-                return Err(ApiError::new(500, "exception", reason));
-            }
+    /// The levels with `operator` as the operator tier, the others as they are.
+    pub(crate) fn next_operator(&self, operator: Flat) -> NextLevels {
+        NextLevels {
+            persistent: self.persistent.clone(),
+            transient: self.transient.clone(),
+            operator,
+            changed: Vec::new(),
         }
-        self.logging.persistent = persistent;
-        self.logging.transient = transient;
-        Ok(changed)
+    }
+
+    /// Reloads the installed filter for `next`, if that changes its directives. On failure,
+    /// the directives that were refused and why; nothing is committed either way.
+    pub(crate) fn reload_for(&self, next: &NextLevels) -> Result<(), (String, String)> {
+        let Some(installed) = &self.filter else {
+            return Ok(());
+        };
+        let before = self.directives(installed);
+        let after = installed.defaults.with_settings(&effective(
+            &next.persistent,
+            &next.transient,
+            &next.operator,
+        ));
+        if after == before {
+            return Ok(());
+        }
+        (installed.apply)(&after).map_err(|why| (after, why))
+    }
+
+    /// Makes `next` the levels in effect (after [`Loggers::reload_for`]).
+    pub(crate) fn commit(&mut self, next: NextLevels) -> Vec<LevelChanged> {
+        self.persistent = next.persistent;
+        self.transient = next.transient;
+        self.operator = next.operator;
+        next.changed
     }
 }
 
@@ -486,11 +423,39 @@ pub(crate) fn shape(flat: &Flat, flat_keys: bool) -> Value {
     Value::Object(out)
 }
 
+/// A test filter, for the tests of the modules that apply levels.
+#[cfg(test)]
+pub(crate) mod test_filter {
+    use std::sync::{Arc, Mutex};
+
+    use super::ApplyFilter;
+
+    /// What a test filter was given.
+    pub(crate) type Seen = Arc<Mutex<Vec<String>>>;
+
+    /// A filter that records what it was given; fails while `fail` is set.
+    pub(crate) fn recorder() -> (ApplyFilter, Seen, Arc<Mutex<bool>>) {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let fail = Arc::new(Mutex::new(false));
+        let (s, f) = (seen.clone(), fail.clone());
+        let apply: ApplyFilter = Box::new(move |d: &str| {
+            if *f.lock().unwrap() {
+                return Err("subscriber no longer exists".to_owned());
+            }
+            s.lock().unwrap().push(d.to_owned());
+            Ok(())
+        });
+        (apply, seen, fail)
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::test_filter::recorder;
     use super::*;
+    use crate::settings::keys::LoggerKeys;
+    use crate::settings::tiers::Change;
     use serde_json::json;
-    use std::sync::{Arc, Mutex};
 
     fn update(body: Value) -> Result<Update<String>, ApiError> {
         Update::parse_with(body.to_string().as_bytes(), &LoggerKeys)
@@ -558,10 +523,7 @@ mod tests {
         let u = update(json!({"transient": {"logger": {"a": {"b": "info"}}}})).unwrap();
         assert_eq!(
             u.changes(Tier::Transient),
-            [super::super::tiers::Change::Set(
-                "logger.a.b".to_owned(),
-                json!("info")
-            )]
+            [Change::Set("logger.a.b".to_owned(), json!("info"))]
         );
         assert!(crate::glob::matches("logger.*", "logger.a.b"));
     }
@@ -618,100 +580,6 @@ mod tests {
         );
     }
 
-    /// What a test filter was given.
-    type Seen = Arc<Mutex<Vec<String>>>;
-
-    /// A filter that records what it was given; fails while `fail` is set.
-    fn recorder() -> (ApplyFilter, Seen, Arc<Mutex<bool>>) {
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let fail = Arc::new(Mutex::new(false));
-        let (s, f) = (seen.clone(), fail.clone());
-        let apply: ApplyFilter = Box::new(move |d: &str| {
-            if *f.lock().unwrap() {
-                return Err("subscriber no longer exists".to_owned());
-            }
-            s.lock().unwrap().push(d.to_owned());
-            Ok(())
-        });
-        (apply, seen, fail)
-    }
-
-    #[test]
-    fn levels_apply_through_the_filter_all_or_nothing() {
-        let mut state = StoreState::default();
-        let u = update(json!({"transient": {"logger.a": "debug"}})).unwrap();
-        assert_eq!(
-            state.apply_levels(&u).unwrap_err().reason,
-            not_installed().reason
-        );
-        let (apply, seen, fail) = recorder();
-        state.logging.install("info", apply).unwrap();
-        assert_eq!(*seen.lock().unwrap(), ["info,underscore::audit=info"]);
-        let (again, _, _) = recorder();
-        assert!(matches!(
-            state.logging.install("warn", again),
-            Err(InstallError::AlreadyInstalled)
-        ));
-
-        let changed = state.apply_levels(&u).unwrap();
-        assert_eq!(
-            changed,
-            [LevelChanged {
-                tier: Tier::Transient,
-                key: "logger.a".to_owned(),
-                old: None,
-                new: Some(json!("debug"))
-            }]
-        );
-        assert_eq!(
-            seen.lock().unwrap().last().unwrap(),
-            "info,a=debug,underscore::audit=info"
-        );
-        // No settings file: a persistent update is refused, and nothing changes.
-        let p = update(
-            json!({"persistent": {"logger._root": "warn"}, "transient": {"logger.a": null}}),
-        )
-        .unwrap();
-        assert_eq!(state.apply_levels(&p).unwrap_err().status, 400);
-        assert_eq!(state.logging.transient.len(), 1);
-
-        // A filter that fails: a 500, nothing committed.
-        *fail.lock().unwrap() = true;
-        let reset = update(json!({"transient": {"logger.*": null}})).unwrap();
-        let err = state.apply_levels(&reset).unwrap_err();
-        assert_eq!((err.status, err.kind), (500, "exception"));
-        assert!(err.reason.contains("nothing was changed"), "{}", err.reason);
-        assert_eq!(state.logging.transient.len(), 1);
-        *fail.lock().unwrap() = false;
-        assert_eq!(state.apply_levels(&reset).unwrap().len(), 1);
-        assert!(state.logging.transient.is_empty());
-        // An update that leaves the directives as they are does not reload the filter.
-        let reloads = seen.lock().unwrap().len();
-        state.apply_levels(&reset).unwrap();
-        assert_eq!(seen.lock().unwrap().len(), reloads);
-    }
-
-    #[test]
-    fn a_failed_reload_puts_the_settings_file_back() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("settings.json");
-        let mut state = StoreState {
-            file: Some(path.clone()),
-            ..StoreState::default()
-        };
-        let (apply, _, fail) = recorder();
-        state.logging.install("info", apply).unwrap();
-        let set = update(json!({"persistent": {"logger.a": "debug"}})).unwrap();
-        state.apply_levels(&set).unwrap();
-        let before = std::fs::read_to_string(&path).unwrap();
-        assert!(before.contains("\"logger.a\": \"debug\""), "{before}");
-        *fail.lock().unwrap() = true;
-        let change = update(json!({"persistent": {"logger.a": "trace"}})).unwrap();
-        assert_eq!(state.apply_levels(&change).unwrap_err().status, 500);
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), before);
-        assert_eq!(state.logging.persistent["logger.a"], json!("debug"));
-    }
-
     #[test]
     fn settings_loaded_before_the_filter_apply_when_it_is_installed() {
         let mut loggers = Loggers {
@@ -743,6 +611,11 @@ mod tests {
             ]
             .into(),
             transient: [("logger.b".to_owned(), json!("trace"))].into(),
+            operator: [
+                ("logger.a".to_owned(), json!("error")),
+                ("logger.c".to_owned(), json!("off")),
+            ]
+            .into(),
             filter: None,
         };
         let d = DefaultDirectives::parse("info,a=debug");
@@ -755,8 +628,9 @@ mod tests {
             rows,
             [
                 ("_root".to_owned(), "warn", "persistent"),
-                ("a".to_owned(), "debug", "default"),
+                ("a".to_owned(), "error", "operator"),
                 ("b".to_owned(), "trace", "transient"),
+                ("c".to_owned(), "off", "operator"),
                 ("underscore::audit".to_owned(), "info", "default"),
             ]
         );

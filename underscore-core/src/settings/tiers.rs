@@ -1,16 +1,16 @@
-//! The persistent and transient tiers, Elasticsearch's update semantics, and the store that
-//! holds both tiers of every route.
+//! The persistent and transient tiers: Elasticsearch's update semantics (dot notation, `null`
+//! resets, wildcard group resets), and how the tiers, the operator's above them, merge into the
+//! effective settings.
+//!
+//! It builds on [`keys`](super::keys) only; the stores ([`file`](mod@super::file),
+//! [`logging`](super::logging), [`store`](super::store)) build on it.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt::Debug;
-use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 use serde_json::{Map, Value};
 
-use super::file::{load_file, write_file, SettingsError};
-use super::keys::{spec, KEYS};
-use super::logging::Loggers;
+use super::keys::{KeySet, RouteKeys};
 use super::Flat;
 use crate::{glob, ApiError};
 
@@ -39,42 +39,6 @@ impl Tier {
 pub(crate) enum Change<K = &'static str> {
     Set(K, Value),
     Reset(String),
-}
-
-/// Validates a (non-null) value and returns its canonical form, or says what is wrong.
-pub(crate) type Parse = fn(&Value) -> Result<Value, String>;
-
-/// A set of settings keys, for [`Update::parse_with`]: which keys exist, and how their values
-/// are validated.
-pub(crate) trait KeySet {
-    /// A validated key.
-    type Key: AsRef<str> + Clone + PartialEq + Debug;
-    /// The canonical form of `key` and the parser of its (non-null) values; or why `key` is
-    /// none, as the text that follows `<tier> setting [<key>], not recognized`.
-    fn check(&self, key: &str) -> Result<(Self::Key, Parse), String>;
-    /// Whether the wildcard `pattern` matches at least one key of the set.
-    fn matches_some(&self, pattern: &str) -> bool;
-}
-
-/// The route settings keys, [`KEYS`].
-pub(crate) struct RouteKeys;
-
-impl KeySet for RouteKeys {
-    type Key = &'static str;
-
-    fn check(&self, key: &str) -> Result<(Self::Key, Parse), String> {
-        match spec(key) {
-            Some(spec) => Ok((spec.key, spec.parse)),
-            None if KEYS.iter().any(|k| k.key.starts_with(&format!("{key}."))) => {
-                Err(format!("; to reset the group, use [{key}.*]"))
-            }
-            None => Err(String::new()),
-        }
-    }
-
-    fn matches_some(&self, pattern: &str) -> bool {
-        KEYS.iter().any(|k| glob::matches(pattern, k.key))
-    }
 }
 
 /// A validated PUT body.
@@ -170,7 +134,7 @@ impl<K: AsRef<str> + Clone + PartialEq + Debug> Update<K> {
 }
 
 /// Flattens nested objects into dotted keys; an empty object contributes nothing.
-fn flatten(prefix: &str, map: Map<String, Value>, out: &mut Vec<(String, Value)>) {
+pub(crate) fn flatten(prefix: &str, map: Map<String, Value>, out: &mut Vec<(String, Value)>) {
     for (k, v) in map {
         let key = if prefix.is_empty() {
             k
@@ -249,10 +213,68 @@ pub fn nest(flat: &Flat) -> Value {
     Value::Object(root)
 }
 
+/// The name of the tier the operator settings file sets: above transient, refused to PUTs.
+pub const OPERATOR: &str = "operator";
+
+/// One entry of the operator tier: an `{ids}` expression (comma list, `*` wildcards, `_all`)
+/// and the settings it gives the routes it matches, now or later.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct RouteEntry {
+    pub ids: String,
+    pub settings: Flat,
+}
+
+impl RouteEntry {
+    /// How closely the expression names `id`: 2 by name, 1 by a pattern, 0 by `_all` or `*`;
+    /// `None` when it does not match it.
+    fn rank(&self, id: &str) -> Option<u8> {
+        self.ids
+            .split(',')
+            .map(str::trim)
+            .filter_map(|item| match item {
+                "_all" | "*" => Some(0),
+                pattern if glob::is_pattern(pattern) => glob::matches(pattern, id).then_some(1),
+                name => (name == id).then_some(2),
+            })
+            .max()
+    }
+
+    /// The route ids the expression names literally (no pattern, no `_all`).
+    pub(crate) fn names(&self) -> impl Iterator<Item = &str> {
+        self.ids
+            .split(',')
+            .map(str::trim)
+            .filter(|item| *item != "_all" && !glob::is_pattern(item))
+    }
+}
+
+/// The operator tier of `id`: the settings of every entry that matches it, the closest match
+/// winning a key (a name over a pattern over `_all`), then the later entry in the file.
+pub(crate) fn operator_for(entries: &[RouteEntry], id: &str) -> Flat {
+    let mut hits: Vec<(u8, usize)> = entries
+        .iter()
+        .enumerate()
+        .filter_map(|(i, e)| Some((e.rank(id)?, i)))
+        .collect();
+    hits.sort_unstable();
+    let mut out = Flat::new();
+    for (_, i) in hits {
+        out.extend(
+            entries[i]
+                .settings
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
+    }
+    out
+}
+
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Tiers {
     pub persistent: BTreeMap<String, Flat>,
     pub transient: BTreeMap<String, Flat>,
+    /// The operator settings file's routes, in file order (empty without the file).
+    pub operator: Vec<RouteEntry>,
 }
 
 impl Tiers {
@@ -263,35 +285,68 @@ impl Tiers {
         }
     }
 
-    fn tier_mut(&mut self, tier: Tier) -> &mut BTreeMap<String, Flat> {
+    pub(crate) fn tier_mut(&mut self, tier: Tier) -> &mut BTreeMap<String, Flat> {
         match tier {
             Tier::Persistent => &mut self.persistent,
             Tier::Transient => &mut self.transient,
         }
     }
 
-    /// Transient, else persistent, else default (unset).
+    /// The operator tier of `id`.
+    pub(crate) fn operator(&self, id: &str) -> Flat {
+        operator_for(&self.operator, id)
+    }
+
+    /// Operator, else transient, else persistent, else default (unset).
     pub(crate) fn effective(&self, id: &str) -> Flat {
         effective(
             self.persistent.get(id).unwrap_or(&Flat::new()),
             self.transient.get(id).unwrap_or(&Flat::new()),
+            &self.operator(id),
         )
     }
 
-    /// Every id that has settings in either tier.
-    pub(crate) fn ids(&self) -> impl Iterator<Item = &String> {
-        self.persistent.keys().chain(
-            self.transient
-                .keys()
-                .filter(|k| !self.persistent.contains_key(*k)),
-        )
+    /// Where each key of `id`'s effective settings comes from: `operator`, `transient` or
+    /// `persistent`.
+    pub(crate) fn sources(&self, id: &str) -> BTreeMap<String, &'static str> {
+        let mut out = BTreeMap::new();
+        let layers = [
+            (Tier::Persistent.name(), self.persistent.get(id)),
+            (Tier::Transient.name(), self.transient.get(id)),
+        ];
+        for (name, flat) in layers {
+            for key in flat.into_iter().flat_map(Flat::keys) {
+                out.insert(key.clone(), name);
+            }
+        }
+        for key in self.operator(id).into_keys() {
+            out.insert(key, OPERATOR);
+        }
+        out
+    }
+
+    /// Every id that has settings in either tier, or that the operator tier names, sorted.
+    pub(crate) fn ids(&self) -> Vec<&str> {
+        let mut ids: Vec<&str> = self
+            .persistent
+            .keys()
+            .chain(self.transient.keys())
+            .map(String::as_str)
+            .chain(self.operator.iter().flat_map(RouteEntry::names))
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
     }
 }
 
-/// Transient, else persistent: the keys of both tiers, the transient value where both have one.
-pub(crate) fn effective(persistent: &Flat, transient: &Flat) -> Flat {
+/// Operator, else transient, else persistent: the keys of every tier, the highest tier's value
+/// where several have one.
+pub(crate) fn effective(persistent: &Flat, transient: &Flat, operator: &Flat) -> Flat {
     let mut out = persistent.clone();
-    out.extend(transient.iter().map(|(k, v)| (k.clone(), v.clone())));
+    for tier in [transient, operator] {
+        out.extend(tier.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
     out
 }
 
@@ -315,134 +370,6 @@ pub(crate) struct Changed {
     pub key: String,
     pub old: Option<Value>,
     pub new: Option<Value>,
-}
-
-/// The settings of every route: both tiers, and the file the persistent one lives in.
-#[derive(Debug, Default)]
-pub struct SettingsStore {
-    pub(crate) state: Mutex<StoreState>,
-}
-
-#[derive(Debug, Default)]
-pub(crate) struct StoreState {
-    pub tiers: Tiers,
-    pub file: Option<PathBuf>,
-    /// The log levels: they share the settings file, and this lock, with the routes.
-    pub logging: Loggers,
-}
-
-impl SettingsStore {
-    /// Uses `path` for the persistent tier: loads it now (a missing file is an empty one), and
-    /// writes it on every persistent change.
-    ///
-    /// # Errors
-    ///
-    /// [`SettingsError::Corrupt`] or [`SettingsError::Unreadable`], naming the file, which is
-    /// left untouched; [`SettingsError::AlreadyConfigured`] on a second call.
-    pub fn configure_file(&self, path: impl Into<PathBuf>) -> Result<Vec<String>, SettingsError> {
-        let path = path.into();
-        let mut state = self.lock();
-        if let Some(existing) = &state.file {
-            return Err(SettingsError::AlreadyConfigured {
-                path: existing.clone(),
-            });
-        }
-        let loaded = load_file(&path)?;
-        let ids: Vec<String> = loaded.routes.keys().cloned().collect();
-        state.tiers.persistent = loaded.routes;
-        state.logging.persistent = loaded.logging;
-        state.file = Some(path);
-        Ok(ids)
-    }
-
-    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, StoreState> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-impl StoreState {
-    /// Applies `update` to `ids`: computes the new tiers, writes the file if the persistent tier
-    /// changed, and only then commits. Returns what changed.
-    ///
-    /// An update that names the persistent tier is refused when no file is configured, even
-    /// if it would change nothing: the caller learns at once that persistence is off.
-    pub(crate) fn apply(
-        &mut self,
-        ids: &[String],
-        update: &Update,
-    ) -> Result<Vec<Changed>, ApiError> {
-        let file = self.file_for(update.touches_persistent())?;
-        let mut next = self.tiers.clone();
-        let mut changed = Vec::new();
-        for tier in [Tier::Persistent, Tier::Transient] {
-            let changes = update.changes(tier);
-            if changes.is_empty() {
-                continue;
-            }
-            for id in ids {
-                let old = next.tier(tier).get(id).cloned().unwrap_or_default();
-                let mut new = old.clone();
-                apply(&mut new, changes);
-                if new == old {
-                    continue;
-                }
-                changed.extend(diff(&old, &new).map(|(key, o, n)| Changed {
-                    id: id.clone(),
-                    tier,
-                    key: key.clone(),
-                    old: o.cloned(),
-                    new: n.cloned(),
-                }));
-                if new.is_empty() {
-                    next.tier_mut(tier).remove(id);
-                } else {
-                    next.tier_mut(tier).insert(id.clone(), new);
-                }
-            }
-        }
-        // The persistent tier changes only through an update that names it: `file` is set.
-        if let (true, Some(file)) = (next.persistent != self.tiers.persistent, file) {
-            // The log levels' section is written back as it is.
-            write_settings(file, &next.persistent, &self.logging.persistent)?;
-        }
-        self.tiers = next;
-        Ok(changed)
-    }
-
-    /// The settings file an update writes to: `None` when it leaves the persistent tier alone;
-    /// an error when it names that tier but no file is configured (even if it would change
-    /// nothing: the caller learns at once that persistence is off).
-    pub(crate) fn file_for(&self, touches_persistent: bool) -> Result<Option<&Path>, ApiError> {
-        match (self.file.as_deref(), touches_persistent) {
-            (None, true) => Err(no_file()),
-            (file, _) => Ok(file),
-        }
-    }
-}
-
-/// Writes both sections of the settings file, or the 500 that says nothing was changed.
-pub(crate) fn write_settings(
-    file: &Path,
-    routes: &BTreeMap<String, Flat>,
-    logging: &Flat,
-) -> Result<(), ApiError> {
-    write_file(file, routes, logging).map_err(|e| {
-        ApiError::new(
-            500,
-            "io_exception",
-            format!(
-                "failed to write the settings file [{}]: {e}; nothing was changed",
-                file.display()
-            ),
-        )
-    })
-}
-
-pub(crate) fn no_file() -> ApiError {
-    ApiError::illegal_argument(
-        "persistent settings are disabled: no settings file is configured; enable them with \
-         Underscore::builder().settings_file(path) (the quickstart reads UNDERSCORE_SETTINGS)",
-    )
 }
 
 #[cfg(test)]
@@ -558,21 +485,5 @@ mod tests {
                 .transient,
         );
         assert!(flat.is_empty());
-    }
-
-    #[test]
-    fn a_persistent_update_without_a_file_is_refused_even_when_it_changes_nothing() {
-        let mut state = StoreState::default();
-        let ids = vec!["r".to_owned()];
-        let noop = update(json!({"persistent": {"preempt.status": null}})).unwrap();
-        assert_eq!(state.apply(&ids, &noop).unwrap_err().status, 400);
-        let both = update(
-            json!({"persistent": {"preempt.status": 503}, "transient": {"preempt.status": 429}}),
-        )
-        .unwrap();
-        assert!(state.apply(&ids, &both).is_err());
-        assert!(state.tiers.transient.is_empty(), "nothing half-applied");
-        let transient = update(json!({"transient": {"preempt.status": 429}})).unwrap();
-        assert_eq!(state.apply(&ids, &transient).unwrap().len(), 1);
     }
 }
