@@ -1,6 +1,7 @@
 //! Process-wide configuration.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use underscore_core::registry;
 use underscore_core::settings::SettingsError;
@@ -18,6 +19,10 @@ use underscore_core::settings::SettingsError;
 #[must_use]
 pub struct Underscore {
     settings_file: Option<PathBuf>,
+    checks: Vec<crate::HealthCheck>,
+    drain_delay: Option<Duration>,
+    drain_timeout: Option<Duration>,
+    drain_on_sigterm: bool,
 }
 
 impl Underscore {
@@ -34,15 +39,75 @@ impl Underscore {
         self
     }
 
+    /// Registers a health check (see [`HealthCheck`](crate::HealthCheck)): `GET /_health`
+    /// and `GET /_cat/health` show it, `/readyz` fails while a critical one does.
+    ///
+    /// # Panics
+    ///
+    /// In [`Underscore::init`], if two checks share a name.
+    pub fn health_check(mut self, check: crate::HealthCheck) -> Self {
+        self.checks.push(check);
+        self
+    }
+
+    /// How long a drain keeps serving after readiness fails, before it closes the listeners,
+    /// when `POST /_drain` (or SIGTERM) does not say (default 5 s): longer than the load
+    /// balancer takes to notice (Kubernetes: the readiness probe's `periodSeconds` times its
+    /// `failureThreshold`).
+    pub fn drain_delay(mut self, delay: Duration) -> Self {
+        self.drain_delay = Some(delay);
+        self
+    }
+
+    /// How long a drain waits for the requests in flight once the listeners are closed, before
+    /// it interrupts them (503 `Server draining`), when `POST /_drain` does not say (default
+    /// 30 s). Give the app's `HttpServer::shutdown_timeout` more than this: actix drops the
+    /// connections still open when it runs out.
+    pub fn drain_timeout(mut self, timeout: Duration) -> Self {
+        self.drain_timeout = Some(timeout);
+        self
+    }
+
+    /// SIGTERM starts a drain (with the default delay and timeout) instead of stopping the
+    /// process: Kubernetes sends it to stop a pod. Turn actix's own signal handling off
+    /// (`HttpServer::disable_signals`, or a `shutdown_signal` without SIGTERM), or it stops the
+    /// server at once. The process exits once the drain has stopped the servers, as `main`
+    /// returns.
+    pub fn drain_on_sigterm(mut self) -> Self {
+        self.drain_on_sigterm = true;
+        self
+    }
+
     /// Applies the configuration. Call it once, before serving.
     ///
     /// # Errors
     ///
     /// A settings file that is corrupt or unreadable (named in the error, and left untouched),
     /// or a second configuration of the settings file in the same process.
+    ///
+    /// # Panics
+    ///
+    /// If two health checks share a name, if health checks were installed already, or if a
+    /// check's thread cannot be started.
     pub fn init(self) -> Result<(), SettingsError> {
         if let Some(path) = self.settings_file {
             registry().configure_settings_file(path)?;
+        }
+        underscore_core::health::mark_started();
+        let (delay, timeout) = underscore_core::health::drain_defaults();
+        underscore_core::health::set_drain_defaults(
+            self.drain_delay.unwrap_or(delay),
+            self.drain_timeout.unwrap_or(timeout),
+        );
+        if !self.checks.is_empty() {
+            if let Err(err) = crate::health::start_checks(self.checks) {
+                panic!("{err}");
+            }
+        }
+        if self.drain_on_sigterm {
+            crate::health::DRAIN_ON_SIGTERM.store(true, std::sync::atomic::Ordering::Relaxed);
+            // Now, if within the runtime that will serve; else when a server is attached.
+            crate::health::listen_for_sigterm();
         }
         Ok(())
     }
