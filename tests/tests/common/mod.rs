@@ -288,9 +288,19 @@ pub fn spawn_quickstart(
     socket: &Path,
     settings: &Path,
 ) -> (std::process::Child, String, [String; 2]) {
+    spawn_quickstart_with(socket, settings, &[])
+}
+
+/// [`spawn_quickstart`] with more environment variables.
+pub fn spawn_quickstart_with(
+    socket: &Path,
+    settings: &Path,
+    env: &[(&str, &std::ffi::OsStr)],
+) -> (std::process::Child, String, [String; 2]) {
     use std::io::{BufRead, BufReader};
     use std::process::Stdio;
     let mut child = Command::new(quickstart_exe())
+        .envs(env.iter().copied())
         .env("QUICKSTART_ADDR", "127.0.0.1:0")
         .env("UNDERSCORE_SOCKET", socket)
         .env("UNDERSCORE_SETTINGS", settings)
