@@ -891,6 +891,10 @@ fn every_command_has_help_and_shells_get_completions() {
         "tasks",
         "cancel",
         "stack",
+        "health",
+        "fail",
+        "ok",
+        "drain",
         "completions",
     ] {
         let out = run(&[cmd, "--help"]);
