@@ -643,83 +643,6 @@ pub async fn stack(ctx: &mut Ctx, args: &TaskArg) -> Result<(), CliError> {
     print(&reply.body)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn encoding_keeps_the_ids_syntax_and_escapes_the_rest() {
-        assert_eq!(encode("id,stats.*:desc"), "id,stats.*:desc");
-        assert_eq!(encode("a b&c=d%/"), "a%20b%26c%3Dd%25%2F");
-    }
-
-    #[test]
-    fn preempt_sets_every_preempt_key_of_the_server() {
-        let args = PreemptArgs {
-            route: "hello".into(),
-            status: 503,
-            reason: None,
-            retry_after: Some(30),
-            text: None,
-            percent: Some(12.5),
-            persistent: false,
-        };
-        let body = preempt_body(&args);
-        let mut sent: Vec<&str> = body["transient"]
-            .as_object()
-            .unwrap()
-            .keys()
-            .map(String::as_str)
-            .collect();
-        // A key the server adds to the group must be reset here too, or an earlier value
-        // lingers under the new preempt.
-        let mut group: Vec<&str> = underscore_core::settings::KEYS
-            .iter()
-            .map(|k| k.key)
-            .filter(|k| k.starts_with("preempt."))
-            .collect();
-        sent.sort_unstable();
-        group.sort_unstable();
-        assert_eq!(sent, group);
-        assert_eq!(body["transient"]["preempt.percent"], json!(12.5));
-        assert_eq!(body["transient"]["preempt.reason"], Value::Null);
-    }
-
-    #[test]
-    fn help_lines_map_every_alias_to_its_column() {
-        let names = parse_help(
-            "id               | i         | route id\n\
-             stats.req.total  | total     | requests received\n\
-             preempt          | pre,preempt.status | effective preempt\n",
-        );
-        assert_eq!(names["total"], "stats.req.total");
-        assert_eq!(names["stats.req.total"], "stats.req.total");
-        assert_eq!(names["preempt.status"], "preempt");
-        assert_eq!(names["i"], "id");
-    }
-
-    #[test]
-    fn cat_parameters_pass_through() {
-        let args = TableArgs {
-            verbose: true,
-            columns: Some("id,total".into()),
-            sort: Some("total:desc".into()),
-            help_columns: false,
-            help: None,
-        };
-        assert_eq!(cat_query(&args, false, None), "?v&h=id,total&s=total:desc");
-        assert_eq!(
-            cat_query(&args, true, Some("id,total,p99")),
-            "?format=json&h=id,total,p99&s=total:desc"
-        );
-        assert!(cat_path(CatTable::Middlewares, Some("x")).is_err());
-        assert_eq!(
-            cat_path(CatTable::Routes, Some("hel*")).unwrap(),
-            "/_cat/routes/hel*"
-        );
-    }
-}
-
 /// One row of the health summary of a node, from its `GET /_health`.
 fn health_row(node: &Node, health: &Value) -> Row {
     let mut row = Map::new();
@@ -877,4 +800,81 @@ pub async fn drain(ctx: &mut Ctx, args: &DrainArgs) -> Result<(), CliError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encoding_keeps_the_ids_syntax_and_escapes_the_rest() {
+        assert_eq!(encode("id,stats.*:desc"), "id,stats.*:desc");
+        assert_eq!(encode("a b&c=d%/"), "a%20b%26c%3Dd%25%2F");
+    }
+
+    #[test]
+    fn preempt_sets_every_preempt_key_of_the_server() {
+        let args = PreemptArgs {
+            route: "hello".into(),
+            status: 503,
+            reason: None,
+            retry_after: Some(30),
+            text: None,
+            percent: Some(12.5),
+            persistent: false,
+        };
+        let body = preempt_body(&args);
+        let mut sent: Vec<&str> = body["transient"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        // A key the server adds to the group must be reset here too, or an earlier value
+        // lingers under the new preempt.
+        let mut group: Vec<&str> = underscore_core::settings::KEYS
+            .iter()
+            .map(|k| k.key)
+            .filter(|k| k.starts_with("preempt."))
+            .collect();
+        sent.sort_unstable();
+        group.sort_unstable();
+        assert_eq!(sent, group);
+        assert_eq!(body["transient"]["preempt.percent"], json!(12.5));
+        assert_eq!(body["transient"]["preempt.reason"], Value::Null);
+    }
+
+    #[test]
+    fn help_lines_map_every_alias_to_its_column() {
+        let names = parse_help(
+            "id               | i         | route id\n\
+             stats.req.total  | total     | requests received\n\
+             preempt          | pre,preempt.status | effective preempt\n",
+        );
+        assert_eq!(names["total"], "stats.req.total");
+        assert_eq!(names["stats.req.total"], "stats.req.total");
+        assert_eq!(names["preempt.status"], "preempt");
+        assert_eq!(names["i"], "id");
+    }
+
+    #[test]
+    fn cat_parameters_pass_through() {
+        let args = TableArgs {
+            verbose: true,
+            columns: Some("id,total".into()),
+            sort: Some("total:desc".into()),
+            help_columns: false,
+            help: None,
+        };
+        assert_eq!(cat_query(&args, false, None), "?v&h=id,total&s=total:desc");
+        assert_eq!(
+            cat_query(&args, true, Some("id,total,p99")),
+            "?format=json&h=id,total,p99&s=total:desc"
+        );
+        assert!(cat_path(CatTable::Middlewares, Some("x")).is_err());
+        assert_eq!(
+            cat_path(CatTable::Routes, Some("hel*")).unwrap(),
+            "/_cat/routes/hel*"
+        );
+    }
 }
