@@ -485,6 +485,8 @@ fn drainer(delay: Duration, timeout: Duration) -> Result<String, String> {
                 .to_owned(),
         );
     }
+    // Counted now, for the answer that starts the drain.
+    health::set_drain_in_flight(in_flight().len() as u64);
     let (tx, rx) = std::sync::mpsc::sync_channel(1);
     std::thread::Builder::new()
         .name("underscore-drain".to_owned())
@@ -517,7 +519,6 @@ const POLL: Duration = Duration::from_millis(50);
 /// The drain's sequence (readiness already fails: [`health::start_drain`] saw to it).
 async fn drain(servers: Vec<ServerHandle>, delay: Duration, timeout: Duration) {
     use underscore_core::time_value::format;
-    health::set_drain_in_flight(in_flight().len() as u64);
     tracing::info!(
         target: "underscore::drain",
         phase = "delay",
@@ -525,7 +526,16 @@ async fn drain(servers: Vec<ServerHandle>, delay: Duration, timeout: Duration) {
         timeout = %format(timeout),
         "drain: readiness fails; serving on for the delay, so that load balancers notice"
     );
-    actix_rt::time::sleep(delay).await;
+    // The count of requests in flight kept fresh for `_health` and the task's status.
+    let serving_until = Instant::now() + delay;
+    loop {
+        let now = Instant::now();
+        if now >= serving_until {
+            break;
+        }
+        actix_rt::time::sleep(POLL.min(serving_until - now)).await;
+        health::set_drain_in_flight(in_flight().len() as u64);
+    }
 
     health::set_drain_phase(DrainPhase::Waiting);
     // Graceful: each server closes its listeners at once, closes idle kept-alive connections,
