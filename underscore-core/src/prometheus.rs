@@ -20,7 +20,7 @@
 //! | `underscore_route_timeout_seconds` | gauge | `route` | the effective `limits.timeout`; routes with a timeout only |
 //! | `underscore_route_info` | gauge | `route`, `path`, `methods` | 1, to join a route id to its path pattern |
 //! | `underscore_unmatched_requests_total` | counter | `status` (`404`, `405`) | requests that matched no route, or no method: one series each, whatever the path |
-//! | `underscore_health_check_status` | gauge | `check` | 1 while the health check passes, 0 while it fails (or has not run yet) |
+//! | `underscore_health_check_status` | gauge | `check` | 1 while the health check passes, 0 while it fails (or has not run yet); only with checks |
 //! | `underscore_ready` | gauge | | 1 while `/readyz` says 200, else 0 |
 //! | `underscore_draining` | gauge | | 1 from the start of a drain on, else 0 |
 //!
@@ -400,15 +400,18 @@ impl Collector for Scrape {
                 .encode(family.encode_family(&[("status", *status)])?)?;
         }
 
-        let mut family = encoder.encode_descriptor(
-            "underscore_health_check_status",
-            "1 while the health check passes, 0 while it fails or has not run yet",
-            None,
-            MetricType::Gauge,
-        )?;
-        for (check, pass) in &self.health.checks {
-            ConstGauge::new(i64::from(*pass))
-                .encode(family.encode_family(&[("check", check.as_str())])?)?;
+        // Only with checks: a family without a series says nothing (and trips some parsers).
+        if !self.health.checks.is_empty() {
+            let mut family = encoder.encode_descriptor(
+                "underscore_health_check_status",
+                "1 while the health check passes, 0 while it fails or has not run yet",
+                None,
+                MetricType::Gauge,
+            )?;
+            for (check, pass) in &self.health.checks {
+                ConstGauge::new(i64::from(*pass))
+                    .encode(family.encode_family(&[("check", check.as_str())])?)?;
+            }
         }
         for (name, help, value) in [
             (
