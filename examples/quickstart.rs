@@ -8,7 +8,15 @@
 //!   `underscore-settings.json` in the system temp dir);
 //! - `UNDERSCORE_OPERATOR_SETTINGS`: the fleet's operator settings file, watched (none by
 //!   default; see `docs/fleet-settings.md`);
-//! - `RUST_LOG`: log filter (default `info`), which `PUT /_logging/settings` can change.
+//! - `RUST_LOG`: log filter (default `info`), which `PUT /_logging/settings` can change;
+//! - `QUICKSTART_UPSTREAM_DOWN`: while this file exists, the `upstream` health check fails
+//!   (default `quickstart-upstream-down` in the system temp dir).
+//!
+//! Health: `/livez` and `/readyz` on the app's port, `GET /_health` on the socket, two checks
+//! (`tmpdir`, critical; `upstream`, not). SIGTERM drains: readiness fails at once, the app
+//! serves on for 5 s, then closes its listeners and gives requests in flight up to 30 s
+//! (`POST /_drain?delay=1s&timeout=10s` on the socket does the same with its own times).
+//! Ctrl-C drains at once, giving requests in flight 5 s.
 //!
 //! Then, in another shell:
 //!
@@ -35,7 +43,9 @@ use actix_web::middleware::DefaultHeaders;
 use actix_web::rt::signal;
 use actix_web::{get, post, web, App, HttpResponse, HttpServer, Responder};
 use tracing_subscriber::prelude::*;
-use underscore_actix::{record, underscore_route, AdminSocket, Observe, Underscore};
+use underscore_actix::{
+    probes, record, start_drain, underscore_route, AdminSocket, HealthCheck, Observe, Underscore,
+};
 
 /// Says hello from the root.
 #[underscore_route]
@@ -87,22 +97,26 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/plain", web::get().to(plain));
 }
 
-/// Resolves on Ctrl-C (SIGINT) or SIGTERM. actix's own handler treats SIGINT as a forced stop.
-/// The handlers are installed by the caller, before anything is announced: a signal that
-/// arrives right after start-up must still stop the server gracefully.
-async fn interrupted(mut int: signal::unix::Signal, mut term: signal::unix::Signal) {
-    use std::task::Poll;
-    let which = std::future::poll_fn(|cx| {
-        if int.poll_recv(cx).is_ready() {
-            Poll::Ready("SIGINT")
-        } else if term.poll_recv(cx).is_ready() {
-            Poll::Ready("SIGTERM")
-        } else {
-            Poll::Pending
-        }
-    })
-    .await;
-    tracing::info!("{which} received: shutting down gracefully");
+/// The quickstart's health checks: the temp dir is writable (critical), and the `upstream`
+/// (not critical) is up unless the file `QUICKSTART_UPSTREAM_DOWN` names exists.
+fn health_checks(builder: Underscore) -> Underscore {
+    let down = std::env::var_os("QUICKSTART_UPSTREAM_DOWN")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::env::temp_dir().join("quickstart-upstream-down"));
+    let tmpdir = HealthCheck::new("tmpdir", || async {
+        let probe = std::env::temp_dir().join(format!("quickstart-{}.probe", std::process::id()));
+        std::fs::write(&probe, b"ok")?;
+        std::fs::remove_file(&probe)
+    });
+    let upstream = HealthCheck::new("upstream", move || {
+        let down = down.exists().then(|| down.display().to_string());
+        async move { down.map_or(Ok(()), |f| Err(format!("{f} exists"))) }
+    });
+    let second = Duration::from_secs(1);
+    builder
+        .health_check(tmpdir.critical().interval(second))
+        .health_check(upstream.interval(second))
+        .drain_on_sigterm()
 }
 
 #[actix_web::main]
@@ -134,31 +148,40 @@ async fn main() -> std::io::Result<()> {
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| std::env::temp_dir().join("underscore-settings.json"));
 
-    let mut builder = Underscore::builder().settings_file(&settings);
+    // SIGTERM drains (installed by `init`, before anything is announced).
+    let mut builder = health_checks(Underscore::builder().settings_file(&settings));
     if let Some(operator) = std::env::var_os("UNDERSCORE_OPERATOR_SETTINGS") {
         builder = builder.operator_settings(operator);
     }
     builder.init().unwrap_or_else(|err| fail(&err));
     let admin = AdminSocket::bind(&socket).unwrap_or_else(|err| fail(&err));
-    let signals = (
-        signal::unix::signal(signal::unix::SignalKind::interrupt())?,
-        signal::unix::signal(signal::unix::SignalKind::terminate())?,
-    );
+    // Ctrl-C: a drain without delay; requests in flight get 5 s, then a 503.
+    let mut sigint = signal::unix::signal(signal::unix::SignalKind::interrupt())?;
+    actix_web::rt::spawn(async move {
+        sigint.recv().await;
+        tracing::info!("SIGINT received: draining at once");
+        if let Err(err) = start_drain(Some(Duration::ZERO), Some(Duration::from_secs(5))) {
+            tracing::error!("{err}");
+        }
+    });
     let server = HttpServer::new(|| {
         App::new()
             // Recorded, so that `_cat/middlewares` shows it (actix cannot list middleware).
             .wrap(record(
                 DefaultHeaders::new().add(("X-Served-By", "underscore-quickstart")),
             ))
+            // `/livez` and `/readyz`, answered before routing (and never counted as routes).
+            .wrap(probes())
             // Outermost: it sees every request first.
             .wrap(Observe::new())
             .configure(configure)
     })
     // Counts the open connections shown by `_cat/transports`.
     .on_connect(underscore_actix::on_connect)
-    // Ctrl-C (and SIGTERM) stop gracefully: in-flight requests get up to 5 s to finish.
-    .shutdown_signal(interrupted(signals.0, signals.1))
-    .shutdown_timeout(5)
+    // Signals are underscore's: both drain (actix's own would stop the server at once). Longer
+    // than a drain's timeout, so that actix never cuts a request the drain still waits for.
+    .disable_signals()
+    .shutdown_timeout(35)
     .bind(&addr)?;
     underscore_actix::record_listeners(server.addrs_with_scheme());
     // Where to connect, on stdout. Write errors are ignored: a closed stdout (`| head -1`)

@@ -322,6 +322,20 @@ fn a_bad_file_keeps_the_previous_state_and_says_why() {
     );
     assert!(op["last_error"]["at_in_millis"].as_u64().unwrap() > 0);
     assert_eq!(qs.app("/hello/x").status, 503, "the last good state stays");
+    // The node turns yellow (a non-critical check), and stays ready.
+    wait_until("the operator_settings check to fail", || {
+        qs.poll("/_health")["checks"]["operator_settings"]["status"] == "fail"
+    });
+    let health = qs.get("/_health");
+    assert_eq!(health["status"], "yellow", "{health}");
+    assert_eq!(health["ready"], true, "{health}");
+    assert_eq!(health["checks"]["operator_settings"]["critical"], false);
+    assert!(
+        health["checks"]["operator_settings"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("trailing comma")),
+        "{health}"
+    );
     // An unknown key, a bad value: the same, nothing of the file applied.
     for (bad, why) in [
         (
@@ -366,6 +380,9 @@ fn a_bad_file_keeps_the_previous_state_and_says_why() {
     ));
     until_version(&qs, 5);
     assert_eq!(qs.get("/_operator/settings")["last_error"], Value::Null);
+    wait_until("the operator_settings check to pass", || {
+        qs.poll("/_health")["checks"]["operator_settings"]["status"] == "pass"
+    });
     assert_eq!(qs.app("/hello/x").status, 429);
 }
 

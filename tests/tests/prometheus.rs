@@ -237,6 +237,9 @@ fn check_against_stats(families: &Families, stats: &Value, routes: &Value, cat: 
             "underscore_unmatched_requests_total",
             ("counter", vec!["status"]),
         ),
+        // No health check in this process: no `underscore_health_check_status`.
+        ("underscore_ready", ("gauge", vec![])),
+        ("underscore_draining", ("gauge", vec![])),
     ]
     .into_iter()
     // A settings family is there only when some route has that setting.
@@ -276,10 +279,12 @@ fn check_against_stats(families: &Families, stats: &Value, routes: &Value, cat: 
     assert!(!ids.contains("metrics"), "the metrics route was counted");
     // Every series names a route of `_routes/stats`, and every route has its series.
     for (name, family) in families {
-        // The unmatched buckets have no route; the settings gauges cover only the routes that
-        // have those settings (checked below).
+        // The unmatched buckets and the node's health have no route; the settings gauges
+        // cover only the routes that have those settings (checked below).
         if [
             "underscore_unmatched_requests_total",
+            "underscore_ready",
+            "underscore_draining",
             "underscore_route_preempt_ratio",
             "underscore_route_max_in_flight",
             "underscore_route_timeout_seconds",

@@ -279,3 +279,67 @@ fn persistent_settings_survive_sigkill_at_any_instant() {
         attempted.len()
     );
 }
+
+#[test]
+fn quickstart_probes_and_health_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("underscore.sock");
+    let down = dir.path().join("upstream-down");
+    let (mut child, addr, _) = common::spawn_quickstart_with(
+        &socket,
+        &dir.path().join("settings.json"),
+        &[("QUICKSTART_UPSTREAM_DOWN", down.as_os_str())],
+    );
+    let app = |path: &str| common::http("GET", &format!("http://{addr}{path}"), None);
+    let admin = |method: &str, path: &str| common::curl_unix(&socket, method, path, None);
+    common::wait_until("readiness", || app("/readyz").status == 200);
+    assert_eq!(app("/livez").body, "live\n");
+    assert_eq!(
+        admin("GET", "/_cat/health?v&h=check,status,critical&s=check").body,
+        "check    status critical\n\
+         tmpdir   pass   true\n\
+         upstream pass   false\n"
+    );
+    assert_eq!(admin("GET", "/_health").json()["status"], "green");
+
+    // The upstream goes down: yellow, still ready.
+    std::fs::write(&down, b"").unwrap();
+    common::wait_until("the upstream check to fail", || {
+        admin("GET", "/_health").json()["status"] == "yellow"
+    });
+    let health = admin("GET", "/_health").json();
+    assert_eq!(health["ready"], true);
+    let error = health["checks"]["upstream"]["error"].as_str().unwrap();
+    assert!(error.contains("upstream-down exists"), "{error}");
+    assert_eq!(app("/readyz").status, 200);
+    std::fs::remove_file(&down).unwrap();
+    common::wait_until("green again", || {
+        admin("GET", "/_health").json()["status"] == "green"
+    });
+
+    // Out of rotation by hand, and back: audited with the caller.
+    assert_eq!(admin("POST", "/_health/_fail").status, 200);
+    assert_eq!(app("/readyz").status, 503);
+    assert_eq!(admin("POST", "/_health/_ok").status, 200);
+    assert_eq!(app("/readyz").status, 200);
+    // Probes are never routes (a plain route shows once requested; none was).
+    assert_eq!(
+        admin("GET", "/_cat/routes?h=id&s=id").body,
+        "echo\nhello\nindex\nslow\n"
+    );
+
+    signal(&child, "-INT");
+    assert!(wait(&mut child, Duration::from_secs(15)).success());
+    let mut log = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut log).unwrap();
+    let audit: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("underscore::audit"))
+        .collect();
+    assert_eq!(audit.len(), 2, "{log}");
+    assert!(
+        audit[0].contains("node failed by hand") && audit[0].contains("caller=\"uid="),
+        "{log}"
+    );
+    assert!(audit[1].contains("node put back by hand"), "{log}");
+}

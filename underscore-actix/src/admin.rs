@@ -11,9 +11,18 @@ use underscore_core::ApiError;
 use crate::claim::AdminClaim;
 
 /// The path prefixes the admin APIs answer under.
-const BASES: [&str; 5] = ["/_cat", "/_routes", "/_tasks", "/_logging", "/_prometheus"];
+const BASES: [&str; 7] = [
+    "/_cat",
+    "/_routes",
+    "/_tasks",
+    "/_logging",
+    "/_prometheus",
+    "/_health",
+    "/_drain",
+];
 
-/// Mounts the admin APIs (`/_cat`, `/_routes`, `/_tasks`, `/_logging`, `/_prometheus`) into an actix-web app or scope,
+/// Mounts the admin APIs (`/_cat`, `/_routes`, `/_tasks`, `/_logging`, `/_prometheus`, `/_health`,
+/// `/_drain`) into an actix-web app or scope,
 /// without any guard.
 ///
 /// This is the in-app mode: the admin APIs then share the application's listeners, so anyone

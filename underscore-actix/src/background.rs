@@ -32,19 +32,41 @@ where
     F: Future + 'static,
     F::Output: 'static,
 {
-    actix_rt::spawn(Background {
-        fut: crate::stack::root(fut),
-        name: Some(Arc::from(name)),
-        handle: None,
-    })
+    actix_rt::spawn(Background::new(
+        TaskKind::Background {
+            name: Arc::from(name),
+        },
+        fut,
+        None,
+    ))
 }
 
 pin_project! {
-    struct Background<F> {
+    /// A future listed in `_tasks` as a task of `kind` while it runs.
+    pub(crate) struct Background<F> {
         #[pin]
         fut: Traced<F>,
-        name: Option<Arc<str>>,
+        kind: Option<TaskKind>,
         handle: Option<TaskHandle>,
+        // Told the task's id once it is registered.
+        announce: Option<std::sync::mpsc::SyncSender<String>>,
+    }
+}
+
+impl<F: Future> Background<F> {
+    /// `fut` as a task of `kind`, registered at its first poll (then its id is sent to
+    /// `announce`).
+    pub(crate) fn new(
+        kind: TaskKind,
+        fut: F,
+        announce: Option<std::sync::mpsc::SyncSender<String>>,
+    ) -> Self {
+        Self {
+            fut: crate::stack::root(fut),
+            kind: Some(kind),
+            handle: None,
+            announce,
+        }
     }
 }
 
@@ -54,8 +76,12 @@ impl<F: Future> Future for Background<F> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let handle = this.handle.get_or_insert_with(|| {
-            let name = this.name.take().expect("named once");
-            TaskHandle::register(TaskKind::Background { name }, TaskRoute::None, cx.waker())
+            let kind = this.kind.take().expect("registered once");
+            let handle = TaskHandle::register(kind, TaskRoute::None, cx.waker());
+            if let Some(announce) = this.announce.take() {
+                let _ = announce.try_send(handle.id());
+            }
+            handle
         });
         match handle.poll_signal(cx.waker()) {
             // Dropping the future is the cancellation; the task entry goes with the handle.

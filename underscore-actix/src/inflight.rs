@@ -29,11 +29,15 @@ use underscore_core::tasks::{CancelReason, Signal, TaskHandle, TaskKind, TaskRou
 /// The reason phrase and body of an interrupted request.
 pub(crate) const INTERRUPTED: &str = "Request interrupted";
 
+/// The reason phrase of a request interrupted at the end of a drain.
+pub(crate) const DRAINING: &str = "Server draining";
+
 /// The body of a request stopped by `limits.timeout`.
 pub(crate) const TIMED_OUT: &str = "Request timed out";
 
 /// The answer to a request cancelled while its handler ran: `503 Request interrupted` for an
-/// interrupt or a cancel, `504 Gateway Timeout` with the body `Request timed out` for a timeout.
+/// interrupt or a cancel, `503 Server draining` at the end of a drain, `504 Gateway Timeout`
+/// with the body `Request timed out` for a timeout.
 pub(crate) fn cancelled_response(reason: CancelReason) -> HttpResponse {
     let (status, text, phrase) = match reason {
         CancelReason::Interrupt | CancelReason::Cancel => (
@@ -42,6 +46,11 @@ pub(crate) fn cancelled_response(reason: CancelReason) -> HttpResponse {
             Some(INTERRUPTED),
         ),
         CancelReason::Timeout => (StatusCode::GATEWAY_TIMEOUT, "Request timed out\n", None),
+        CancelReason::Drain => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Server draining\n",
+            Some(DRAINING),
+        ),
     };
     let mut res = crate::preempt::text_response(status, text);
     res.head_mut().reason = phrase;
@@ -52,6 +61,7 @@ pub(crate) fn cancelled_response(reason: CancelReason) -> HttpResponse {
 pub(crate) fn cut_short(reason: CancelReason) -> &'static str {
     match reason {
         CancelReason::Timeout => TIMED_OUT,
+        CancelReason::Drain => DRAINING,
         CancelReason::Interrupt | CancelReason::Cancel => INTERRUPTED,
     }
 }
@@ -97,7 +107,7 @@ impl Active {
 /// The outcome of a request ended by `reason`.
 fn cancelled_outcome(reason: CancelReason) -> Outcome {
     match reason {
-        CancelReason::Interrupt => Outcome::Interrupted,
+        CancelReason::Interrupt | CancelReason::Drain => Outcome::Interrupted,
         CancelReason::Cancel => Outcome::Cancelled,
         CancelReason::Timeout => Outcome::TimedOut,
     }

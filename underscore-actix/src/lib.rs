@@ -12,6 +12,9 @@
 //! - [`logging::layer`] lets `PUT /_logging/settings` change what `tracing` lets through.
 //! - [`metrics_handler`] serves the Prometheus metrics (`/_prometheus/metrics` of the admin
 //!   APIs) on a route of the app, for a scraper.
+//! - [`HealthCheck`]s registered on [`Underscore`] feed `GET /_health`; [`probes`] answers
+//!   `/livez` and `/readyz` on the app's port; `POST /_drain` (or SIGTERM, opted in) takes the
+//!   node out of rotation and stops it without losing a request.
 //!
 //! # Examples
 //!
@@ -42,6 +45,7 @@ pub mod admin;
 mod background;
 mod capture;
 mod claim;
+mod health;
 mod inflight;
 pub mod logging;
 mod observe;
@@ -57,6 +61,9 @@ mod track;
 pub use admin::metrics_handler;
 pub use background::spawn_task;
 pub use capture::{Capture, CaptureMiddleware};
+pub use health::{
+    probes, serve, start_drain, DrainError, HealthCheck, Probes, ProbesFuture, ProbesMiddleware,
+};
 pub use observe::{Observe, ObserveFuture, ObserveMiddleware};
 pub use record::{on_connect, record, record_in, record_listeners, Recorded};
 pub use setup::Underscore;

@@ -1,6 +1,7 @@
 //! Process-wide configuration.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use underscore_core::registry;
 use underscore_core::settings::SettingsError;
@@ -20,6 +21,10 @@ use underscore_core::settings::SettingsError;
 pub struct Underscore {
     settings_file: Option<PathBuf>,
     operator_settings: Option<PathBuf>,
+    checks: Vec<crate::HealthCheck>,
+    drain_delay: Option<Duration>,
+    drain_timeout: Option<Duration>,
+    drain_on_sigterm: bool,
 }
 
 impl Underscore {
@@ -44,9 +49,49 @@ impl Underscore {
     ///
     /// A file that is missing, or not valid, is no start-up error: the app starts without it
     /// (the error is logged and shown by `GET /_operator/settings`), and the next good file
-    /// applies.
+    /// applies. A health check `operator_settings` (not critical) fails while the file read
+    /// last is not the one in effect, with its error: the node is then `yellow`.
     pub fn operator_settings(mut self, path: impl Into<PathBuf>) -> Self {
         self.operator_settings = Some(path.into());
+        self
+    }
+
+    /// Registers a health check (see [`HealthCheck`](crate::HealthCheck)): `GET /_health`
+    /// and `GET /_cat/health` show it, `/readyz` fails while a critical one does.
+    ///
+    /// # Panics
+    ///
+    /// In [`Underscore::init`], if two checks share a name.
+    pub fn health_check(mut self, check: crate::HealthCheck) -> Self {
+        self.checks.push(check);
+        self
+    }
+
+    /// How long a drain keeps serving after readiness fails, before it closes the listeners,
+    /// when `POST /_drain` (or SIGTERM) does not say (default 5 s): longer than the load
+    /// balancer takes to notice (Kubernetes: the readiness probe's `periodSeconds` times its
+    /// `failureThreshold`).
+    pub fn drain_delay(mut self, delay: Duration) -> Self {
+        self.drain_delay = Some(delay);
+        self
+    }
+
+    /// How long a drain waits for the requests in flight once the listeners are closed, before
+    /// it interrupts them (503 `Server draining`), when `POST /_drain` does not say (default
+    /// 30 s). Give the app's `HttpServer::shutdown_timeout` more than this: actix drops the
+    /// connections still open when it runs out.
+    pub fn drain_timeout(mut self, timeout: Duration) -> Self {
+        self.drain_timeout = Some(timeout);
+        self
+    }
+
+    /// SIGTERM starts a drain (with the default delay and timeout) instead of stopping the
+    /// process: Kubernetes sends it to stop a pod. Turn actix's own signal handling off
+    /// (`HttpServer::disable_signals`, or a `shutdown_signal` without SIGTERM), or it stops the
+    /// server at once. The process exits once the drain has stopped the servers, as `main`
+    /// returns.
+    pub fn drain_on_sigterm(mut self) -> Self {
+        self.drain_on_sigterm = true;
         self
     }
 
@@ -57,12 +102,46 @@ impl Underscore {
     /// A settings file that is corrupt or unreadable (named in the error, and left untouched),
     /// or a second configuration of the settings file in the same process; an operator
     /// settings file whose directory cannot be watched (it does not exist), or a second one.
-    pub fn init(self) -> Result<(), SettingsError> {
+    ///
+    /// # Panics
+    ///
+    /// If two health checks share a name, if health checks were installed already, or if a
+    /// check's thread cannot be started.
+    pub fn init(mut self) -> Result<(), SettingsError> {
         if let Some(path) = self.settings_file {
             registry().configure_settings_file(path)?;
         }
         if let Some(path) = self.operator_settings {
             crate::operator::configure_and_watch(registry(), path)?;
+            // A file that is not applied (not valid, or an older version) makes the node
+            // yellow, not unready: the last good settings are in force.
+            self.checks.push(
+                crate::HealthCheck::new("operator_settings", || async {
+                    match registry().operator_status() {
+                        Some(status) if !status.is_ok() => {
+                            Err(status.last_error.unwrap_or_default())
+                        }
+                        _ => Ok(()),
+                    }
+                })
+                .interval(Duration::from_secs(1)),
+            );
+        }
+        underscore_core::health::mark_started();
+        let (delay, timeout) = underscore_core::health::drain_defaults();
+        underscore_core::health::set_drain_defaults(
+            self.drain_delay.unwrap_or(delay),
+            self.drain_timeout.unwrap_or(timeout),
+        );
+        if !self.checks.is_empty() {
+            if let Err(err) = crate::health::start_checks(self.checks) {
+                panic!("{err}");
+            }
+        }
+        if self.drain_on_sigterm {
+            crate::health::DRAIN_ON_SIGTERM.store(true, std::sync::atomic::Ordering::Relaxed);
+            // Now, if within the runtime that will serve; else when a server is attached.
+            crate::health::listen_for_sigterm();
         }
         Ok(())
     }

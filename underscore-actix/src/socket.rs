@@ -258,6 +258,8 @@ impl AdminSocket {
     ///
     /// What `app` returns, or an error building the admin server.
     pub async fn run_alongside(mut self, app: Server) -> io::Result<()> {
+        // A drain (`POST /_drain`, SIGTERM when opted in) stops `app`.
+        crate::health::attach(&app);
         let admin = self.server()?;
         let handle = admin.handle();
         let admin_task = actix_rt::spawn(admin);

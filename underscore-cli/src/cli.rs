@@ -53,6 +53,17 @@ pub enum Command {
     Cancel(TaskArg),
     /// Print where a task's future is waiting, like a thread dump
     Stack(TaskArg),
+    /// The node's health (green, yellow, red), readiness, drain, and its checks
+    #[command(disable_help_flag = true)]
+    Health(TableArgs),
+    /// Take the node out of rotation: readiness (`/readyz`) fails until `underscore ok`
+    Fail,
+    /// Put a node failed by hand back in rotation (not a draining one)
+    Ok,
+    /// Drain the node: readiness fails, it serves on for --delay, closes its listeners, waits
+    /// for the requests in flight up to --timeout (given after `drain`), interrupts the rest,
+    /// and stops
+    Drain(DrainArgs),
     /// Print a shell completion script (`underscore completions bash > /etc/bash_completion.d/underscore`)
     Completions(CompletionsArgs),
 }
@@ -189,6 +200,20 @@ pub struct TaskArg {
     pub task: String,
 }
 
+/// `drain [--delay D] [--timeout D] [--wait]`.
+#[derive(Debug, Args)]
+pub struct DrainArgs {
+    /// How long the node serves on after readiness fails (the app's default when absent)
+    #[arg(long, value_name = "DURATION", value_parser = parse_time_value)]
+    pub delay: Option<Duration>,
+    /// Print the drain's progress, one line per change, until the node has stopped
+    #[arg(long)]
+    pub wait: bool,
+    /// The drain's timeout: `--timeout` given after `drain` (the app's default when absent)
+    #[arg(skip)]
+    pub timeout: Option<Duration>,
+}
+
 /// `completions SHELL`.
 #[derive(Debug, Args)]
 pub struct CompletionsArgs {
@@ -211,8 +236,36 @@ impl Cli {
         let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
         let mut cli = Self::parse_from(&args);
         cli.sockets = sockets_in(&args);
+        // `drain --timeout`: the drain's timeout, not the wait for an answer (the global flag
+        // of the same name, which clap gives it).
+        if let Command::Drain(drain) = &mut cli.command {
+            if timeout_after_drain(&args) {
+                drain.timeout = Some(cli.timeout);
+                cli.timeout = DEFAULT_TIMEOUT;
+            }
+        }
         cli
     }
+}
+
+/// The default of `--timeout`.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Whether `--timeout` comes after the `drain` subcommand in `args`.
+fn timeout_after_drain(args: &[std::ffi::OsString]) -> bool {
+    let args: Vec<_> = args.iter().map(|a| a.to_string_lossy()).collect();
+    let Some(drain) = args.iter().position(|a| a == "drain") else {
+        return false;
+    };
+    args[drain..]
+        .iter()
+        .take_while(|a| *a != "--")
+        .any(|a| a == "--timeout" || a.starts_with("--timeout="))
+}
+
+/// A time value that may be zero (a drain's delay).
+fn parse_time_value(s: &str) -> Result<Duration, String> {
+    underscore_core::time_value::parse(s).map_err(|err| err.to_string())
 }
 
 /// Every `--socket PATH` and `--socket=PATH` in `args`, up to a `--`.
@@ -354,6 +407,24 @@ mod tests {
         for bad in ["101", "-1", "NaN", "inf", "x", ""] {
             assert!(parse_percent(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn drain_takes_its_own_timeout() {
+        let cli = Cli::parse_args(["underscore", "drain", "--delay", "0s", "--timeout", "1m"]);
+        let Command::Drain(drain) = cli.command else {
+            panic!("not drain")
+        };
+        assert_eq!(drain.delay, Some(Duration::ZERO));
+        assert_eq!(drain.timeout, Some(Duration::from_secs(60)));
+        assert_eq!(cli.timeout, DEFAULT_TIMEOUT);
+        let cli = Cli::parse_args(["underscore", "--timeout", "3s", "drain", "--wait"]);
+        let Command::Drain(drain) = cli.command else {
+            panic!("not drain")
+        };
+        assert_eq!((drain.timeout, drain.wait), (None, true));
+        assert_eq!(cli.timeout, Duration::from_secs(3));
+        assert!(Cli::try_parse_from(["underscore", "drain", "--delay", "-1s"]).is_err());
     }
 
     #[test]

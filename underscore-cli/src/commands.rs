@@ -9,7 +9,8 @@ use hyper::Method;
 use serde_json::{json, Map, Value};
 
 use crate::cli::{
-    CatArgs, CatTable, PreemptArgs, ResumeArgs, RouteArg, SettingsArgs, TableArgs, TaskArg,
+    CatArgs, CatTable, DrainArgs, PreemptArgs, ResumeArgs, RouteArg, SettingsArgs, TableArgs,
+    TaskArg,
 };
 use crate::client::{Client, Reply};
 use crate::error::CliError;
@@ -668,6 +669,165 @@ pub async fn stack(ctx: &mut Ctx, args: &TaskArg) -> Result<(), CliError> {
         .await?
         .into_success()?;
     print(&reply.body)
+}
+
+/// One row of the health summary of a node, from its `GET /_health`.
+fn health_row(node: &Node, health: &Value) -> Row {
+    let mut row = Map::new();
+    for key in ["status", "ready", "draining", "failed_by_hand"] {
+        row.insert(key.into(), health.get(key).cloned().unwrap_or(Value::Null));
+    }
+    let drain = health.get("drain");
+    let field = |k: &str| drain.and_then(|d| d.get(k)).cloned().unwrap_or(Value::Null);
+    row.insert("phase".into(), field("phase"));
+    row.insert("in_flight".into(), field("in_flight"));
+    (node.name.clone(), row)
+}
+
+/// Prints the health summary of `answers`, one row per node.
+fn print_health(ctx: &Ctx, answers: &[(Node, Value)]) -> Result<(), CliError> {
+    let columns = [
+        "status",
+        "ready",
+        "draining",
+        "failed_by_hand",
+        "phase",
+        "in_flight",
+    ]
+    .map(str::to_owned);
+    let rows: Vec<Row> = answers.iter().map(|(n, v)| health_row(n, v)).collect();
+    print(&table::render_typed(
+        &columns,
+        &rows,
+        true,
+        ctx.several(),
+        &["in_flight"],
+    ))
+}
+
+/// `health`: each node's status, readiness and drain, then its checks (`_cat/health`).
+///
+/// # Errors
+///
+/// An output error; node failures are recorded in `ctx`.
+pub async fn health(ctx: &mut Ctx, args: &TableArgs) -> Result<(), CliError> {
+    if !args.help_columns {
+        let answers = ctx.ask_json(Method::GET, "/_health", None).await;
+        if answers.is_empty() {
+            return Ok(());
+        }
+        print_health(ctx, &answers)?;
+        print("\n")?;
+    }
+    let args = TableArgs {
+        verbose: true,
+        ..args.clone()
+    };
+    table_command(ctx, "/_cat/health", &args).await
+}
+
+/// `fail` and `ok`: takes each node out of rotation or puts it back, then prints its health.
+///
+/// # Errors
+///
+/// An output error; node failures are recorded in `ctx`.
+pub async fn fail_or_ok(ctx: &mut Ctx, fail: bool) -> Result<(), CliError> {
+    let path = if fail {
+        "/_health/_fail"
+    } else {
+        "/_health/_ok"
+    };
+    let answers = ctx.ask_json(Method::POST, path, None).await;
+    if answers.is_empty() {
+        return Ok(());
+    }
+    print_health(ctx, &answers)
+}
+
+/// `drain`: starts a drain on each node (or names the one running), and with `--wait`
+/// prints its progress until every node has stopped.
+///
+/// # Errors
+///
+/// An output error; node failures are recorded in `ctx`.
+pub async fn drain(ctx: &mut Ctx, args: &DrainArgs) -> Result<(), CliError> {
+    use underscore_core::time_value::format;
+    let mut params = Vec::new();
+    if let Some(delay) = args.delay {
+        params.push(format!("delay={}", format(delay)));
+    }
+    if let Some(timeout) = args.timeout {
+        params.push(format!("timeout={}", format(timeout)));
+    }
+    let path = if params.is_empty() {
+        "/_drain".to_owned()
+    } else {
+        format!("/_drain?{}", params.join("&"))
+    };
+    let answers = ctx.ask_json(Method::POST, &path, None).await;
+    let prefix = |node: &Node| {
+        if ctx.several() {
+            format!("{}: ", node.name)
+        } else {
+            String::new()
+        }
+    };
+    for (node, answer) in &answers {
+        let text = |k: &str| answer["drain"][k].as_str().unwrap_or("?").to_owned();
+        let task = answer["task"].as_str().unwrap_or("?");
+        let what = if answer["already_running"] == true {
+            "a drain runs already"
+        } else {
+            "drain started"
+        };
+        print(&format!(
+            "{}{what}: task {task}, delay {}, timeout {}\n",
+            prefix(node),
+            text("delay"),
+            text("timeout")
+        ))?;
+    }
+    if !args.wait {
+        return Ok(());
+    }
+    // Until each node stops answering (the socket goes with the server).
+    let mut running: Vec<(Node, String)> = answers
+        .into_iter()
+        .map(|(node, _)| (node, String::new()))
+        .collect();
+    while !running.is_empty() {
+        let mut next = Vec::new();
+        for (node, last) in running {
+            let mut client = Client::new(&node.path).with_timeout(ctx.timeout);
+            let health = client
+                .request(Method::GET, "/_health", None)
+                .await
+                .and_then(Reply::into_success)
+                .and_then(|r| r.json());
+            let line = match health {
+                Ok(h) => format!(
+                    "{}phase {}, {} in flight, {} interrupted",
+                    prefix(&node),
+                    h["drain"]["phase"].as_str().unwrap_or("?"),
+                    h["drain"]["in_flight"],
+                    h["drain"]["interrupted"],
+                ),
+                Err(_) => {
+                    print(&format!("{}stopped\n", prefix(&node)))?;
+                    continue;
+                }
+            };
+            if line != last {
+                print(&format!("{line}\n"))?;
+            }
+            next.push((node, line));
+        }
+        running = next;
+        if !running.is_empty() {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -94,6 +94,10 @@ fn execute(cli: Cli) -> Vec<Failure> {
             Command::Interrupt(args) => commands::interrupt(&mut ctx, args).await,
             Command::Cancel(args) => commands::cancel(&mut ctx, args).await,
             Command::Stack(args) => commands::stack(&mut ctx, args).await,
+            Command::Health(args) => commands::health(&mut ctx, args).await,
+            Command::Fail => commands::fail_or_ok(&mut ctx, true).await,
+            Command::Ok => commands::fail_or_ok(&mut ctx, false).await,
+            Command::Drain(args) => commands::drain(&mut ctx, args).await,
             Command::Top(_) | Command::Completions(_) => Ok(()),
         }
     });

@@ -325,3 +325,73 @@ fn top_lists_an_older_build_s_tasks_without_size() {
     );
     assert!(frame.contains("vm:2048"), "{frame}");
 }
+
+/// A node of this build with `/_health`, as `health` says; its other endpoints answer plainly.
+fn with_health(health: &'static str) -> impl Fn(&str) -> Answer {
+    move |target| {
+        if target.starts_with("GET /_cat/routes") {
+            json(
+                200,
+                r#"[{"id":"slow","method":"GET","path":"/slow","stats.req.total":3,"stats.req.active":2,"preempt":null}]"#,
+            )
+        } else if target == "GET /_health" && !health.is_empty() {
+            json(200, health)
+        } else if target == "GET /_tasks?group_by=routes" {
+            json(200, r#"{"total":0,"routes":{}}"#)
+        } else if target.starts_with("GET /_tasks?") {
+            json(200, r#"{"tasks":[]}"#)
+        } else {
+            json(
+                404,
+                r#"{"error":{"root_cause":[{"type":"resource_not_found_exception","reason":"no handler found"}],"type":"resource_not_found_exception","reason":"no handler found"},"status":404}"#,
+            )
+        }
+    }
+}
+
+#[test]
+fn top_shows_the_health_and_the_drain_in_its_header() {
+    let server = FakeServer::start(with_health(
+        r#"{"status":"yellow","ready":false,"live":true,"draining":true,"drain":{"phase":"waiting","in_flight":3}}"#,
+    ));
+    let out = run(
+        server.socket(),
+        &["top", "--frames", "1", "--size", "120x20"],
+    );
+    let frame = String::from_utf8(out.stdout.clone()).unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let header = frame.lines().next().unwrap();
+    assert!(
+        header.ends_with("  sort req/s  draining: waiting, 3 in flight"),
+        "{header}"
+    );
+    let server = FakeServer::start(with_health(
+        r#"{"status":"red","ready":false,"live":true,"draining":false}"#,
+    ));
+    let out = run(
+        server.socket(),
+        &["top", "--frames", "1", "--size", "120x20"],
+    );
+    let frame = String::from_utf8(out.stdout.clone()).unwrap();
+    assert!(
+        frame.lines().next().unwrap().ends_with("  red not ready"),
+        "{frame}"
+    );
+}
+
+#[test]
+fn top_copes_with_a_node_without_health() {
+    let server = FakeServer::start(with_health(""));
+    let out = run(
+        server.socket(),
+        &["top", "--frames", "1", "--size", "120x20"],
+    );
+    let frame = String::from_utf8(out.stdout.clone()).unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!frame.contains("failed"), "{frame}");
+    assert!(
+        frame.lines().next().unwrap().ends_with("  sort req/s"),
+        "{frame}"
+    );
+    assert!(frame.contains("slow"), "{frame}");
+}

@@ -933,6 +933,10 @@ fn every_command_has_help_and_shells_get_completions() {
         "tasks",
         "cancel",
         "stack",
+        "health",
+        "fail",
+        "ok",
+        "drain",
         "completions",
     ] {
         let out = run(&[cmd, "--help"]);
@@ -967,4 +971,67 @@ fn top_with_a_glob_picks_up_a_replica_started_later() {
         f.contains("  2 nodes  ") && f.lines().any(|l| l.starts_with("app-2 "))
     });
     assert!(seen, "the second replica joined the view");
+}
+
+#[test]
+fn health_fail_ok_and_drain_take_a_node_out_of_rotation_and_stop_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut qs = Quickstart::start(&dir.path().join("a.sock"));
+    let s = qs.socket.clone();
+    wait_until("readiness", || status_of(&qs.get("/readyz")) == "200");
+    let out = ok(&s, &["health"]);
+    assert!(
+        out.starts_with(
+            "status ready draining failed_by_hand phase in_flight\n\
+             green  true  false    false          -             -\n\n\
+             check    status critical took_ms error\n"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("\ntmpdir   pass   true "), "{out}");
+    assert_eq!(
+        ok(&s, &["health", "-h", "check,status", "-s", "check"])
+            .lines()
+            .last(),
+        Some("upstream pass")
+    );
+
+    let out = ok(&s, &["fail"]);
+    assert!(out.contains("\ngreen  false false    true "), "{out}");
+    assert_eq!(status_of(&qs.get("/readyz")), "503");
+    ok(&s, &["ok"]);
+    assert_eq!(status_of(&qs.get("/readyz")), "200");
+
+    let slow = Command::new("curl")
+        .args(["-sS", "-i", "--max-time", "40"])
+        .arg(format!("http://{}/slow?ms=1500", qs.addr))
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until("the slow request in flight", || {
+        admin(&s, "/_cat/tasks?h=action").contains("http:slow")
+    });
+    let out = ok(
+        &s,
+        &["drain", "--delay", "500ms", "--timeout", "10s", "--wait"],
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines[0].starts_with("drain started: task ")
+            && lines[0].ends_with(", delay 500ms, timeout 10s"),
+        "{out}"
+    );
+    assert!(lines[1].starts_with("phase delay, 1 in flight"), "{out}");
+    assert!(
+        lines.iter().any(|l| l.starts_with("phase waiting")),
+        "{out}"
+    );
+    assert_eq!(lines.last(), Some(&"stopped"), "{out}");
+    // The slow request was answered, on a connection the server closed.
+    let answer = finish(slow);
+    assert!(answer.starts_with("HTTP/1.1 200 OK\n"), "{answer}");
+    assert!(answer.contains("\nconnection: close\n"), "{answer}");
+    assert!(qs.child.wait().unwrap().success());
+    // Nothing left to ask.
+    fails(&["--socket", s.to_str().unwrap(), "health"], 3);
 }

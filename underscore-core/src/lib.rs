@@ -26,6 +26,7 @@ pub mod components;
 mod error;
 pub mod filter_path;
 pub mod glob;
+pub mod health;
 pub mod params;
 pub mod prometheus;
 pub mod registry;

@@ -20,6 +20,9 @@
 //! | `underscore_route_timeout_seconds` | gauge | `route` | the effective `limits.timeout`; routes with a timeout only |
 //! | `underscore_route_info` | gauge | `route`, `path`, `methods` | 1, to join a route id to its path pattern |
 //! | `underscore_unmatched_requests_total` | counter | `status` (`404`, `405`) | requests that matched no route, or no method: one series each, whatever the path |
+//! | `underscore_health_check_status` | gauge | `check` | 1 while the health check passes, 0 while it fails (or has not run yet); only with checks |
+//! | `underscore_ready` | gauge | | 1 while `/readyz` says 200, else 0 |
+//! | `underscore_draining` | gauge | | 1 from the start of a drain on, else 0 |
 //!
 //! The statistics are kept per route, not per method: `method` is the route's methods joined
 //! with `,` (`GET`, or `GET,POST`), as `_cat/routes` shows them; no per-method figure is made
@@ -127,6 +130,7 @@ pub fn encode(reg: &Registry, format: Format) -> Result<String, std::fmt::Error>
             ("404", reg.unmatched().snapshot()),
             ("405", reg.method_not_allowed().snapshot()),
         ],
+        health: HealthSample::now(),
     };
     scrape.encode(format)
 }
@@ -170,12 +174,38 @@ impl RouteSample {
     }
 }
 
+/// The node's health at a scrape.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct HealthSample {
+    /// Each check, and whether it passes.
+    pub checks: Vec<(String, bool)>,
+    pub ready: bool,
+    pub draining: bool,
+}
+
+impl HealthSample {
+    fn now() -> Self {
+        Self {
+            checks: crate::health::checks()
+                .iter()
+                .map(|c| {
+                    let pass = c.status() == crate::health::CheckStatus::Pass;
+                    (c.spec().name.clone(), pass)
+                })
+                .collect(),
+            ready: crate::health::readiness() == crate::health::Readiness::Ready,
+            draining: crate::health::is_draining(),
+        }
+    }
+}
+
 /// The figures of one scrape, read before encoding starts: the collector only formats them.
 #[derive(Debug)]
 pub(crate) struct Scrape {
     pub routes: Vec<RouteSample>,
     /// The 404 and 405 buckets.
     pub unmatched: [(&'static str, StatsSnapshot); 2],
+    pub health: HealthSample,
 }
 
 impl Scrape {
@@ -369,6 +399,35 @@ impl Collector for Scrape {
             ConstCounter::new(stats.ended())
                 .encode(family.encode_family(&[("status", *status)])?)?;
         }
+
+        // Only with checks: a family without a series says nothing (and trips some parsers).
+        if !self.health.checks.is_empty() {
+            let mut family = encoder.encode_descriptor(
+                "underscore_health_check_status",
+                "1 while the health check passes, 0 while it fails or has not run yet",
+                None,
+                MetricType::Gauge,
+            )?;
+            for (check, pass) in &self.health.checks {
+                ConstGauge::new(i64::from(*pass))
+                    .encode(family.encode_family(&[("check", check.as_str())])?)?;
+            }
+        }
+        for (name, help, value) in [
+            (
+                "underscore_ready",
+                "1 while the node takes traffic (/readyz answers 200), else 0",
+                self.health.ready,
+            ),
+            (
+                "underscore_draining",
+                "1 from the start of a drain on, else 0",
+                self.health.draining,
+            ),
+        ] {
+            let family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+            ConstGauge::new(i64::from(value)).encode(family)?;
+        }
         Ok(())
     }
 }
@@ -399,6 +458,7 @@ mod tests {
         Scrape {
             routes,
             unmatched: [("404", empty.clone()), ("405", empty)],
+            health: HealthSample::default(),
         }
         .encode(format)
         .unwrap()

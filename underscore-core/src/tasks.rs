@@ -73,6 +73,11 @@ pub enum TaskKind {
         /// Its name.
         name: Arc<str>,
     },
+    /// A task of underscore's own, action `underscore:<name>` (the drain); not cancellable.
+    Underscore {
+        /// Its name (`drain`).
+        name: &'static str,
+    },
 }
 
 /// The route a request task belongs to.
@@ -119,6 +124,8 @@ pub enum CancelReason {
     /// The route's `limits.timeout` ran out (seen by the request itself, never sent through
     /// the registry).
     Timeout,
+    /// A drain's timeout ran out with the request still in flight (`POST /_drain`, SIGTERM).
+    Drain,
 }
 
 // Entries live inline: boxing them would cost an allocation per request.

@@ -2,7 +2,8 @@
 //! worker: plain actix-web, the same app with actix-web-prom, and `floor`, plain actix-web with
 //! two do-nothing middleware where underscore has its own (see `mod floor`). A binary of its
 //! own, without underscore in it (see the crate docs). `BENCH_ROUTES=1000` registers 1,000 more
-//! routes, before the measured ones; `GET /wait` waits an hour (after them). SIGINT or SIGTERM stops it.
+//! routes, before the measured ones; `GET /wait` waits an hour (after them); `GET /ok` answers an
+//! empty 200, as a hand-written health handler does. SIGINT or SIGTERM stops it.
 
 use actix_web::{get, web, App, HttpResponse, Responder};
 use underscore_bench::{hello_body, json_body, serve, wait_body, Args};
@@ -17,6 +18,11 @@ async fn json() -> HttpResponse {
 
 async fn wait() -> HttpResponse {
     wait_body().await
+}
+
+/// `GET /ok`: an empty 200, what a hand-written health handler answers (the probes' baseline).
+async fn ok() -> HttpResponse {
+    HttpResponse::Ok().finish()
 }
 
 /// The measured routes again, in `floor`: each behind a middleware that does as little as one
@@ -116,7 +122,8 @@ fn plain_routes(cfg: &mut web::ServiceConfig, extra: bool) {
     }
     cfg.route("/hello/{name}", web::get().to(hello))
         .route("/json", web::get().to(json))
-        .route("/wait", web::get().to(wait));
+        .route("/wait", web::get().to(wait))
+        .route("/ok", web::get().to(ok));
 }
 
 fn main() -> std::io::Result<()> {

@@ -2,10 +2,13 @@
 //! worker, fully on: every handler annotated, `Observe`, the admin socket up. The baselines
 //! are in `bench-plain`. `BENCH_ROUTES=1000` registers 1,000 more routes (annotated), before
 //! the measured ones; `GET /wait` waits an hour (after them). `BENCH_METRICS=1` mounts `underscore_actix::metrics_handler()` at
-//! `/metrics` (after the measured routes). SIGINT or SIGTERM stops it.
+//! `/metrics` (after the measured routes). `BENCH_PROBES=1` wraps `underscore_actix::probes()`
+//! (`/livez`, `/readyz`) around the app, with one critical health check that passes (for
+//! `bash bench/ir.sh ... underscore /readyz`, and the probes' cost to the app's own requests).
+//! SIGINT or SIGTERM stops it.
 
 use actix_web::{get, web, App, HttpResponse, Responder};
-use underscore_actix::{underscore_route, AdminSocket, Observe};
+use underscore_actix::{probes, underscore_route, AdminSocket, HealthCheck, Observe, Underscore};
 use underscore_bench::{hello_body, json_body, serve, wait_body, Args};
 
 #[underscore_route(name = "hello")]
@@ -49,17 +52,39 @@ fn main() -> std::io::Result<()> {
         std::process::exit(2);
     }
     let metrics = std::env::var("BENCH_METRICS").is_ok_and(|v| v == "1");
+    let with_probes = std::env::var("BENCH_PROBES").is_ok_and(|v| v == "1");
+    if with_probes {
+        Underscore::builder()
+            .health_check(HealthCheck::new("ok", || async { Ok::<(), String>(()) }).critical())
+            .init()
+            .map_err(std::io::Error::other)?;
+        // The check's first run, before the first probe.
+        while underscore_actix::core::health::readiness()
+            != underscore_actix::core::health::Readiness::Ready
+        {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
     actix_web::rt::System::new().block_on(async move {
-        let server = serve!(&addr, move || {
-            App::new()
-                .wrap(Observe::new())
-                .configure(|cfg| underscore_routes(cfg, extra))
-                .configure(|cfg| {
-                    if metrics {
-                        cfg.route("/metrics", underscore_actix::metrics_handler());
-                    }
-                })
-        });
+        let server = if with_probes {
+            serve!(&addr, move || {
+                App::new()
+                    .wrap(probes())
+                    .wrap(Observe::new())
+                    .configure(|cfg| underscore_routes(cfg, extra))
+            })
+        } else {
+            serve!(&addr, move || {
+                App::new()
+                    .wrap(Observe::new())
+                    .configure(|cfg| underscore_routes(cfg, extra))
+                    .configure(|cfg| {
+                        if metrics {
+                            cfg.route("/metrics", underscore_actix::metrics_handler());
+                        }
+                    })
+            })
+        };
         let socket =
             std::env::temp_dir().join(format!("underscore-bench-{}.sock", std::process::id()));
         let admin = AdminSocket::bind(&socket).map_err(std::io::Error::from)?;

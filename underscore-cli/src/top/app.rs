@@ -3,7 +3,8 @@
 //! Every interval, each node is asked `GET /_cat/routes?format=json&h=...`,
 //! `GET /_tasks?detailed&group_by=none&sort=running_time:desc&size=N` (the N longest-running
 //! tasks, N the terminal's height: never the whole list, which a storm makes 100,000 long)
-//! and `GET /_tasks?group_by=routes` (how many per route) on a kept-alive connection. The
+//! and `GET /_tasks?group_by=routes` (how many per route), and `GET /_health` (shown in the
+//! header; a node without it shows none), on a kept-alive connection. The
 //! first answer of a
 //! node is asked with `h=*`, to learn which of the columns `top` reads this server has (a
 //! column it lacks would be a 400); later polls ask only those, so the server renders no
@@ -28,8 +29,8 @@ use tokio::runtime::Runtime;
 use tokio::sync::mpsc;
 
 use super::model::{
-    task_routes, tasks_total, Action, Key, Model, NodeData, RouteStats, Snapshot, TaskInfo,
-    ROUTE_COLUMNS,
+    task_routes, tasks_total, Action, Key, Model, NodeData, NodeHealth, RouteStats, Snapshot,
+    TaskInfo, ROUTE_COLUMNS,
 };
 use super::view;
 use crate::cli::TopArgs;
@@ -81,6 +82,13 @@ impl Source {
                 self.columns = None;
                 data.failed.push(failure(&url, &err));
             }
+        }
+        match self.json("/_health").await {
+            Ok(health) => data.health = NodeHealth::from_value(&health),
+            Err(err) if err.is_unreachable() => return Err(err),
+            // An older build has no `/_health` (a 404, or a 400 from a fake of one): no health.
+            Err(CliError::Server(e)) if matches!(e.status, 400 | 404) => {}
+            Err(err) => data.failed.push(failure("/_health", &err)),
         }
         let url = if self.lists_all_tasks {
             "/_tasks?detailed&group_by=none".to_owned()

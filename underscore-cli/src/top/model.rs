@@ -161,9 +161,55 @@ pub fn task_routes(value: &Value) -> Vec<(String, u64)> {
         .collect()
 }
 
+/// What a node's `GET /_health` said (a node without it, an older build, says nothing).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct NodeHealth {
+    /// `green`, `yellow` or `red`.
+    pub status: String,
+    /// Whether `/readyz` says 200.
+    pub ready: bool,
+    /// The drain's phase, while it drains.
+    pub phase: Option<String>,
+    /// The requests the drain waits for.
+    pub in_flight: Option<u64>,
+}
+
+impl NodeHealth {
+    /// Reads a `GET /_health` answer.
+    pub fn from_value(value: &Value) -> Option<Self> {
+        let drain = value.get("drain");
+        Some(Self {
+            status: value.get("status")?.as_str()?.to_owned(),
+            ready: value.get("ready")?.as_bool()?,
+            phase: drain
+                .and_then(|d| d.get("phase"))
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            in_flight: drain
+                .and_then(|d| d.get("in_flight"))
+                .and_then(Value::as_u64),
+        })
+    }
+
+    /// How the header shows it: `green ready`, `red not ready`, `draining: waiting, 3 in
+    /// flight`.
+    pub fn label(&self) -> String {
+        match &self.phase {
+            Some(phase) => format!(
+                "draining: {phase}, {} in flight",
+                self.in_flight.unwrap_or(0)
+            ),
+            None if self.ready => format!("{} ready", self.status),
+            None => format!("{} not ready", self.status),
+        }
+    }
+}
+
 /// What one node answered at one poll.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct NodeData {
+    /// Its health, when it has `/_health`.
+    pub health: Option<NodeHealth>,
     /// Its routes.
     pub routes: Vec<RouteStats>,
     /// Its longest-running in-flight tasks (as many as the screen shows).
@@ -371,6 +417,8 @@ struct Counters {
 pub struct Model {
     /// The nodes in the order given, and their state.
     pub nodes: Vec<(String, NodeState)>,
+    /// The health of the nodes that answered it, in the nodes' order.
+    pub health: Vec<(String, NodeHealth)>,
     /// Every route of the nodes that answered, sorted.
     pub routes: Vec<RouteLine>,
     /// The longest-running tasks of the nodes that answered, longest first.
@@ -435,7 +483,14 @@ impl Model {
         let mut tasks = Vec::new();
         let mut tasks_total = 0;
         let mut task_routes: HashMap<String, u64> = HashMap::new();
+        let mut health = Vec::new();
         for snap in snapshots {
+            if let Ok(NodeData {
+                health: Some(h), ..
+            }) = &snap.data
+            {
+                health.push((snap.node.clone(), h.clone()));
+            }
             let state = match snap.data {
                 Err(why) => {
                     // Rates restart from the next answer, not across the gap.
@@ -488,6 +543,7 @@ impl Model {
             }
         }
         self.routes = routes;
+        self.health = health;
         self.tasks = tasks;
         self.tasks_total = tasks_total;
         let mut task_routes: Vec<(String, u64)> = task_routes.into_iter().collect();

@@ -267,7 +267,29 @@ fn header_line(m: &Model) -> Line<'static> {
             fmt_interval(m.interval),
             m.sort.label()
         )),
+        health_span(m),
     ])
+}
+
+/// Each node's health and drain, as far as its `/_health` says: red while one is not ready.
+fn health_span(m: &Model) -> Span<'static> {
+    let text = match m.health.as_slice() {
+        [] => return Span::raw(""),
+        [(_, h)] if !m.several_nodes() => format!("  {}", h.label()),
+        all => {
+            let each: Vec<String> = all
+                .iter()
+                .map(|(node, h)| format!("{node} {}", h.label()))
+                .collect();
+            format!("  {}", each.join(", "))
+        }
+    };
+    let style = if m.health.iter().all(|(_, h)| h.ready) {
+        Style::new()
+    } else {
+        Style::new().fg(Color::Red).add_modifier(Modifier::BOLD)
+    };
+    Span::styled(text, style)
 }
 
 fn down_lines(m: &Model) -> Vec<Line<'static>> {

@@ -4,6 +4,7 @@
 
 mod cat;
 mod components;
+mod health;
 mod logging;
 mod operator;
 pub(crate) mod routes;
@@ -122,6 +123,7 @@ pub const CAT_ENDPOINTS: &[&str] = &[
     "/_cat/middlewares",
     "/_cat/transports",
     "/_cat/loggers",
+    "/_cat/health",
 ];
 
 const GET: &str = "GET, HEAD";
@@ -192,6 +194,32 @@ fn dispatch(reg: &Registry, req: &Request<'_>) -> Result<Response, ApiError> {
         ["_cat", "loggers"] => {
             allow(GET)?;
             logging::cat(reg, query, path).map(Response::ok)
+        }
+        ["_cat", "health"] => {
+            allow(GET)?;
+            health::cat(query, path).map(Response::ok)
+        }
+        ["_health"] => {
+            allow(GET)?;
+            health::get(query, path).map(Response::ok)
+        }
+        ["_health", action @ ("_fail" | "_ok")] => {
+            if req.method != "POST" {
+                let mut err = ApiError::method_not_allowed(path, req.method, "POST");
+                err.reason
+                    .push_str(": it changes the node's readiness, so it takes POST");
+                return Err(err);
+            }
+            health::set_failed(query, path, *action == "_fail", req.caller).map(Response::ok)
+        }
+        ["_drain"] => {
+            if req.method != "POST" {
+                let mut err = ApiError::method_not_allowed(path, req.method, "POST");
+                err.reason
+                    .push_str(": draining stops the server, so it takes POST");
+                return Err(err);
+            }
+            health::drain(query, path, req.caller).map(Response::ok)
         }
         ["_logging", "settings"] => {
             allow(GET_PUT)?;

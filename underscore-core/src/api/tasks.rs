@@ -50,7 +50,7 @@ impl<'r> RouteIds<'r> {
     fn of(&mut self, info: &TaskInfo) -> Option<Arc<str>> {
         let request = match &info.kind {
             TaskKind::Request { method, uri, .. } => Some((method, uri)),
-            TaskKind::Background { .. } => None,
+            TaskKind::Background { .. } | TaskKind::Underscore { .. } => None,
         };
         self.of_parts(&info.route, request)
     }
@@ -117,6 +117,7 @@ impl View {
                 format!("http:{}", self.route_id.as_deref().unwrap_or("_unrouted"))
             }
             TaskKind::Background { name } => format!("background:{name}"),
+            TaskKind::Underscore { name } => format!("underscore:{name}"),
         }
     }
 
@@ -124,13 +125,14 @@ impl View {
         match self.info.kind {
             TaskKind::Request { .. } => "http",
             TaskKind::Background { .. } => "background",
+            TaskKind::Underscore { .. } => "underscore",
         }
     }
 
     fn method(&self) -> Option<String> {
         match &self.info.kind {
             TaskKind::Request { method, .. } => Some(method.to_string()),
-            TaskKind::Background { .. } => None,
+            TaskKind::Background { .. } | TaskKind::Underscore { .. } => None,
         }
     }
 
@@ -140,14 +142,14 @@ impl View {
                 uri.path_and_query()
                     .map_or_else(|| uri.path().to_owned(), |p| p.to_string()),
             ),
-            TaskKind::Background { .. } => None,
+            TaskKind::Background { .. } | TaskKind::Underscore { .. } => None,
         }
     }
 
     fn peer(&self) -> Option<String> {
         match &self.info.kind {
             TaskKind::Request { peer, .. } => peer.map(|p| p.to_string()),
-            TaskKind::Background { .. } => None,
+            TaskKind::Background { .. } | TaskKind::Underscore { .. } => None,
         }
     }
 
@@ -157,7 +159,7 @@ impl View {
                 .as_ref()
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned),
-            TaskKind::Background { .. } => None,
+            TaskKind::Background { .. } | TaskKind::Underscore { .. } => None,
         }
     }
 
@@ -183,7 +185,8 @@ impl View {
             "running_time_in_nanos".into(),
             json!(self.info.running_time.as_nanos() as u64),
         );
-        task.insert("cancellable".into(), json!(true));
+        let underscore = matches!(self.info.kind, TaskKind::Underscore { .. });
+        task.insert("cancellable".into(), json!(!underscore));
         task.insert("cancelled".into(), json!(self.info.cancelled));
         let mut headers = Map::new();
         if let Some(opaque) = self.opaque_id() {
@@ -195,6 +198,10 @@ impl View {
         task.insert("path".into(), json!(self.path()));
         task.insert("peer".into(), json!(self.peer()));
         task.insert("worker".into(), json!(self.info.worker));
+        if matches!(self.info.kind, TaskKind::Underscore { name: "drain" }) {
+            // Elasticsearch's `status` of a long-running task: where the drain is.
+            task.insert("status".into(), crate::health::drain_status());
+        }
         Value::Object(task)
     }
 }
@@ -749,6 +756,12 @@ pub(crate) fn cancel(
     let params = DocParams::take(query, path)?;
     let n = number(id)?;
     let info = tasks().get(n).ok_or_else(|| not_running(id))?;
+    if let TaskKind::Underscore { name } = info.kind {
+        return Err(ApiError::illegal_argument(format!(
+            "task [{id}] ({}) doesn't support cancellation",
+            format_args!("underscore:{name}")
+        )));
+    }
     let outcome = tasks().cancel(n);
     let mut view = view(reg, info);
     let body = match outcome {
@@ -863,9 +876,9 @@ pub(crate) const TASK_COLUMNS: &[Column] = &[
     Column::text(
         "action",
         &["ac"],
-        "task action: http:<route id> or background:<name>",
+        "task action: http:<route id>, background:<name> or underscore:drain",
     ),
-    Column::text("type", &["ty"], "http or background").hidden(),
+    Column::text("type", &["ty"], "http, background or underscore").hidden(),
     Column::text("route", &["r", "route_id"], "route id").hidden(),
     Column::text("method", &["m"], "HTTP method"),
     Column::text("path", &["p"], "request path and query"),

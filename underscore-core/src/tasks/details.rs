@@ -70,6 +70,8 @@ enum Other {
     Uri(Uri),
     /// A background task.
     Background(Arc<str>),
+    /// A task of underscore's own.
+    Underscore(&'static str),
 }
 
 /// The peer's address family (an enum: its unused values let a slot tell used from free
@@ -120,23 +122,29 @@ impl Details {
                     stack_asked: false,
                 }
             }
-            TaskKind::Background { name } => Details {
-                target: Target::Other(Box::new(Other::Background(name))),
-                opaque_id: None,
-                other_method: None,
-                ip: [0; 16],
-                port: 0,
-                family: Family::None,
-                method: OTHER_METHOD,
-                cancelled: None,
-                stack_asked: false,
-            },
+            TaskKind::Background { name } => Self::not_a_request(Other::Background(name)),
+            TaskKind::Underscore { name } => Self::not_a_request(Other::Underscore(name)),
+        }
+    }
+
+    /// The facts of a task that is not a request.
+    fn not_a_request(other: Other) -> Self {
+        Details {
+            target: Target::Other(Box::new(other)),
+            opaque_id: None,
+            other_method: None,
+            ip: [0; 16],
+            port: 0,
+            family: Family::None,
+            method: OTHER_METHOD,
+            cancelled: None,
+            stack_asked: false,
         }
     }
 
     /// Whether these are a request's.
     pub(super) fn is_request(&self) -> bool {
-        !matches!(&self.target, Target::Other(other) if matches!(**other, Other::Background(_)))
+        !matches!(&self.target, Target::Other(other) if !matches!(**other, Other::Uri(_)))
     }
 
     /// The request's method and target (`None` for a background task).
@@ -145,7 +153,7 @@ impl Details {
             Target::Path(target) => Uri::from(target.clone()),
             Target::Other(other) => match &**other {
                 Other::Uri(uri) => uri.clone(),
-                Other::Background(_) => return None,
+                Other::Background(_) | Other::Underscore(_) => return None,
             },
         };
         Some((self.method(), uri))
@@ -174,6 +182,7 @@ impl Details {
         match (&self.target, self.method_and_uri()) {
             (Target::Other(other), None) => match &**other {
                 Other::Background(name) => TaskKind::Background { name: name.clone() },
+                Other::Underscore(name) => TaskKind::Underscore { name },
                 Other::Uri(_) => unreachable!("a request has a method and a target"),
             },
             (_, Some((method, uri))) => TaskKind::Request {
