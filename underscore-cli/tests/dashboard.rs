@@ -78,6 +78,9 @@ fn built() -> &'static PathBuf {
 struct Proc {
     child: Child,
     group: bool,
+    /// Its stdout, past the first line: kept open, so that later lines do not meet a closed
+    /// pipe (`println!` panics on one).
+    _out: Option<BufReader<std::process::ChildStdout>>,
 }
 
 impl Proc {
@@ -107,7 +110,7 @@ struct Quickstart {
 
 impl Quickstart {
     fn start(socket: &Path) -> Self {
-        let mut child = Command::new(built().join("examples").join("quickstart"))
+        let child = Command::new(built().join("examples").join("quickstart"))
             .env("QUICKSTART_ADDR", "127.0.0.1:0")
             .env("UNDERSCORE_SOCKET", socket)
             .env("UNDERSCORE_SETTINGS", socket.with_extension("json"))
@@ -116,18 +119,12 @@ impl Quickstart {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let first = first_line(&mut child);
+        let (proc, first) = first_line(child, false);
         let addr = first
             .strip_prefix("app listening on http://")
             .unwrap_or_else(|| panic!("unexpected first line: {first}"))
             .to_owned();
-        Self {
-            proc: Proc {
-                child,
-                group: false,
-            },
-            addr,
-        }
+        Self { proc, addr }
     }
 
     fn url(&self, path: &str) -> String {
@@ -135,14 +132,17 @@ impl Quickstart {
     }
 }
 
-/// The first line a child prints on stdout (the rest is left to the pipe: the programs
-/// ignore a closed stdout).
-fn first_line(child: &mut Child) -> String {
+/// The first line a child prints on stdout, and the process (stdout kept open).
+fn first_line(mut child: Child, group: bool) -> (Proc, String) {
+    let mut out = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    line.trim_end().to_owned()
+    out.read_line(&mut line).unwrap();
+    let proc = Proc {
+        child,
+        group,
+        _out: Some(out),
+    };
+    (proc, line.trim_end().to_owned())
 }
 
 /// `underscore --socket ... ui --listen 127.0.0.1:0`, and the URL it printed.
@@ -151,25 +151,19 @@ fn start_ui(sockets: &[&Path]) -> (Proc, String) {
     for s in sockets {
         cmd.arg("--socket").arg(s);
     }
-    let mut child = cmd
+    let child = cmd
         .args(["ui", "--listen", "127.0.0.1:0"])
         .env_remove("UNDERSCORE_UI_TOKEN")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let first = first_line(&mut child);
+    let (proc, first) = first_line(child, false);
     let url = first
         .strip_prefix("dashboard on ")
         .unwrap_or_else(|| panic!("unexpected first line: {first}"))
         .to_owned();
-    (
-        Proc {
-            child,
-            group: false,
-        },
-        url,
-    )
+    (proc, url)
 }
 
 /// `curl` to the app: the status code.
@@ -285,7 +279,11 @@ impl Browser {
             .process_group(0)
             .spawn()
             .expect("chromedriver starts");
-        let driver = Proc { child, group: true };
+        let driver = Proc {
+            child,
+            group: true,
+            _out: None,
+        };
         let start = Instant::now();
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(
@@ -663,18 +661,14 @@ async fn a_page_on_another_origin_changes_nothing_and_the_in_app_page_acts_with_
 
     // The in_app example with a token, and its dashboard.
     let token = "s3cret-token";
-    let mut child = Command::new(built().join("examples").join("in_app"))
+    let child = Command::new(built().join("examples").join("in_app"))
         .env("IN_APP_ADDR", "127.0.0.1:0")
         .env("IN_APP_TOKEN", token)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let first = first_line(&mut child);
-    let _in_app = Proc {
-        child,
-        group: false,
-    };
+    let (_in_app, first) = first_line(child, false);
     // `app and admin APIs on http://127.0.0.1:PORT: curl ...`
     let app = first
         .strip_prefix("app and admin APIs on ")
@@ -796,6 +790,7 @@ async fn first_render_with_1000_routes_and_1000_tasks() {
     let _server = Proc {
         child,
         group: false,
+        _out: None,
     };
     let held: Vec<TcpStream> = (0..1000)
         .map(|_| {
