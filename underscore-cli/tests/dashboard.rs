@@ -829,3 +829,162 @@ async fn first_render_with_1000_routes_and_1000_tasks() {
     drop(held);
     let _ = std::fs::remove_file(&socket);
 }
+
+/// `curl -i` with extra arguments: the raw answer.
+fn curl_i(args: &[&str]) -> String {
+    let out = Command::new("curl")
+        .args(["-s", "-i", "--max-time", "10"])
+        .args(args)
+        .output()
+        .expect("curl runs");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn ui_guards_the_token_the_loopback_host_and_the_origin() {
+    // Off loopback, a token is required.
+    let out = Command::new(UNDERSCORE)
+        .args(["--socket", "/nonexistent/x.sock", "ui", "--listen", "0.0.0.0:0"])
+        .env_remove("UNDERSCORE_UI_TOKEN")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("is not a loopback address: give --token"), "{err}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("app.sock");
+    let q = Quickstart::start(&socket);
+    let gone = dir.path().join("gone.sock");
+
+    // Loopback without a token: the Host must be a loopback name (DNS rebinding).
+    let (_ui, url) = start_ui(&[&socket, &gone]);
+    let base = url.trim_end_matches("/_ui");
+    let ok = curl_i(&[&format!("{base}/n/0/_cat/routes/hello?h=id")]);
+    assert!(ok.starts_with("HTTP/1.1 200") && ok.ends_with("hello\n"), "{ok}");
+    let rebound = curl_i(&["-H", "Host: evil.example", &format!("{base}/n/0/_cat/routes")]);
+    assert!(rebound.starts_with("HTTP/1.1 403"), "{rebound}");
+    assert!(rebound.contains("loopback host only"), "{rebound}");
+    // A browser's state change from another origin is refused; from its own, it passes.
+    let port = base.rsplit(':').next().unwrap();
+    let cross = curl_i(&[
+        "-X",
+        "POST",
+        "-H",
+        "Origin: http://127.0.0.1:1",
+        &format!("{base}/n/0/_routes/slow/interrupt"),
+    ]);
+    assert!(cross.starts_with("HTTP/1.1 403"), "{cross}");
+    let same = curl_i(&[
+        "-X",
+        "POST",
+        "-H",
+        &format!("Origin: http://127.0.0.1:{port}"),
+        &format!("{base}/n/0/_routes/slow/interrupt"),
+    ]);
+    assert!(same.starts_with("HTTP/1.1 200"), "{same}");
+    // The node list, and a node that cannot be reached: a 502 that says why.
+    let nodes = curl_i(&[&format!("{base}/_ui/nodes")]);
+    assert!(
+        nodes.contains(r#"{"nodes":[{"name":"app","base":"/n/0"},{"name":"gone","base":"/n/1"}]}"#),
+        "{nodes}"
+    );
+    let down = curl_i(&[&format!("{base}/n/1/_cat/routes")]);
+    assert!(down.starts_with("HTTP/1.1 502"), "{down}");
+    assert!(down.contains("node_unreachable_exception") && down.contains("gone"), "{down}");
+    // Only the admin APIs are proxied; errors are the server's, as it sent them.
+    assert!(curl_i(&[&format!("{base}/n/0/hello/x")]).starts_with("HTTP/1.1 404"));
+    let bad = curl_i(&[&format!("{base}/n/0/_cat/routes?nope")]);
+    assert!(bad.starts_with("HTTP/1.1 400") && bad.contains("unrecognized parameter"), "{bad}");
+    assert!(curl_i(&[base]).starts_with("HTTP/1.1 302"));
+
+    // With a token, every request but the page's load needs it; the printed URL carries it
+    // in its fragment.
+    let child = Command::new(UNDERSCORE)
+        .arg("--socket")
+        .arg(&socket)
+        .args(["ui", "--listen", "127.0.0.1:0"])
+        .env("UNDERSCORE_UI_TOKEN", "s3cret")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (_ui, first) = first_line(child, false);
+    let url = first.strip_prefix("dashboard on ").unwrap();
+    assert!(url.ends_with("/_ui#token=s3cret"), "{first}");
+    let base = url.trim_end_matches("/_ui#token=s3cret");
+    assert!(curl_i(&[&format!("{base}/_ui")]).starts_with("HTTP/1.1 200"));
+    let denied = curl_i(&[&format!("{base}/n/0/_cat/routes")]);
+    assert!(denied.starts_with("HTTP/1.1 401"), "{denied}");
+    assert!(curl_i(&[&format!("{base}/_ui/nodes")]).starts_with("HTTP/1.1 401"));
+    let allowed = curl_i(&[
+        "-H",
+        "Authorization: Bearer s3cret",
+        "-H",
+        "Host: dashboard.internal",
+        &format!("{base}/n/0/_cat/routes"),
+    ]);
+    assert!(allowed.starts_with("HTTP/1.1 200"), "{allowed}");
+    drop(q);
+}
+
+/// Writes `docs/dashboard.png` (or the path in `DASHBOARD_SCREENSHOT`) when that variable
+/// is set: `docs/screenshot.sh` runs this. Without it, it still renders the same scene and
+/// checks it.
+#[tokio::test(flavor = "current_thread")]
+async fn screenshot() {
+    let _turn = turn();
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("app-1.sock"), dir.path().join("app-2.sock"));
+    let qa = Quickstart::start(&a);
+    let qb = Quickstart::start(&b);
+    let _slow: Vec<Proc> = [&qa, &qa, &qb]
+        .iter()
+        .map(|q| Proc {
+            child: slow_request(q),
+            group: false,
+            _out: None,
+        })
+        .collect();
+    let (_ui, url) = start_ui(&[&a, &b]);
+    let browser = Browser::start();
+    let c = browser.session().await;
+    open(&c, &url).await;
+    // Some traffic over a few refreshes, a preempted share of /hello and a limit on /slow.
+    for sock in [&a, &b] {
+        admin_put(sock, "/_routes/hello/settings", r#"{"transient":{"preempt":{"status":503,"percent":20}}}"#);
+    }
+    admin_put(&a, "/_routes/slow/settings", r#"{"transient":{"limits":{"max_in_flight":8,"timeout":"1m"}}}"#);
+    for round in 0..8 {
+        for i in 0..(20 + round * 5) {
+            let q = if i % 3 == 0 { &qb } else { &qa };
+            let _ = status(&q.url(&format!("/hello/n{i}")));
+            if i % 4 == 0 {
+                let _ = status(&q.url("/"));
+            }
+        }
+        next_round(&c).await;
+    }
+    click(&c, "#tasks tr[data-task] button[data-action=\"stack\"]").await;
+    wait_for(&c, "the stack", "document.getElementById('stack').textContent.includes(' at ')").await;
+    let badges = text(&c, "tr[data-route=\"hello\"] td.badges").await;
+    assert!(badges.contains("preempt 503 20%"), "{badges}");
+    if let Some(path) = std::env::var_os("DASHBOARD_SCREENSHOT") {
+        eval(&c, "window.scrollTo(0, 0)").await;
+        let png = c.screenshot().await.unwrap();
+        std::fs::write(&path, png).unwrap();
+        println!("wrote {}", Path::new(&path).display());
+    }
+    c.close().await.unwrap();
+}
+
+fn admin_put(socket: &Path, path: &str, body: &str) {
+    let out = Command::new("curl")
+        .args(["-s", "-f", "-X", "PUT", "--unix-socket"])
+        .arg(socket)
+        .arg(format!("http://.{path}"))
+        .args(["-d", body])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{path}: {out:?}");
+}
