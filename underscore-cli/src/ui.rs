@@ -144,7 +144,7 @@ async fn handle(ui: &Ui, req: Request<Incoming>) -> Answer {
     let path = req.uri().path().to_owned();
     let is_page = matches!(path.as_str(), "/" | "/_ui" | "/_ui/");
     if let Err(denied) = guard(ui, &req, is_page) {
-        return denied;
+        return *denied;
     }
     match path.as_str() {
         "/" => redirect("/_ui"),
@@ -169,7 +169,7 @@ async fn handle(ui: &Ui, req: Request<Incoming>) -> Answer {
 }
 
 /// The token, the loopback `Host` and the cross-site checks (see the module's docs).
-fn guard(ui: &Ui, req: &Request<Incoming>, is_page: bool) -> Result<(), Answer> {
+fn guard(ui: &Ui, req: &Request<Incoming>, is_page: bool) -> Result<(), Box<Answer>> {
     let host = req
         .headers()
         .get(header::HOST)
@@ -194,18 +194,18 @@ fn guard(ui: &Ui, req: &Request<Incoming>, is_page: bool) -> Result<(), Answer> 
                     header::WWW_AUTHENTICATE,
                     HeaderValue::from_static("Bearer realm=\"underscore\""),
                 );
-                return Err(res);
+                return Err(Box::new(res));
             }
         }
         Some(_) => {}
         None if !underscore_core::dashboard::is_loopback_host(host) => {
-            return Err(error(
+            return Err(Box::new(error(
                 403,
                 "security_exception",
                 "the dashboard answers requests to a loopback host only \
                  (Host: localhost, 127.0.0.1 or [::1])"
                     .to_owned(),
-            ));
+            )));
         }
         None => {}
     }
@@ -215,14 +215,14 @@ fn guard(ui: &Ui, req: &Request<Incoming>, is_page: bool) -> Result<(), Answer> 
                 .to_str()
                 .is_ok_and(|o| underscore_core::dashboard::same_origin(o, "http", host));
             if !same {
-                return Err(error(
+                return Err(Box::new(error(
                     403,
                     "security_exception",
                     format!(
                         "the dashboard takes state changes from its own origin only, not from [{}]",
                         String::from_utf8_lossy(origin.as_bytes())
                     ),
-                ));
+                )));
             }
         }
     }

@@ -14,7 +14,7 @@ use std::net::{TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
@@ -22,13 +22,9 @@ use serde_json::{json, Value};
 
 const UNDERSCORE: &str = env!("CARGO_BIN_EXE_underscore");
 
-/// One browser test at a time.
-static TURN: Mutex<()> = Mutex::new(());
-
-fn turn() -> std::sync::MutexGuard<'static, ()> {
-    TURN.lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
+/// One browser test at a time (each test has its own thread and runtime: tokio's mutex
+/// works across them, and a failed test does not poison it).
+static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 // ---- binaries ------------------------------------------------------------------------------
 
@@ -41,37 +37,74 @@ fn profile_dir() -> PathBuf {
 /// Builds what the tests run beside the CLI, once, with the cargo that runs the tests (a
 /// `cargo test -p underscore-cli` alone builds no other package's binaries): the quickstart
 /// and in_app examples, and the bench server (1,000 routes, for the first-render figure).
+/// Each is built only when missing or older than the sources (as `commands.rs` does): a
+/// `cargo test --workspace` has built the examples already, with the workspace's features.
 fn built() -> &'static PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let dir = profile_dir();
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-        let mut build = Command::new(env!("CARGO"));
-        build
-            .args([
-                "build",
-                "--quiet",
-                "-p",
-                "underscore-examples",
-                "--example",
-                "quickstart",
-            ])
-            .args([
-                "--example",
-                "in_app",
-                "-p",
-                "underscore-bench",
-                "--bin",
-                "bench-server",
-            ])
-            .current_dir(root);
-        if dir.file_name().is_some_and(|p| p == "release") {
-            build.arg("--release");
+        let sources = [
+            "examples",
+            "bench",
+            "underscore-actix",
+            "underscore-core",
+            "underscore-macros",
+            "Cargo.lock",
+        ]
+        .map(|p| newest(&root.join(p)));
+        let stale = |exe: &Path| {
+            let built = std::fs::metadata(exe).and_then(|m| m.modified()).ok();
+            built.is_none_or(|built| sources.iter().flatten().any(|s| *s > built))
+        };
+        let examples = dir.join("examples");
+        let builds: [(&[&str], [PathBuf; 2]); 2] = [
+            (
+                &[
+                    "-p",
+                    "underscore-examples",
+                    "--example",
+                    "quickstart",
+                    "--example",
+                    "in_app",
+                ],
+                [examples.join("quickstart"), examples.join("in_app")],
+            ),
+            (
+                &["-p", "underscore-bench", "--bin", "bench-server"],
+                [dir.join("bench-server"), dir.join("bench-server")],
+            ),
+        ];
+        for (args, exes) in builds {
+            if !exes.iter().any(|exe| stale(exe)) {
+                continue;
+            }
+            let mut build = Command::new(env!("CARGO"));
+            build
+                .args(["build", "--quiet"])
+                .args(args)
+                .current_dir(root);
+            if dir.file_name().is_some_and(|p| p == "release") {
+                build.arg("--release");
+            }
+            let status = build.status().expect("cargo runs");
+            assert!(status.success(), "building {args:?} failed");
         }
-        let status = build.status().expect("cargo runs");
-        assert!(status.success(), "building the examples failed");
         dir
     })
+}
+
+/// The newest modification time of a file or of any file under a directory.
+fn newest(path: &Path) -> Option<std::time::SystemTime> {
+    let meta = std::fs::metadata(path).ok()?;
+    if !meta.is_dir() {
+        return meta.modified().ok();
+    }
+    std::fs::read_dir(path)
+        .ok()?
+        .flatten()
+        .filter_map(|entry| newest(&entry.path()))
+        .max()
 }
 
 /// A child process killed (with its process group) on drop.
@@ -413,7 +446,7 @@ fn route_button(route: &str, action: &str) -> String {
 
 #[tokio::test(flavor = "current_thread")]
 async fn routes_appear_and_a_preempt_set_from_the_page_answers_503_until_resumed() {
-    let _turn = turn();
+    let _turn = TURN.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("app.sock");
     let q = Quickstart::start(&socket);
@@ -501,7 +534,7 @@ async fn routes_appear_and_a_preempt_set_from_the_page_answers_503_until_resumed
 
 #[tokio::test(flavor = "current_thread")]
 async fn stack_cancel_and_interrupt_from_the_page_end_slow_requests() {
-    let _turn = turn();
+    let _turn = TURN.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("app.sock");
     let q = Quickstart::start(&socket);
@@ -584,7 +617,7 @@ async fn stack_cancel_and_interrupt_from_the_page_end_slow_requests() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_node_that_goes_away_turns_stale_and_comes_back() {
-    let _turn = turn();
+    let _turn = TURN.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let (a, b) = (dir.path().join("a.sock"), dir.path().join("b.sock"));
     let _qa = Quickstart::start(&a);
@@ -651,7 +684,7 @@ fn serve_page(page: String) -> u16 {
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_page_on_another_origin_changes_nothing_and_the_in_app_page_acts_with_its_token() {
-    let _turn = turn();
+    let _turn = TURN.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("app.sock");
     let q = Quickstart::start(&socket);
@@ -768,7 +801,7 @@ async fn a_page_on_another_origin_changes_nothing_and_the_in_app_page_acts_with_
 /// assertion): the bench server's 1,000 extra routes and 1,000 requests held on `/wait`.
 #[tokio::test(flavor = "current_thread")]
 async fn first_render_with_1000_routes_and_1000_tasks() {
-    let _turn = turn();
+    let _turn = TURN.lock().await;
     let mut child = Command::new(built().join("bench-server"))
         .args(["underscore", "127.0.0.1:0"])
         .env("BENCH_ROUTES", "1000")
@@ -844,13 +877,22 @@ fn curl_i(args: &[&str]) -> String {
 fn ui_guards_the_token_the_loopback_host_and_the_origin() {
     // Off loopback, a token is required.
     let out = Command::new(UNDERSCORE)
-        .args(["--socket", "/nonexistent/x.sock", "ui", "--listen", "0.0.0.0:0"])
+        .args([
+            "--socket",
+            "/nonexistent/x.sock",
+            "ui",
+            "--listen",
+            "0.0.0.0:0",
+        ])
         .env_remove("UNDERSCORE_UI_TOKEN")
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("is not a loopback address: give --token"), "{err}");
+    assert!(
+        err.contains("is not a loopback address: give --token"),
+        "{err}"
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("app.sock");
@@ -861,8 +903,15 @@ fn ui_guards_the_token_the_loopback_host_and_the_origin() {
     let (_ui, url) = start_ui(&[&socket, &gone]);
     let base = url.trim_end_matches("/_ui");
     let ok = curl_i(&[&format!("{base}/n/0/_cat/routes/hello?h=id")]);
-    assert!(ok.starts_with("HTTP/1.1 200") && ok.ends_with("hello\n"), "{ok}");
-    let rebound = curl_i(&["-H", "Host: evil.example", &format!("{base}/n/0/_cat/routes")]);
+    assert!(
+        ok.starts_with("HTTP/1.1 200") && ok.ends_with("hello\n"),
+        "{ok}"
+    );
+    let rebound = curl_i(&[
+        "-H",
+        "Host: evil.example",
+        &format!("{base}/n/0/_cat/routes"),
+    ]);
     assert!(rebound.starts_with("HTTP/1.1 403"), "{rebound}");
     assert!(rebound.contains("loopback host only"), "{rebound}");
     // A browser's state change from another origin is refused; from its own, it passes.
@@ -891,11 +940,17 @@ fn ui_guards_the_token_the_loopback_host_and_the_origin() {
     );
     let down = curl_i(&[&format!("{base}/n/1/_cat/routes")]);
     assert!(down.starts_with("HTTP/1.1 502"), "{down}");
-    assert!(down.contains("node_unreachable_exception") && down.contains("gone"), "{down}");
+    assert!(
+        down.contains("node_unreachable_exception") && down.contains("gone"),
+        "{down}"
+    );
     // Only the admin APIs are proxied; errors are the server's, as it sent them.
     assert!(curl_i(&[&format!("{base}/n/0/hello/x")]).starts_with("HTTP/1.1 404"));
     let bad = curl_i(&[&format!("{base}/n/0/_cat/routes?nope")]);
-    assert!(bad.starts_with("HTTP/1.1 400") && bad.contains("unrecognized parameter"), "{bad}");
+    assert!(
+        bad.starts_with("HTTP/1.1 400") && bad.contains("unrecognized parameter"),
+        "{bad}"
+    );
     assert!(curl_i(&[base]).starts_with("HTTP/1.1 302"));
 
     // With a token, every request but the page's load needs it; the printed URL carries it
@@ -933,7 +988,7 @@ fn ui_guards_the_token_the_loopback_host_and_the_origin() {
 /// checks it.
 #[tokio::test(flavor = "current_thread")]
 async fn screenshot() {
-    let _turn = turn();
+    let _turn = TURN.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let (a, b) = (dir.path().join("app-1.sock"), dir.path().join("app-2.sock"));
     let qa = Quickstart::start(&a);
@@ -952,9 +1007,17 @@ async fn screenshot() {
     open(&c, &url).await;
     // Some traffic over a few refreshes, a preempted share of /hello and a limit on /slow.
     for sock in [&a, &b] {
-        admin_put(sock, "/_routes/hello/settings", r#"{"transient":{"preempt":{"status":503,"percent":20}}}"#);
+        admin_put(
+            sock,
+            "/_routes/hello/settings",
+            r#"{"transient":{"preempt":{"status":503,"percent":20}}}"#,
+        );
     }
-    admin_put(&a, "/_routes/slow/settings", r#"{"transient":{"limits":{"max_in_flight":8,"timeout":"1m"}}}"#);
+    admin_put(
+        &a,
+        "/_routes/slow/settings",
+        r#"{"transient":{"limits":{"max_in_flight":8,"timeout":"1m"}}}"#,
+    );
     for round in 0..8 {
         for i in 0..(20 + round * 5) {
             let q = if i % 3 == 0 { &qb } else { &qa };
@@ -966,7 +1029,12 @@ async fn screenshot() {
         next_round(&c).await;
     }
     click(&c, "#tasks tr[data-task] button[data-action=\"stack\"]").await;
-    wait_for(&c, "the stack", "document.getElementById('stack').textContent.includes(' at ')").await;
+    wait_for(
+        &c,
+        "the stack",
+        "document.getElementById('stack').textContent.includes(' at ')",
+    )
+    .await;
     let badges = text(&c, "tr[data-route=\"hello\"] td.badges").await;
     assert!(badges.contains("preempt 503 20%"), "{badges}");
     if let Some(path) = std::env::var_os("DASHBOARD_SCREENSHOT") {
