@@ -509,6 +509,32 @@ async fn routes_appear_and_a_preempt_set_from_the_page_answers_503_until_resumed
     assert!(outcome.contains("done"), "{outcome}");
     assert_eq!(status(&q.url("/hello/you")), 200);
 
+    // Log levels: the form sets a target's transient level on the node.
+    c.find(Locator::Css("#logger-target"))
+        .await
+        .unwrap()
+        .send_keys("quickstart")
+        .await
+        .unwrap();
+    eval(
+        &c,
+        "document.getElementById('logger-level').value = 'debug'",
+    )
+    .await;
+    click(&c, "#logger-form button[type=\"submit\"]").await;
+    let outcome = confirm(&c, &["[quickstart]", "debug", "node app"]).await;
+    assert!(outcome.contains("done"), "{outcome}");
+    assert_eq!(
+        admin(&socket, "/_logging/settings")["transient"],
+        json!({"logger": {"quickstart": "debug"}})
+    );
+    wait_for(
+        &c,
+        "the new level",
+        "!!document.querySelector('#loggers tr[data-logger=\"quickstart\"]')",
+    )
+    .await;
+
     // Keyboard: `/` goes to the filter, which narrows the table.
     c.find(Locator::Css("body"))
         .await
