@@ -75,6 +75,103 @@ fn in_app_guards_require_the_token_and_refuse_browser_state_changes() {
 }
 
 #[test]
+fn the_in_app_dashboard_acts_from_its_own_origin_with_the_token_only() {
+    let server = common::run_server(None, || {
+        let server = HttpServer::new(|| {
+            let admin = InApp::new().bearer_token("t0ken").dashboard();
+            App::new()
+                .route("/", web::get().to(|| async { "app" }))
+                .configure(|cfg| admin.configure(cfg))
+        })
+        .workers(1)
+        .disable_signals()
+        .bind("127.0.0.1:0")?;
+        Ok((server.addrs()[0], server.run()))
+    });
+    let addr = server.addr;
+    let host = addr.to_string();
+    let post = |origin: &str, token: &str| {
+        common::raw(
+            addr,
+            format!(
+                "POST /_routes/_all/interrupt HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n\
+                 Origin: {origin}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            ),
+        )
+    };
+    // The page's own origin, with the token: the state change passes.
+    let same = post(&format!("http://{host}"), "t0ken");
+    assert!(same.starts_with("HTTP/1.1 200 "), "{same}");
+    // Another origin (another port is another origin), even with the token: refused.
+    for origin in [
+        format!("http://localhost:{}", addr.port()),
+        format!("http://127.0.0.1:{}", addr.port() + 1),
+        "https://evil.example".to_owned(),
+        "null".to_owned(),
+    ] {
+        let other = post(&origin, "t0ken");
+        assert!(other.starts_with("HTTP/1.1 403 "), "{origin}: {other}");
+        assert!(other.contains("own origin only"), "{other}");
+    }
+    assert!(post(&format!("http://{host}"), "nope").starts_with("HTTP/1.1 401 "));
+    // The page loads without the token (it holds no data), with a policy that keeps it to
+    // its own origin; the node list needs the token.
+    let page = common::raw(
+        addr,
+        format!("GET /_ui HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"),
+    );
+    assert!(page.starts_with("HTTP/1.1 200 "), "{page}");
+    let lower = page.to_ascii_lowercase();
+    assert!(
+        lower.contains("content-type: text/html; charset=utf-8"),
+        "{page}"
+    );
+    assert!(lower.contains("connect-src 'self'"), "{page}");
+    assert!(lower.contains("x-frame-options: deny"), "{page}");
+    assert!(page.contains("data-ready"), "{page}");
+    let nodes = common::raw(
+        addr,
+        format!("GET /_ui/nodes HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"),
+    );
+    assert!(nodes.starts_with("HTTP/1.1 401 "), "{nodes}");
+    let nodes = common::raw(
+        addr,
+        format!(
+            "GET /_ui/nodes HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer t0ken\r\nConnection: close\r\n\r\n"
+        ),
+    );
+    assert!(nodes.contains("{\"nodes\":[{\"name\":"), "{nodes}");
+    let put = common::raw(
+        addr,
+        format!(
+            "PUT /_ui HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        ),
+    );
+    assert!(put.starts_with("HTTP/1.1 405 "), "{put}");
+    server.stop();
+}
+
+#[test]
+fn the_dashboard_is_mounted_only_when_asked() {
+    let server = common::run_server(None, || {
+        let server = HttpServer::new(|| {
+            let admin = InApp::new().bearer_token("t0ken");
+            App::new().configure(|cfg| admin.configure(cfg))
+        })
+        .workers(1)
+        .disable_signals()
+        .bind("127.0.0.1:0")?;
+        Ok((server.addrs()[0], server.run()))
+    });
+    let page = common::raw(
+        server.addr,
+        "GET /_ui HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(page.starts_with("HTTP/1.1 404 "), "{page}");
+    server.stop();
+}
+
+#[test]
 fn socket_uid_allow_list_is_enforced() {
     let me = std::fs::metadata("/proc/self")
         .map(|m| std::os::unix::fs::MetadataExt::uid(&m))

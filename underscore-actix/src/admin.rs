@@ -66,6 +66,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 #[must_use]
 pub struct InApp {
     policy: Policy,
+    dashboard: bool,
 }
 
 impl InApp {
@@ -76,7 +77,38 @@ impl InApp {
                 in_app: true,
                 ..Policy::default()
             },
+            dashboard: false,
         }
+    }
+
+    /// Serves the browser dashboard at `<mount>/_ui` too: one page, embedded in the binary,
+    /// that shows the routes, tasks and log levels and acts on them through the admin APIs.
+    ///
+    /// The page holds no data, so it is served without the bearer token (every other guard
+    /// applies); it reads the token from its URL's fragment (`/_ui#token=...`, never sent to
+    /// the server) and sends it on its calls. A browser's state change (a request with an
+    /// `Origin`) passes only with a bearer token configured and given, from the app's own
+    /// origin: without [`InApp::bearer_token`] the dashboard can look but not act.
+    ///
+    /// ```no_run
+    /// use actix_web::{App, HttpServer};
+    /// use underscore_actix::admin::InApp;
+    ///
+    /// # async fn run() -> std::io::Result<()> {
+    /// let token = std::env::var("ADMIN_TOKEN").expect("a secret token");
+    /// HttpServer::new(move || {
+    ///     let admin = InApp::new().bearer_token(&token).loopback_only().dashboard();
+    ///     App::new().configure(|cfg| admin.configure(cfg))
+    /// })
+    /// .bind("127.0.0.1:8080")?
+    /// .run()
+    /// .await
+    /// // then open http://127.0.0.1:8080/_ui#token=<the token>
+    /// # }
+    /// ```
+    pub fn dashboard(mut self) -> Self {
+        self.dashboard = true;
+        self
     }
 
     /// Requires `Authorization: Bearer <token>` on every admin request (compared in constant
@@ -113,7 +145,66 @@ impl InApp {
             });
         }
         register(cfg, self.policy.clone());
+        if self.dashboard {
+            register_dashboard(cfg, self.policy.clone());
+        }
     }
+}
+
+/// `GET <mount>/_ui` (the page) and `GET <mount>/_ui/nodes` (this one node).
+fn register_dashboard(cfg: &mut web::ServiceConfig, policy: Policy) {
+    let page_policy = policy.clone();
+    cfg.service(
+        web::resource("/_ui")
+            .wrap(AdminClaim)
+            .to(move |req: HttpRequest| {
+                let policy = page_policy.clone();
+                async move {
+                    if let Err(res) = only_get(&req) {
+                        return *res;
+                    }
+                    if let Err(denied) = policy.check_page(&req) {
+                        return *denied;
+                    }
+                    let mut res = HttpResponse::Ok();
+                    res.insert_header((header::CONTENT_TYPE, "text/html; charset=utf-8"));
+                    for (name, value) in underscore_core::dashboard::PAGE_HEADERS {
+                        res.insert_header((name, value));
+                    }
+                    res.body(underscore_core::dashboard::PAGE)
+                }
+            }),
+    );
+    cfg.service(
+        web::resource("/_ui/nodes")
+            .wrap(AdminClaim)
+            .to(move |req: HttpRequest| {
+                let policy = policy.clone();
+                async move {
+                    if let Err(res) = only_get(&req) {
+                        return *res;
+                    }
+                    if let Err(denied) = policy.check(&req) {
+                        return *denied;
+                    }
+                    let name = underscore_core::tasks::tasks().node();
+                    HttpResponse::Ok()
+                        .insert_header((header::CONTENT_TYPE, "application/json"))
+                        .insert_header((header::CACHE_CONTROL, "no-store"))
+                        .body(underscore_core::dashboard::nodes_json([(name, "")]))
+                }
+            }),
+    );
+}
+
+/// A 405 with `Allow` for a method other than GET and HEAD.
+fn only_get(req: &HttpRequest) -> Result<(), Box<HttpResponse>> {
+    if matches!(req.method().as_str(), "GET" | "HEAD") {
+        return Ok(());
+    }
+    Err(Box::new(respond(
+        ApiError::method_not_allowed(req.path(), req.method().as_str(), "GET, HEAD").into(),
+    )))
 }
 
 /// Who may use the admin APIs.
@@ -130,6 +221,16 @@ pub(crate) struct Policy {
 impl Policy {
     /// `Err(response)` for a request that may not pass.
     fn check(&self, req: &HttpRequest) -> Result<(), Box<HttpResponse>> {
+        self.check_with(req, true)
+    }
+
+    /// [`Policy::check`] for the dashboard's page, which a browser loads without a bearer
+    /// header and which holds no data: every guard but the token.
+    fn check_page(&self, req: &HttpRequest) -> Result<(), Box<HttpResponse>> {
+        self.check_with(req, false)
+    }
+
+    fn check_with(&self, req: &HttpRequest, token: bool) -> Result<(), Box<HttpResponse>> {
         let deny = |status: u16, reason: String| {
             Box::new(respond(
                 ApiError::new(status, "security_exception", reason).into(),
@@ -169,7 +270,7 @@ impl Policy {
                 ));
             }
         }
-        if let Some(token) = &self.token {
+        if let Some(token) = self.token.as_ref().filter(|_| token) {
             let given = req
                 .headers()
                 .get(header::AUTHORIZATION)
@@ -190,16 +291,33 @@ impl Policy {
             }
         }
         // A browser page on another origin can send a POST (a form) to an app it can reach;
-        // it cannot drop the Origin header. State changes from browsers are refused in-app.
-        if self.in_app
-            && !matches!(req.method().as_str(), "GET" | "HEAD")
-            && req.headers().contains_key(header::ORIGIN)
-        {
-            return Err(deny(
-                403,
-                "the admin APIs take no state change from a browser (a request with an Origin header)"
-                    .to_owned(),
-            ));
+        // it cannot drop the Origin header. A browser's state change passes in-app only from
+        // the app's own origin (the dashboard) and with the bearer token, checked above: a
+        // form cannot send that header, and without a token a page of another site resolved
+        // to this address (DNS rebinding) would be "same-origin" too.
+        if self.in_app && !matches!(req.method().as_str(), "GET" | "HEAD") {
+            if let Some(origin) = req.headers().get(header::ORIGIN) {
+                let info = req.connection_info();
+                let same = origin.to_str().is_ok_and(|origin| {
+                    underscore_core::dashboard::same_origin(origin, info.scheme(), info.host())
+                });
+                if self.token.is_none() || !same {
+                    return Err(deny(
+                        403,
+                        if self.token.is_none() {
+                            "the admin APIs take no state change from a browser (a request with \
+                             an Origin header) without a bearer token configured"
+                                .to_owned()
+                        } else {
+                            format!(
+                                "the admin APIs take state changes from their own origin only, \
+                                 not from [{}]",
+                                String::from_utf8_lossy(origin.as_bytes())
+                            )
+                        },
+                    ));
+                }
+            }
         }
         Ok(())
     }
@@ -207,17 +325,7 @@ impl Policy {
 
 /// Whether the request's `Host` names the loopback interface.
 fn loopback_host(req: &HttpRequest) -> bool {
-    let host = req.connection_info().host().to_owned();
-    let name = match host.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or(""),
-        None => host
-            .rsplit_once(':')
-            .map_or(host.as_str(), |(name, _)| name),
-    };
-    name.eq_ignore_ascii_case("localhost")
-        || name
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.to_canonical().is_loopback())
+    underscore_core::dashboard::is_loopback_host(req.connection_info().host())
 }
 
 /// Compares in time that depends only on the lengths, not on where the inputs differ.
@@ -494,6 +602,45 @@ mod tests {
             .to_http_request();
         assert!(p.check(&read).is_ok());
         assert!(p.check(&TestRequest::post().to_http_request()).is_ok());
+        // Same origin, but no token configured: a rebound host would look the same.
+        let same = TestRequest::post()
+            .insert_header(("Host", "127.0.0.1:8080"))
+            .insert_header(("Origin", "http://127.0.0.1:8080"))
+            .to_http_request();
+        assert_eq!(p.check(&same).unwrap_err().status(), 403);
+    }
+
+    #[test]
+    fn the_dashboard_changes_state_from_its_own_origin_with_the_token() {
+        let p = policy(Some("t"), false);
+        let post = |origin: &str, token: &str| {
+            TestRequest::post()
+                .insert_header(("Host", "127.0.0.1:8080"))
+                .insert_header(("Origin", origin))
+                .insert_header(("Authorization", token))
+                .to_http_request()
+        };
+        assert!(p.check(&post("http://127.0.0.1:8080", "Bearer t")).is_ok());
+        let other = p
+            .check(&post("http://127.0.0.1:8081", "Bearer t"))
+            .unwrap_err();
+        assert_eq!(other.status(), 403);
+        assert_eq!(
+            p.check(&post("http://evil.example", "Bearer t"))
+                .unwrap_err()
+                .status(),
+            403
+        );
+        assert_eq!(
+            p.check(&post("http://127.0.0.1:8080", "Bearer x"))
+                .unwrap_err()
+                .status(),
+            401
+        );
+        // The page itself needs no token; the node list does.
+        let page = TestRequest::get().to_http_request();
+        assert!(p.check_page(&page).is_ok());
+        assert_eq!(p.check(&page).unwrap_err().status(), 401);
     }
 
     #[test]

@@ -64,6 +64,8 @@ pub enum Command {
     /// for the requests in flight up to --timeout (given after `drain`), interrupts the rest,
     /// and stops
     Drain(DrainArgs),
+    /// Serve the browser dashboard on a loopback port, for every socket given, and print its URL
+    Ui(UiArgs),
     /// Print a shell completion script (`underscore completions bash > /etc/bash_completion.d/underscore`)
     Completions(CompletionsArgs),
 }
@@ -136,6 +138,23 @@ pub struct TopArgs {
     /// The frame size for --frames, COLUMNSxROWS
     #[arg(long, value_name = "WxH", default_value = "120x40", value_parser = parse_size, requires = "frames")]
     pub size: (u16, u16),
+}
+
+/// `ui [--listen ADDR] [--token TOKEN]`.
+#[derive(Debug, Args)]
+pub struct UiArgs {
+    /// Where to serve the dashboard (port 0: any free port; the URL printed says which)
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9090")]
+    pub listen: std::net::SocketAddr,
+    /// A bearer token every request must carry (required for a non-loopback --listen); the
+    /// printed URL has it in its fragment, which browsers never send
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "UNDERSCORE_UI_TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
 }
 
 /// `preempt ROUTE --status N ...`.

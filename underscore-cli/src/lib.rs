@@ -23,6 +23,7 @@ pub mod error;
 pub mod nodes;
 pub mod table;
 pub mod top;
+pub mod ui;
 
 use std::process::ExitCode;
 
@@ -70,15 +71,15 @@ fn execute(cli: Cli) -> Vec<Failure> {
     };
     if let Command::Top(args) = &cli.command {
         // With a glob, replicas started later join the view.
-        let rescan = nodes::patterns(&cli.sockets, env.as_deref())
-            .into_iter()
-            .any(nodes::is_glob)
-            .then(|| {
-                let (flags, env) = (cli.sockets.clone(), env.clone());
-                Box::new(move || nodes::resolve(&flags, env.as_deref()).unwrap_or_default())
-                    as top::app::Rescan
-            });
+        let rescan = rescan(&cli.sockets, env.as_deref());
         return match top::app::run(&runtime, nodes, rescan, args, cli.timeout) {
+            Ok(()) => Vec::new(),
+            Err(err) => one(err),
+        };
+    }
+    if let Command::Ui(args) = &cli.command {
+        let rescan = rescan(&cli.sockets, env.as_deref());
+        return match ui::run(&runtime, nodes, rescan, args, cli.timeout) {
             Ok(()) => Vec::new(),
             Err(err) => one(err),
         };
@@ -98,7 +99,7 @@ fn execute(cli: Cli) -> Vec<Failure> {
             Command::Fail => commands::fail_or_ok(&mut ctx, true).await,
             Command::Ok => commands::fail_or_ok(&mut ctx, false).await,
             Command::Drain(args) => commands::drain(&mut ctx, args).await,
-            Command::Top(_) | Command::Completions(_) => Ok(()),
+            Command::Top(_) | Command::Ui(_) | Command::Completions(_) => Ok(()),
         }
     });
     let mut failures = ctx.failures;
@@ -106,4 +107,17 @@ fn execute(cli: Cli) -> Vec<Failure> {
         failures.push(Failure { node: None, error });
     }
     failures
+}
+
+/// With a glob among the socket patterns, what expands them again (replicas started later
+/// join `top` and `ui`).
+fn rescan(flags: &[String], env: Option<&str>) -> Option<top::app::Rescan> {
+    nodes::patterns(flags, env)
+        .into_iter()
+        .any(nodes::is_glob)
+        .then(|| {
+            let (flags, env) = (flags.to_vec(), env.map(str::to_owned));
+            Box::new(move || nodes::resolve(&flags, env.as_deref()).unwrap_or_default())
+                as top::app::Rescan
+        })
 }

@@ -160,7 +160,7 @@ fn failure(url: &str, err: &CliError) -> String {
 }
 
 /// Expands the socket patterns again, for sockets that appeared since `top` started.
-pub type Rescan = Box<dyn Fn() -> Vec<Node> + Send>;
+pub type Rescan = Box<dyn Fn() -> Vec<Node> + Send + Sync>;
 
 /// Every node, polled at once.
 struct Poller {
