@@ -15,10 +15,10 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use actix_web::body::{BoxBody, EitherBody};
 use actix_web::dev::{
     forward_ready, Server, ServerHandle, Service, ServiceRequest, ServiceResponse, Transform,
 };
+use actix_web::error::InternalError;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::{ConnectionType, Method, StatusCode};
 use actix_web::web::Bytes;
@@ -182,7 +182,10 @@ pub fn probes() -> Probes {
 ///   failed by hand (`POST /_health/_fail`), or a critical check fails.
 ///
 /// Both take `HEAD` too; another method goes on to the app. They read the last results of the
-/// checks (atomic loads), never run them, and are never counted as routes. While the node
+/// checks (atomic loads), never run them, and are never counted as routes. The answer travels
+/// as an error carrying its response (as `Observe`'s own answers do), so that the app's body
+/// type, and the cost of its own requests, stay as they are: middleware wrapped outside
+/// `probes()` see an error for a probe. While the node
 /// drains, every response that passes through this middleware carries `Connection: close`, so
 /// that kept-alive connections close once their current request is answered.
 ///
@@ -231,7 +234,7 @@ impl<S, B> Transform<S, ServiceRequest> for Probes
 where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error>,
 {
-    type Response = ServiceResponse<EitherBody<B>>;
+    type Response = ServiceResponse<B>;
     type Error = Error;
     type Transform = ProbesMiddleware<S>;
     type InitError = ();
@@ -277,7 +280,7 @@ impl<S, B> Service<ServiceRequest> for ProbesMiddleware<S>
 where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error>,
 {
-    type Response = ServiceResponse<EitherBody<B>>;
+    type Response = ServiceResponse<B>;
     type Error = Error;
     type Future = ProbesFuture<S::Future>;
 
@@ -296,7 +299,7 @@ where
             if matches!(*req.method(), Method::GET | Method::HEAD) {
                 // Never a route: an `Observe` around this one passes it through.
                 crate::claim::claim(&req);
-                let res = if readiness {
+                let mut res = if readiness {
                     match health::readiness() {
                         Readiness::Ready => probe_answer(StatusCode::OK, Readiness::Ready.line()),
                         not => probe_answer(StatusCode::SERVICE_UNAVAILABLE, not.line()),
@@ -304,8 +307,14 @@ where
                 } else {
                     probe_answer(StatusCode::OK, "live\n")
                 };
+                if health::is_draining() {
+                    res.head_mut().set_connection_type(ConnectionType::Close);
+                }
+                // Sent as an error carrying its response, which actix's dispatcher sends as is:
+                // the app's body type stays its own, so its requests pay nothing for it.
+                // (Middleware wrapped outside `probes()` see an error.)
                 return ProbesFuture::Answer {
-                    res: Some(req.into_response(res)),
+                    err: Some(InternalError::from_response("probe", res).into()),
                 };
             }
         }
@@ -327,7 +336,7 @@ pin_project! {
         },
         /// A probe, answered.
         Answer {
-            res: Option<ServiceResponse<BoxBody>>,
+            err: Option<Error>,
         },
     }
 }
@@ -336,19 +345,18 @@ impl<F, B> Future for ProbesFuture<F>
 where
     F: Future<Output = Result<ServiceResponse<B>, Error>>,
 {
-    type Output = Result<ServiceResponse<EitherBody<B>>, Error>;
+    type Output = Result<ServiceResponse<B>, Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut res = match self.project() {
             ProbesFutureProj::App { fut } => match fut.poll(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Err(err)) => return Poll::Ready(Err(err)),
-                Poll::Ready(Ok(res)) => res.map_into_left_body(),
+                Poll::Ready(Ok(res)) => res,
             },
-            ProbesFutureProj::Answer { res } => res
-                .take()
-                .expect("a probe's answer is taken once")
-                .map_into_right_body(),
+            ProbesFutureProj::Answer { err } => {
+                return Poll::Ready(Err(err.take().expect("a probe's answer is taken once")))
+            }
         };
         if health::is_draining() {
             res.response_mut()
@@ -417,7 +425,23 @@ fn start_drain_as(
 /// What `app` returns.
 pub async fn serve(app: Server) -> std::io::Result<()> {
     attach(&app);
-    app.await
+    let result = app.await;
+    drained().await;
+    result
+}
+
+/// Once a server stopped: if a drain stopped it, waits (a second at most) for the drain to
+/// finish its last step, so that its last log line is written before `main` returns.
+pub(crate) async fn drained() {
+    if !health::is_draining() {
+        return;
+    }
+    for _ in 0..1000 {
+        if health::drain_phase() == DrainPhase::Stopped {
+            return;
+        }
+        actix_rt::time::sleep(Duration::from_millis(1)).await;
+    }
 }
 
 /// Makes `app` one of the servers a drain stops, and starts listening for SIGTERM when the

@@ -264,6 +264,7 @@ impl AdminSocket {
         let handle = admin.handle();
         let admin_task = actix_rt::spawn(admin);
         let result = app.await;
+        crate::health::drained().await;
         handle.stop(true).await;
         // The admin server's own result is not the application's: an error was logged by actix.
         let _ = admin_task.await;
