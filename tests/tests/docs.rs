@@ -199,7 +199,10 @@ fn every_relative_link_resolves_to_a_file_and_a_heading() {
             }
         }
     }
-    assert!(checked > 50, "only {checked} links found: the parser is broken");
+    assert!(
+        checked > 50,
+        "only {checked} links found: the parser is broken"
+    );
     assert!(broken.is_empty(), "broken links:\n{}", broken.join("\n"));
 }
 
@@ -218,7 +221,9 @@ fn every_code_block_says_its_language() {
                 bare.push(format!("{name}:{number}: a code block without a language"));
             }
             if info.starts_with("rust") && info.contains("ignore") {
-                bare.push(format!("{name}:{number}: `ignore` hides a snippet from the tests"));
+                bare.push(format!(
+                    "{name}:{number}: `ignore` hides a snippet from the tests"
+                ));
             }
         }
     }
@@ -243,7 +248,9 @@ fn every_page_is_compiled_as_doc_tests() {
 
 #[test]
 fn the_readme_stays_under_15_kb() {
-    let size = fs::metadata(root().join("README.md")).expect("README.md").len();
+    let size = fs::metadata(root().join("README.md"))
+        .expect("README.md")
+        .len();
     assert!(
         size <= 15 * 1024,
         "README.md is {size} bytes: move details to the guide (docs/)"
