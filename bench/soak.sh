@@ -10,7 +10,7 @@
 #     GET /plain (the plain actix route), POST /echo, and GET /nope (a 404, `unmatched`);
 #   - slow requests: GET /slow?ms=100..5000, four a second;
 #   - client disconnects: GET /slow?ms=1000..5000 abandoned by curl after 200 ms, two a second
-#     (the handler runs on: actix-web does not cancel it, see the README);
+#     (the handler runs on: actix-web does not cancel it, see docs/tasks.md);
 #   - POST /_routes/slow/interrupt every 5 s, and POST /_tasks/{id}/_cancel of a listed
 #     http:slow task every 2 s;
 #   - a settings change about every second (each is followed by a second's pause), on the

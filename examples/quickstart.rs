@@ -27,7 +27,7 @@
 //! ```
 //!
 //! Load shedding on `slow`: at most two requests in flight, and none running past a second
-//! (see the README's "Load shedding"):
+//! (see docs/load-shedding.md):
 //!
 //! ```text
 //! curl --unix-socket /tmp/underscore.sock -X PUT 'http://./_routes/slow/settings' \

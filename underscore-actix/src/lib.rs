@@ -40,6 +40,41 @@
 //! ```
 //!
 //! Then: `curl --unix-socket /tmp/underscore.sock 'http://./_cat/routes?v'`.
+//!
+//! The admin APIs answer in memory too, without a socket: a request through the app, then
+//! `_cat/routes` as [`core::api::handle`] renders it for every transport.
+//!
+//! ```
+//! use actix_web::{get, test, web, App, Responder};
+//! use underscore_actix::core::api::{handle, Request};
+//! use underscore_actix::{underscore_route, Observe};
+//!
+//! /// Greets someone by name.
+//! #[underscore_route]
+//! #[get("/hello/{name}")]
+//! async fn hello(name: web::Path<String>) -> impl Responder {
+//!     format!("Hello {name}!")
+//! }
+//!
+//! #[actix_web::main]
+//! async fn main() {
+//!     let app = test::init_service(App::new().wrap(Observe::new()).service(hello)).await;
+//!     let req = test::TestRequest::get().uri("/hello/ferris").to_request();
+//!     assert_eq!(test::call_and_read_body(&app, req).await, "Hello ferris!");
+//!
+//!     let cat = handle(&Request::new("GET", "/_cat/routes/hello", "v&h=id,path,total"));
+//!     assert_eq!(
+//!         String::from_utf8(cat.body).unwrap(),
+//!         "id    path          total\nhello /hello/{name}     1\n"
+//!     );
+//! }
+//! ```
+//!
+//! The guide (`docs/` in the repository, starting at its `README.md`) has a page per
+//! capability: settings and tiers, load shedding, tasks and stacks, statistics and Prometheus,
+//! log levels, the CLI, security.
+
+#![deny(missing_docs)]
 
 pub mod admin;
 mod background;

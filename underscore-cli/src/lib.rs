@@ -8,13 +8,26 @@
 //! The binary is a thin `main` over [`run`]; the modules are public so that the view can be
 //! tested as a pure function ([`top::view::render`] over a [`top::model::Model`]).
 //!
+//! Install the binary with `cargo install underscore-cli`; `underscore --help` and the guide's
+//! CLI page (`docs/cli.md` in the repository) describe every command.
+//!
 //! # Examples
 //!
-//! ```no_run
-//! let cli = underscore_cli::cli::Cli::parse_args(["underscore", "cat", "routes", "-v"]);
-//! let status = underscore_cli::run(cli);
-//! # let _ = status;
+//! Run a command line as the binary would: here against a socket that is not there, which is
+//! one `error: ...` line on stderr and exit status 3.
+//!
 //! ```
+//! use std::process::ExitCode;
+//!
+//! let cli = underscore_cli::cli::Cli::parse_args([
+//!     "underscore", "--socket", "/nonexistent/app.sock", "cat", "routes", "-v",
+//! ]);
+//! assert!(cli.sockets == ["/nonexistent/app.sock"]);
+//! let status = underscore_cli::run(cli);
+//! assert_eq!(status, ExitCode::from(underscore_cli::error::EXIT_UNREACHABLE));
+//! ```
+
+#![deny(missing_docs)]
 
 pub mod cli;
 pub mod client;

@@ -19,6 +19,8 @@
 //! assert_eq!(res.status, 400);
 //! ```
 
+#![deny(missing_docs)]
+
 pub mod api;
 pub mod cat;
 pub mod clock;

@@ -514,7 +514,7 @@ impl TaskRegistry {
             node: Box::leak(node_name().into_boxed_str()),
             stack_support: RwLock::new(Some(
                 "print_stack needs underscore-actix's `taskdump` feature and a build with \
-                 RUSTFLAGS=\"--cfg tokio_unstable\" (see the README)",
+                 RUSTFLAGS=\"--cfg tokio_unstable\" (see docs/tasks.md)",
             )),
         }
     }

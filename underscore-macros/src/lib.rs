@@ -1,5 +1,30 @@
-//! The `#[underscore_route]` attribute. Use it through `underscore_actix`, which re-exports it
-//! and provides the items the expansion refers to.
+//! The `#[underscore_route]` attribute of the underscore admin APIs for actix-web.
+//!
+//! Use it through [`underscore-actix`](https://docs.rs/underscore-actix), which re-exports it
+//! (`underscore_actix::underscore_route`) and provides the items its expansion refers to;
+//! depend on `underscore-actix` alone.
+//!
+//! # Examples
+//!
+//! The attribute goes **above** the actix-web routing attribute:
+//!
+//! ```ignore
+//! use actix_web::{get, web, Responder};
+//! use underscore_actix::underscore_route;
+//!
+//! /// Greets someone by name.
+//! #[underscore_route]
+//! #[get("/hello/{name}")]
+//! async fn hello(name: web::Path<String>) -> impl Responder {
+//!     format!("Hello {name}!")
+//! }
+//! ```
+//!
+//! (`ignore`: the expansion names `underscore_actix`, which depends on this crate, so the
+//! example cannot be built here; `underscore-actix`'s crate docs compile and run the same one.
+//! Every accepted form and every rejected one is a trybuild test of `underscore-actix`.)
+
+#![deny(missing_docs)]
 
 mod expand;
 mod parse;
