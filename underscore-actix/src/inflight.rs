@@ -550,14 +550,19 @@ enum Source {
     Kind(Box<TaskKind>),
 }
 
-const OPAQUE_ID: header::HeaderName = header::HeaderName::from_static("x-opaque-id");
+/// The correlation id of `req` (read only for a request that is shown: see
+/// [`underscore_core::correlation`]).
+pub(crate) fn correlation_id(req: &HttpRequest) -> Option<header::HeaderValue> {
+    let headers = req.headers();
+    underscore_core::correlation::of(|name| headers.get(name))
+}
 
 pub(crate) fn kind_of(req: &HttpRequest) -> TaskKind {
     TaskKind::Request {
         method: req.method().clone(),
         uri: req.uri().clone(),
         peer: req.peer_addr(),
-        opaque_id: req.headers().get(OPAQUE_ID).cloned(),
+        opaque_id: correlation_id(req),
     }
 }
 
@@ -568,8 +573,8 @@ impl InFlight {
     }
 
     /// The state of a request `Observe` sees before routing, started at `start`. (Taken for
-    /// every request, claimed or not, so kept to the method, URI and peer: `X-Opaque-Id` is
-    /// shown for annotated routes only.)
+    /// every request, claimed or not, so kept to the method, URI and peer: the correlation id
+    /// is shown for annotated routes only.)
     #[inline]
     pub(crate) fn before_routing(req: &ServiceRequest, start: Stamp) -> PlainDetails {
         PlainDetails {

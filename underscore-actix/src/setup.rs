@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use actix_web::http::header::HeaderName;
 use underscore_core::registry;
 use underscore_core::settings::SettingsError;
 
@@ -18,6 +19,7 @@ use underscore_core::settings::SettingsError;
 #[must_use]
 pub struct Underscore {
     settings_file: Option<PathBuf>,
+    correlation_headers: Option<Vec<HeaderName>>,
 }
 
 impl Underscore {
@@ -34,6 +36,23 @@ impl Underscore {
         self
     }
 
+    /// The headers a request's correlation id is taken from, in order (shown in `_tasks`,
+    /// `_cat/tasks`, `print_stack` and the slow log). By default `X-Opaque-Id`, `X-Request-Id`,
+    /// then `traceparent`; a `traceparent` gives its trace id.
+    ///
+    /// ```no_run
+    /// use actix_web::http::header::HeaderName;
+    /// # fn main() -> Result<(), underscore_actix::SettingsError> {
+    /// underscore_actix::Underscore::builder()
+    ///     .correlation_headers([HeaderName::from_static("x-correlation-id")])
+    ///     .init()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn correlation_headers(mut self, names: impl IntoIterator<Item = HeaderName>) -> Self {
+        self.correlation_headers = Some(names.into_iter().collect());
+        self
+    }
+
     /// Applies the configuration. Call it once, before serving.
     ///
     /// # Errors
@@ -41,6 +60,14 @@ impl Underscore {
     /// A settings file that is corrupt or unreadable (named in the error, and left untouched),
     /// or a second configuration of the settings file in the same process.
     pub fn init(self) -> Result<(), SettingsError> {
+        if let Some(names) = self.correlation_headers {
+            if !underscore_core::correlation::set_headers(names) {
+                tracing::warn!(
+                    target: "underscore",
+                    "correlation headers were set already: the first list stays"
+                );
+            }
+        }
         if let Some(path) = self.settings_file {
             registry().configure_settings_file(path)?;
         }

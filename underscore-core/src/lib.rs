@@ -23,6 +23,7 @@ pub mod api;
 pub mod cat;
 pub mod clock;
 pub mod components;
+pub mod correlation;
 mod error;
 pub mod filter_path;
 pub mod glob;

@@ -65,7 +65,9 @@ pub enum TaskKind {
         uri: http::Uri,
         /// The client's address, when known (not over a UNIX socket).
         peer: Option<SocketAddr>,
-        /// The `X-Opaque-Id` header, echoed in `_tasks` as Elasticsearch does.
+        /// The request's correlation id (see [`correlation`](crate::correlation)): its
+        /// `X-Opaque-Id` header by default, echoed in `_tasks` as Elasticsearch does, else its
+        /// `X-Request-Id`, else the trace id of its `traceparent`.
         opaque_id: Option<http::HeaderValue>,
     },
     /// A background task the app spawned through underscore.

@@ -189,6 +189,7 @@ impl View {
             headers.insert("X-Opaque-Id".into(), json!(opaque));
         }
         task.insert("headers".into(), Value::Object(headers));
+        task.insert("opaque_id".into(), json!(self.opaque_id()));
         task.insert("route_id".into(), json!(self.route_id.as_deref()));
         task.insert("method".into(), json!(self.method()));
         task.insert("path".into(), json!(self.path()));
@@ -740,13 +741,16 @@ pub(crate) fn print_stack(
         }
     };
     let header = format!(
-        "task {} ({}{}) running for {:?} on worker {}\n",
+        "task {} ({}{}{}) running for {:?} on worker {}\n",
         view.info.id(),
         view.action(),
         match (view.method(), view.path()) {
             (Some(m), Some(p)) => format!(", {m} {p}"),
             _ => String::new(),
         },
+        view.opaque_id()
+            .map(|id| format!(", opaque_id {id}"))
+            .unwrap_or_default(),
         view.info.running_time,
         view.info.worker,
     );
@@ -823,7 +827,7 @@ pub(crate) const TASK_COLUMNS: &[Column] = &[
     Column::text(
         "opaque_id",
         &["x_opaque_id"],
-        "X-Opaque-Id header of the request",
+        "correlation id: X-Opaque-Id, else X-Request-Id, else the traceparent's trace id",
     )
     .hidden(),
 ];
