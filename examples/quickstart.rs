@@ -24,6 +24,15 @@
 //!   -d '{"transient": {"limits": {"max_in_flight": 2, "timeout": "1s"}}}'
 //! curl -i 'http://127.0.0.1:8080/slow?ms=5000'     # 504 Request timed out, after 1 s
 //! ```
+//!
+//! Slow requests logged, with the stack of those still running (see `docs/slow-requests.md`):
+//!
+//! ```text
+//! curl --unix-socket /tmp/underscore.sock -X PUT 'http://./_routes/slow/settings' \
+//!   -d '{"transient": {"slowlog.threshold": {"warn": "1s", "info": "200ms"}}}'
+//! curl 'http://127.0.0.1:8080/slow?ms=2500'
+//! curl --unix-socket /tmp/underscore.sock 'http://./_cat/slowlog?v'
+//! ```
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -39,7 +48,7 @@ use underscore_actix::{record, underscore_route, AdminSocket, Observe, Underscor
 #[underscore_route]
 #[get("/")]
 async fn index() -> impl Responder {
-    "Hello from underscore! Try /hello/{name}, /slow?ms=N, POST /echo, /plain.\n"
+    "Hello from underscore! Try /hello/{name}, /slow?ms=N, /block?ms=N, POST /echo, /plain.\n"
 }
 
 /// Greets someone by name.
@@ -64,6 +73,20 @@ async fn slow(query: web::Query<HashMap<String, String>>) -> HttpResponse {
     HttpResponse::Ok().body(format!("slept {ms} ms\n"))
 }
 
+/// Blocks its worker with a synchronous sleep of `ms` milliseconds (default 3000), as a
+/// blocking call in async code does: every request on that worker waits (see `_cat/workers`).
+#[underscore_route]
+#[get("/block")]
+async fn block(query: web::Query<HashMap<String, String>>) -> HttpResponse {
+    let ms = match query.get("ms").map(|ms| ms.parse::<u64>()) {
+        None => 3_000,
+        Some(Ok(ms)) => ms,
+        Some(Err(_)) => return HttpResponse::BadRequest().body("ms must be a whole number\n"),
+    };
+    std::thread::sleep(Duration::from_millis(ms));
+    HttpResponse::Ok().body(format!("blocked {ms} ms\n"))
+}
+
 /// Echoes the request body.
 #[underscore_route]
 #[post("/echo")]
@@ -81,6 +104,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(index)
         .service(hello)
         .service(slow)
+        .service(block)
         .service(echo)
         .route("/plain", web::get().to(plain));
 }

@@ -81,3 +81,183 @@ fn a_correlation_id_comes_from_the_first_header_present() {
         }
     }
 }
+
+/// Sleeps `ms` milliseconds (awaiting), then answers.
+#[underscore_route]
+#[get("/nap")]
+async fn nap(query: web::Query<std::collections::HashMap<String, String>>) -> impl Responder {
+    let ms: u64 = query.get("ms").map_or(0, |ms| ms.parse().unwrap());
+    napping(ms).await;
+    format!("napped {ms}")
+}
+
+/// A named await point, for the running report's stack.
+async fn napping(ms: u64) {
+    actix_web::rt::time::sleep(Duration::from_millis(ms)).await;
+}
+
+fn nap_routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(nap);
+}
+
+/// Every event on `underscore::slowlog` this process emitted: `LEVEL field=value ...`.
+static EVENTS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+struct Capture;
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Capture {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        struct Fields(String);
+        impl tracing::field::Visit for Fields {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                self.0.push_str(&format!(" {}={value:?}", field.name()));
+            }
+        }
+        if event.metadata().target() == "underscore::slowlog" {
+            let mut fields = Fields(event.metadata().level().to_string());
+            event.record(&mut fields);
+            EVENTS.lock().unwrap().push(fields.0);
+        }
+    }
+}
+
+fn capture_events() {
+    use tracing_subscriber::prelude::*;
+    let _ = tracing_subscriber::registry().with(Capture).try_init();
+}
+
+fn slowlog(srv: &TestServer, query: &str) -> Vec<Value> {
+    let json = srv.admin("GET", &format!("/_slowlog?{query}")).json();
+    json["entries"].as_array().unwrap().clone()
+}
+
+fn put_settings(srv: &TestServer, body: &str) -> common::Reply {
+    common::curl_unix(&srv.socket, "PUT", "/_routes/nap/settings", Some(body))
+}
+
+#[test]
+fn slow_requests_are_logged_at_the_highest_level_crossed_and_while_they_run() {
+    capture_events();
+    let srv = TestServer::start(nap_routes);
+    // Off by default: nothing is logged, however slow.
+    assert_eq!(srv.http("GET", "/nap?ms=120").status, 200);
+    assert!(slowlog(&srv, "route=nap").is_empty());
+
+    let res = put_settings(
+        &srv,
+        r#"{"transient": {"slowlog": {"threshold": {"warn": "400ms", "info": "100ms", "trace": "-1"},
+            "stack_interval": "200ms", "stack_repeat": 2}}}"#,
+    );
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert_eq!(srv.http("GET", "/nap?ms=0").status, 200);
+    let info = send(srv.addr, "/nap?ms=150", "X-Request-Id: r-info\r\n");
+    assert!(common::read_all(info).contains("napped 150"));
+    let warn = send(srv.addr, "/nap?ms=1000", "X-Opaque-Id: slow-1\r\n");
+    assert!(common::read_all(warn).contains("napped 1000"));
+    // The last report and the end are logged by different threads: wait for both.
+    common::wait_until("3 warn entries", || {
+        slowlog(&srv, "route=nap&level=warn").len() == 3
+    });
+
+    let all = slowlog(&srv, "route=nap");
+    assert_eq!(all.len(), 4, "{all:#?}");
+    let info = &all[0];
+    assert_eq!(info["level"], "info");
+    assert_eq!(info["status"], 200);
+    assert_eq!(info["method"], "GET");
+    assert_eq!(info["path"], "/nap");
+    assert_eq!(info["opaque_id"], "r-info");
+    assert!(info["took_in_nanos"].as_u64().unwrap() >= 150_000_000);
+    // Reported twice while running (at 400 ms and 600 ms: stack_repeat 2), then at its end.
+    let (reports, end): (Vec<&Value>, Vec<&Value>) =
+        all[1..].iter().partition(|e| e["running"] == true);
+    assert_eq!(reports.len(), 2, "{all:#?}");
+    for (n, report) in reports.iter().enumerate() {
+        assert_eq!(report["report"], n as u64 + 1);
+        assert_eq!(report["status"], Value::Null);
+        assert_eq!(report["opaque_id"], "slow-1");
+        assert!(report["task"].as_str().unwrap().contains(':'));
+        let stack = report["stack"].as_str().unwrap();
+        assert!(stack.contains("napping"), "{stack}");
+        let took = report["took_in_nanos"].as_u64().unwrap();
+        assert!(took >= 400_000_000 + 200_000_000 * n as u64, "{took}");
+    }
+    assert_eq!(end[0]["level"], "warn");
+    assert_eq!(end[0]["status"], 200);
+    assert_eq!(end[0]["task"], reports[0]["task"]);
+    assert!(end[0]["took_in_nanos"].as_u64().unwrap() >= 1_000_000_000);
+
+    // The filters.
+    assert_eq!(slowlog(&srv, "route=na*&size=1")[0]["seq"], all[3]["seq"]);
+    assert_eq!(slowlog(&srv, "route=nap&level=info").len(), 4);
+    let since = all[3]["time_in_millis"].as_u64().unwrap();
+    assert_eq!(slowlog(&srv, &format!("route=nap&since={since}")).len(), 1);
+    assert_eq!(slowlog(&srv, "route=nap&since=1h").len(), 4);
+    for (query, names) in [
+        ("route=nope", "nope"),
+        ("level=loud", "[level]"),
+        ("since=5parsecs", "[since]"),
+        ("size=0", "[size]"),
+        ("sise=1", "sise"),
+    ] {
+        let res = srv.admin("GET", &format!("/_slowlog?{query}"));
+        assert!(
+            res.status == 400 || res.status == 404,
+            "{query}: {}",
+            res.status
+        );
+        assert!(res.body.contains(names), "{query}: {}", res.body);
+    }
+    let cat = srv.admin(
+        "GET",
+        "/_cat/slowlog?v&route=nap&h=level,route,status,method,path,opaque_id",
+    );
+    let lines: Vec<Vec<&str>> = cat
+        .body
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        lines[0],
+        ["level", "route", "status", "method", "path", "opaque_id"]
+    );
+    assert_eq!(lines[1], ["info", "nap", "200", "GET", "/nap", "r-info"]);
+    assert_eq!(
+        lines[2],
+        ["warn", "nap", "running", "GET", "/nap", "slow-1"]
+    );
+    assert_eq!(lines[4], ["warn", "nap", "200", "GET", "/nap", "slow-1"]);
+
+    // One tracing event per entry, at its level, with what the entry holds.
+    let events = EVENTS.lock().unwrap().clone();
+    let mine = |needle: &str| events.iter().filter(|e| e.contains(needle)).count();
+    assert_eq!(mine("opaque_id=\"r-info\""), 1, "{events:#?}");
+    assert!(events.iter().any(|e| e.starts_with("INFO")
+        && e.contains("r-info")
+        && e.contains("status=200")
+        && e.contains("path=/nap")));
+    assert_eq!(mine("opaque_id=\"slow-1\""), 3, "{events:#?}");
+    assert!(events.iter().any(|e| e.starts_with("WARN")
+        && e.contains("slow request still running")
+        && e.contains("napping")));
+
+    // A bad value is a 400 naming its key, and changes nothing.
+    let res = put_settings(
+        &srv,
+        r#"{"transient": {"slowlog.threshold.warn": "-1", "slowlog.threshold.info": "5 parsecs"}}"#,
+    );
+    assert_eq!(res.status, 400, "{}", res.body);
+    assert!(res.body.contains("slowlog.threshold.info"), "{}", res.body);
+    let settings = srv
+        .admin("GET", "/_routes/nap/settings?flat_settings")
+        .json();
+    assert_eq!(
+        settings["nap"]["transient"]["slowlog.threshold.warn"], "400ms",
+        "{settings}"
+    );
+    // Reset with a wildcard: off again.
+    let res = put_settings(&srv, r#"{"transient": {"slowlog.*": null}}"#);
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert_eq!(srv.http("GET", "/nap?ms=150").status, 200);
+    assert_eq!(slowlog(&srv, "route=nap").len(), 4);
+}

@@ -446,9 +446,55 @@ impl Tracked {
     /// The app answered with `status`: records the latency, and the outcome for later.
     #[inline]
     pub(crate) fn responded(&mut self, status: StatusCode) {
-        let stats = &self.route.state.stats;
-        stats.record_micros(self.start.elapsed_nanos() / 1000);
+        let state = &self.route.state;
+        let nanos = self.start.elapsed_nanos();
+        state.stats.record_micros(nanos / 1000);
+        // One relaxed load: `u64::MAX` while the route's slow log is off.
+        if nanos >= state.settings.slow_nanos() {
+            self.slow(nanos, status);
+        }
         self.outcome = Some(Outcome::Status(status.as_u16()));
+    }
+
+    /// Logs the request in the slow log, if it crossed a threshold (see
+    /// [`underscore_core::slowlog`]).
+    #[cold]
+    #[inline(never)]
+    fn slow(&self, nanos: u64, status: StatusCode) {
+        let Some(thresholds) = self.route.state.settings.slowlog() else {
+            return;
+        };
+        let took = std::time::Duration::from_nanos(nanos);
+        let Some(level) = thresholds.level_of(took) else {
+            return;
+        };
+        let (method, path, opaque_id) = match &self.request {
+            Some(req) => (
+                req.method().to_string(),
+                req.path().to_owned(),
+                correlation_id(req),
+            ),
+            None => match route_kind(self.route) {
+                TaskKind::Request { method, uri, .. } => {
+                    (method.to_string(), uri.path().to_owned(), None)
+                }
+                TaskKind::Background { .. } => unreachable!("a route's kind is a request's"),
+            },
+        };
+        underscore_core::slowlog::record(underscore_core::slowlog::Entry {
+            seq: 0,
+            time_millis: 0,
+            level,
+            route: route_id(self.route),
+            task: self.handle().map(TaskHandle::id),
+            method,
+            path,
+            status: Some(status.as_u16()),
+            took,
+            opaque_id: opaque_id.and_then(|v| v.to_str().ok().map(str::to_owned)),
+            report: None,
+            stack: None,
+        });
     }
 
     /// Whether the app has answered (or the request was cancelled).
@@ -499,6 +545,13 @@ impl Tracked {
             inflight: Some(Box::new(inflight)),
         })
     }
+}
+
+/// The id of an annotated route, as the admin APIs name it.
+pub(crate) fn route_id(route: &'static underscore_core::RouteMeta) -> String {
+    underscore_core::registry()
+        .annotated_id(route)
+        .map_or_else(|| route.name.to_owned(), str::to_owned)
 }
 
 /// What `_tasks` lists of a request known only by its route: the method and path of its

@@ -33,6 +33,7 @@ pub mod registry;
 pub mod render;
 pub mod route;
 pub mod settings;
+pub mod slowlog;
 pub mod stats;
 pub mod tasks;
 pub mod time_value;

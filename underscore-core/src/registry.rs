@@ -303,10 +303,13 @@ impl Registry {
                 Preempt::from_settings(&effective),
                 Limits::from_settings(&effective),
             );
+            let slowlog = crate::slowlog::Thresholds::from_settings(&effective);
             if let Some((_, meta)) = self.annotated.iter().find(|(i, _)| i == id) {
                 meta.state.settings.set(preempt, limits);
+                meta.state.settings.set_slowlog(slowlog);
             } else if let Some(route) = dynamic.iter().find(|r| r.id == id) {
                 route.settings.set(preempt, limits);
+                route.settings.set_slowlog(slowlog);
             }
         }
         let count = dynamic.iter().filter(|r| r.settings.is_set()).count();

@@ -214,7 +214,7 @@ fn without_a_filter_every_logging_api_says_how_to_install_one() {
     let res = handle_in(&reg, &Request::new("GET", "/_cat", ""));
     assert!(String::from_utf8(res.body)
         .unwrap()
-        .ends_with("/_cat/transports\n/_cat/loggers\n"));
+        .contains("/_cat/transports\n/_cat/loggers\n"));
 }
 
 fn leaf() -> impl Strategy<Value = Value> {

@@ -7,6 +7,7 @@ mod components;
 mod logging;
 pub(crate) mod routes;
 mod settings;
+mod slowlog;
 pub(crate) mod tasks;
 
 use crate::{ApiError, Registry};
@@ -121,6 +122,7 @@ pub const CAT_ENDPOINTS: &[&str] = &[
     "/_cat/middlewares",
     "/_cat/transports",
     "/_cat/loggers",
+    "/_cat/slowlog",
 ];
 
 const GET: &str = "GET, HEAD";
@@ -191,6 +193,14 @@ fn dispatch(reg: &Registry, req: &Request<'_>) -> Result<Response, ApiError> {
         ["_cat", "loggers"] => {
             allow(GET)?;
             logging::cat(reg, query, path).map(Response::ok)
+        }
+        ["_cat", "slowlog"] => {
+            allow(GET)?;
+            slowlog::cat(reg, query, path).map(Response::ok)
+        }
+        ["_slowlog"] => {
+            allow(GET)?;
+            slowlog::get(reg, query, path).map(Response::ok)
         }
         ["_logging", "settings"] => {
             allow(GET_PUT)?;

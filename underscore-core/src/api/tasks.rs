@@ -1,5 +1,6 @@
 //! `_tasks`, `_cat/tasks` and `POST /_routes/{ids}/interrupt`.
 
+use crate::time_value::human;
 use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -831,24 +832,6 @@ pub(crate) const TASK_COLUMNS: &[Column] = &[
     )
     .hidden(),
 ];
-
-/// Elasticsearch's human time: `44.1micros`, `1.2ms`, `3.4s`, `2.1m`.
-fn human(d: Duration) -> String {
-    let ns = d.as_nanos() as f64;
-    if ns < 1e3 {
-        format!("{ns}nanos")
-    } else if ns < 1e6 {
-        format!("{:.1}micros", ns / 1e3)
-    } else if ns < 1e9 {
-        format!("{:.1}ms", ns / 1e6)
-    } else if ns < 60e9 {
-        format!("{:.1}s", ns / 1e9)
-    } else if ns < 3600e9 {
-        format!("{:.1}m", ns / 60e9)
-    } else {
-        format!("{:.1}h", ns / 3600e9)
-    }
-}
 
 fn hms(info: &TaskInfo) -> String {
     let secs = info

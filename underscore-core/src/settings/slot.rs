@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::Flat;
+use crate::slowlog::Thresholds;
 
 /// A preempted response, computed once per settings change.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -176,6 +177,12 @@ pub struct SettingsSlot {
     /// none). Atomics, so shedding takes no lock.
     shed_status: AtomicU16,
     shed_retry_after: AtomicU64,
+    /// The smallest `slowlog.threshold.*` in nanoseconds (`u64::MAX`: the slow log is off),
+    /// compared with each request's time as it ends.
+    slow_nanos: AtomicU64,
+    /// The slow log's thresholds, read only for a request past `slow_nanos` and by the
+    /// watcher of running requests.
+    slowlog: RwLock<Option<Arc<Thresholds>>>,
 }
 
 impl SettingsSlot {
@@ -191,7 +198,38 @@ impl SettingsSlot {
             timeout_nanos: AtomicU64::new(0),
             shed_status: AtomicU16::new(503),
             shed_retry_after: AtomicU64::new(u64::MAX),
+            slow_nanos: AtomicU64::new(u64::MAX),
+            slowlog: RwLock::new(None),
         }
+    }
+
+    /// The smallest slow-log threshold, in nanoseconds (`u64::MAX` while the slow log is off):
+    /// one relaxed load, for every request as it ends.
+    #[inline(always)]
+    pub fn slow_nanos(&self) -> u64 {
+        // Relaxed: a request racing with a change is judged by the old or the new threshold.
+        self.slow_nanos.load(Ordering::Relaxed)
+    }
+
+    /// The slow log's thresholds, if any is set.
+    pub fn slowlog(&self) -> Option<Arc<Thresholds>> {
+        self.slowlog
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub(crate) fn set_slowlog(&self, thresholds: Option<Thresholds>) {
+        let nanos = thresholds.as_ref().map_or(u64::MAX, |t| {
+            t.min().as_nanos().min(u128::from(u64::MAX)) as u64
+        });
+        let new = thresholds.map(Arc::new);
+        let old = std::mem::replace(
+            &mut *self.slowlog.write().unwrap_or_else(|e| e.into_inner()),
+            new.clone(),
+        );
+        self.slow_nanos.store(nanos, Ordering::Relaxed);
+        crate::slowlog::thresholds_changed(old.as_deref(), new.as_deref());
     }
 
     /// Which effects are on.
