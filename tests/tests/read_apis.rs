@@ -25,7 +25,7 @@ fn cat_index_lists_the_endpoints() {
     );
     assert_eq!(
         res.body,
-        "=^.^=\n/_cat/routes\n/_cat/routes/{ids}\n/_cat/tasks\n/_cat/tasks/summary\n/_cat/tasks/{task_ids}\n/_cat/middlewares\n/_cat/transports\n/_cat/loggers\n/_cat/slowlog\n"
+        "=^.^=\n/_cat/routes\n/_cat/routes/{ids}\n/_cat/tasks\n/_cat/tasks/summary\n/_cat/tasks/{task_ids}\n/_cat/middlewares\n/_cat/transports\n/_cat/loggers\n/_cat/slowlog\n/_cat/workers\n"
     );
 }
 

@@ -109,6 +109,13 @@ impl Drop for Active {
     }
 }
 
+/// A timed poll, while it runs (see [`Tracked::begin_poll`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Timed {
+    worker: &'static underscore_core::workers::Worker,
+    poll: underscore_core::workers::Poll,
+}
+
 /// What `Observe` takes of every request before routing, in case no `Track` claims it.
 #[derive(Debug)]
 pub(crate) struct PlainDetails {
@@ -440,6 +447,48 @@ impl Tracked {
                 self.start,
             );
             self.extra.set_handle(handle);
+        }
+    }
+
+    /// A timed poll begins (poll timing is on): its worker shows it while it runs.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn begin_poll(&self) -> Option<Timed> {
+        let worker = underscore_core::workers::current()?;
+        let task = self.handle().map_or(0, TaskHandle::number);
+        let route = std::ptr::from_ref(self.route) as usize;
+        Some(Timed {
+            worker,
+            poll: worker.begin_poll(route, task),
+        })
+    }
+
+    /// The timed poll `timed` ended: counted for its worker, route and task; a blocking poll
+    /// (past `blocking.threshold`) is logged, once per task.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn end_poll(&mut self, timed: Timed) {
+        let nanos = timed.worker.end_poll(timed.poll);
+        let threshold = underscore_core::workers::blocking_threshold();
+        let limit = threshold.as_nanos().min(u128::from(u64::MAX)) as u64;
+        let blocking = nanos > limit;
+        self.route.state.stats.record_poll(nanos, blocking);
+        let first = match self.handle() {
+            Some(handle) => handle.record_poll(nanos, limit),
+            None => blocking,
+        };
+        if first {
+            let took = std::time::Duration::from_nanos(nanos);
+            tracing::warn!(
+                target: "underscore::blocking",
+                route = %route_id(self.route),
+                task = self.handle().map_or_else(|| "-".to_owned(), TaskHandle::id),
+                worker = timed.worker.index,
+                took = %underscore_core::time_value::human(took),
+                threshold = %underscore_core::time_value::human(threshold),
+                "blocking poll: the request's future held its worker past blocking.threshold \
+                 (every request on that worker waited)"
+            );
         }
     }
 

@@ -20,6 +20,8 @@ use underscore_core::settings::SettingsError;
 pub struct Underscore {
     settings_file: Option<PathBuf>,
     correlation_headers: Option<Vec<HeaderName>>,
+    poll_timing: bool,
+    blocking_threshold: Option<std::time::Duration>,
 }
 
 impl Underscore {
@@ -53,6 +55,24 @@ impl Underscore {
         self
     }
 
+    /// Times each poll of a tracked request's future (off by default: two clock readings and
+    /// a few atomic operations a poll, past the overhead budget). Then `GET /_cat/workers`
+    /// shows each app worker's busy ratio, longest poll and the request it is polling now;
+    /// `_cat/tasks` each task's polls, and `_routes/stats` each route's `blocking_polls` and
+    /// `busy_ms`. See `docs/slow-requests.md`.
+    pub fn poll_timing(mut self, on: bool) -> Self {
+        self.poll_timing = on;
+        self
+    }
+
+    /// `blocking.threshold`: a timed poll longer than this blocked its worker (default 10 ms).
+    /// It is counted for its route and task, and logged once per task on the target
+    /// `underscore::blocking`.
+    pub fn blocking_threshold(mut self, threshold: std::time::Duration) -> Self {
+        self.blocking_threshold = Some(threshold);
+        self
+    }
+
     /// Applies the configuration. Call it once, before serving.
     ///
     /// # Errors
@@ -60,6 +80,10 @@ impl Underscore {
     /// A settings file that is corrupt or unreadable (named in the error, and left untouched),
     /// or a second configuration of the settings file in the same process.
     pub fn init(self) -> Result<(), SettingsError> {
+        underscore_core::workers::set_poll_timing(self.poll_timing);
+        if let Some(threshold) = self.blocking_threshold {
+            underscore_core::workers::set_blocking_threshold(threshold);
+        }
         if let Some(names) = self.correlation_headers {
             if !underscore_core::correlation::set_headers(names) {
                 tracing::warn!(

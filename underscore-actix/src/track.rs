@@ -50,6 +50,7 @@ where
 
     fn new_transform(&self, service: S) -> Self::Future {
         self.route.state.set_mounted();
+        underscore_core::workers::register_current();
         crate::stack::declare_support();
         clock::calibrate();
         underscore_core::components::note_middleware(
@@ -313,13 +314,27 @@ where
         // Until `Capture` has handed over the clone (a middleware of the user's deferred its
         // call on): listened for around the poll too.
         let listening = crate::capture::listen();
+        // One relaxed load while poll timing is off (the default).
+        let mut timed = if underscore_core::workers::poll_timing() {
+            tracked.begin_poll()
+        } else {
+            None
+        };
         let polled = crate::stack::poll(fut, cx, tracked.handle(), signal);
         if let Some(request) = crate::capture::stop(listening) {
             tracked.captured(request);
         }
+        if polled.is_ready() {
+            if let Some(timed) = timed.take() {
+                tracked.end_poll(timed);
+            }
+        }
         let body = match &polled {
             Poll::Pending => {
                 tracked.register(cx);
+                if let Some(timed) = timed {
+                    tracked.end_poll(timed);
+                }
                 return Poll::Pending;
             }
             Poll::Ready(Ok(res)) => {

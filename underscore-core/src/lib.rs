@@ -37,6 +37,7 @@ pub mod slowlog;
 pub mod stats;
 pub mod tasks;
 pub mod time_value;
+pub mod workers;
 pub mod yaml;
 
 pub use error::ApiError;

@@ -275,6 +275,15 @@ impl Registry {
             .map(|(id, _)| id.as_str())
     }
 
+    /// The id of the annotated route whose `RouteMeta` is at `address` (as
+    /// [`Worker::begin_poll`](crate::workers::Worker::begin_poll) keeps it).
+    pub fn annotated_id_at(&self, address: usize) -> Option<&str> {
+        self.annotated
+            .iter()
+            .find(|(_, m)| std::ptr::from_ref(*m) as usize == address)
+            .map(|(id, _)| id.as_str())
+    }
+
     /// The plain actix-web route with this full pattern, if it was seen already.
     pub fn dynamic_by_pattern(&self, pattern: &str) -> Option<&'static DynamicRoute> {
         self.dynamic

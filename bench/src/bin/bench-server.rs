@@ -2,7 +2,8 @@
 //! worker, fully on: every handler annotated, `Observe`, the admin socket up. The baselines
 //! are in `bench-plain`. `BENCH_ROUTES=1000` registers 1,000 more routes (annotated), before
 //! the measured ones; `GET /wait` waits an hour (after them). `BENCH_METRICS=1` mounts `underscore_actix::metrics_handler()` at
-//! `/metrics` (after the measured routes). SIGINT or SIGTERM stops it.
+//! `/metrics` (after the measured routes). `BENCH_POLL_TIMING=1` turns poll timing on
+//! (`Underscore::poll_timing`, off by default). SIGINT or SIGTERM stops it.
 
 use actix_web::{get, web, App, HttpResponse, Responder};
 use underscore_actix::{underscore_route, AdminSocket, Observe};
@@ -49,6 +50,11 @@ fn main() -> std::io::Result<()> {
         std::process::exit(2);
     }
     let metrics = std::env::var("BENCH_METRICS").is_ok_and(|v| v == "1");
+    let poll_timing = std::env::var("BENCH_POLL_TIMING").is_ok_and(|v| v == "1");
+    underscore_actix::Underscore::builder()
+        .poll_timing(poll_timing)
+        .init()
+        .map_err(std::io::Error::other)?;
     actix_web::rt::System::new().block_on(async move {
         let server = serve!(&addr, move || {
             App::new()

@@ -9,6 +9,7 @@ pub(crate) mod routes;
 mod settings;
 mod slowlog;
 pub(crate) mod tasks;
+mod workers;
 
 use crate::{ApiError, Registry};
 
@@ -123,6 +124,7 @@ pub const CAT_ENDPOINTS: &[&str] = &[
     "/_cat/transports",
     "/_cat/loggers",
     "/_cat/slowlog",
+    "/_cat/workers",
 ];
 
 const GET: &str = "GET, HEAD";
@@ -197,6 +199,10 @@ fn dispatch(reg: &Registry, req: &Request<'_>) -> Result<Response, ApiError> {
         ["_cat", "slowlog"] => {
             allow(GET)?;
             slowlog::cat(reg, query, path).map(Response::ok)
+        }
+        ["_cat", "workers"] => {
+            allow(GET)?;
+            workers::cat(reg, query, path).map(Response::ok)
         }
         ["_slowlog"] => {
             allow(GET)?;

@@ -191,6 +191,17 @@ impl View {
         }
         task.insert("headers".into(), Value::Object(headers));
         task.insert("opaque_id".into(), json!(self.opaque_id()));
+        if let Some(p) = self.info.polls {
+            task.insert(
+                "polls".into(),
+                json!({
+                    "count": p.polls,
+                    "busy_in_nanos": p.busy.as_nanos() as u64,
+                    "longest_in_nanos": p.longest.as_nanos() as u64,
+                    "blocking": p.blocking,
+                }),
+            );
+        }
         task.insert("route_id".into(), json!(self.route_id.as_deref()));
         task.insert("method".into(), json!(self.method()));
         task.insert("path".into(), json!(self.path()));
@@ -831,6 +842,15 @@ pub(crate) const TASK_COLUMNS: &[Column] = &[
         "correlation id: X-Opaque-Id, else X-Request-Id, else the traceparent's trace id",
     )
     .hidden(),
+    Column::number(
+        "polls",
+        &["po"],
+        "polls of the task's future timed (poll timing on)",
+    )
+    .hidden(),
+    Column::number("busy", &["b"], "time spent in those polls").hidden(),
+    Column::number("longest_poll", &["lp"], "the longest of them").hidden(),
+    Column::number("blocking_polls", &["bp"], "polls past blocking.threshold").hidden(),
 ];
 
 fn hms(info: &TaskInfo) -> String {
@@ -873,6 +893,19 @@ fn cell(v: &View, column: usize) -> Cell {
         "worker" => Cell::Int(v.info.worker as i64),
         "node" => Cell::Str(v.info.node.to_owned()),
         "opaque_id" => text(v.opaque_id()),
+        "polls" => v
+            .info
+            .polls
+            .map_or(Cell::Null, |p| Cell::Int(p.polls as i64)),
+        "busy" => v.info.polls.map_or(Cell::Null, |p| duration_cell(p.busy)),
+        "longest_poll" => v
+            .info
+            .polls
+            .map_or(Cell::Null, |p| duration_cell(p.longest)),
+        "blocking_polls" => v
+            .info
+            .polls
+            .map_or(Cell::Null, |p| Cell::Int(p.blocking as i64)),
         other => unreachable!("column [{other}] has no cell"),
     }
 }
@@ -1026,6 +1059,7 @@ mod tests {
                 start_time: UNIX_EPOCH + Duration::from_millis(start_ms),
                 running_time: Duration::from_millis(running_ms),
                 cancelled: number.is_multiple_of(5),
+                polls: None,
             },
             route_id: None,
         }
