@@ -116,6 +116,13 @@ pub(crate) struct Timed {
     poll: underscore_core::workers::Poll,
 }
 
+impl Timed {
+    /// Ends the poll of a request that is over (cancelled): counted for its worker only.
+    pub(crate) fn end(self) {
+        self.worker.end_poll(self.poll);
+    }
+}
+
 /// What `Observe` takes of every request before routing, in case no `Track` claims it.
 #[derive(Debug)]
 pub(crate) struct PlainDetails {
@@ -336,6 +343,8 @@ pub(crate) struct Tracked {
     handed_over: bool,
     /// Whether the request holds a slot of its route's `limits.max_in_flight`.
     limited: bool,
+    /// Whether its route's slow log or poll timing is on (read on each poll).
+    watched: bool,
 }
 
 impl Drop for Tracked {
@@ -365,6 +374,7 @@ impl Tracked {
             outcome: None,
             handed_over: false,
             limited: false,
+            watched: false,
         }
     }
 
@@ -495,14 +505,30 @@ impl Tracked {
     /// The app answered with `status`: records the latency, and the outcome for later.
     #[inline]
     pub(crate) fn responded(&mut self, status: StatusCode) {
-        let state = &self.route.state;
+        let stats = &self.route.state.stats;
+        stats.record_micros(self.start.elapsed_nanos() / 1000);
+        self.outcome = Some(Outcome::Status(status.as_u16()));
+    }
+
+    /// The request is watched: its route's slow log is on, or poll timing is (see
+    /// `TrackFuture::poll_watched`).
+    pub(crate) fn set_watched(&mut self) {
+        self.watched = true;
+    }
+
+    /// Whether the request is watched.
+    #[inline(always)]
+    pub(crate) fn is_watched(&self) -> bool {
+        self.watched
+    }
+
+    /// The request was answered with `status`: logs it in the slow log if it crossed one of
+    /// its route's thresholds. (Its time read again, as this runs only for a watched request.)
+    pub(crate) fn judge_slow(&self, status: StatusCode) {
         let nanos = self.start.elapsed_nanos();
-        state.stats.record_micros(nanos / 1000);
-        // One relaxed load: `u64::MAX` while the route's slow log is off.
-        if nanos >= state.settings.slow_nanos() {
+        if nanos >= self.route.state.settings.slow_nanos() {
             self.slow(nanos, status);
         }
-        self.outcome = Some(Outcome::Status(status.as_u16()));
     }
 
     /// Logs the request in the slow log, if it crossed a threshold (see

@@ -275,6 +275,15 @@ impl Registry {
             .map(|(id, _)| id.as_str())
     }
 
+    /// The settings slot of the annotated route `id` (plain routes are not watched: poll
+    /// timing and the slow log are for annotated routes).
+    pub fn settings_slot(&self, id: &str) -> Option<&'static SettingsSlot> {
+        self.annotated
+            .iter()
+            .find(|(i, _)| i == id)
+            .map(|(_, meta)| &meta.state.settings)
+    }
+
     /// The id of the annotated route whose `RouteMeta` is at `address` (as
     /// [`Worker::begin_poll`](crate::workers::Worker::begin_poll) keeps it).
     pub fn annotated_id_at(&self, address: usize) -> Option<&str> {

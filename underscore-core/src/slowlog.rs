@@ -200,8 +200,13 @@ fn ring() -> std::sync::MutexGuard<'static, Ring> {
 
 /// Logs `entry` (its `seq` and `time_millis` are set here): a `tracing` event at its level on
 /// [`TARGET`], and the ring.
-pub fn record(mut entry: Entry) {
+pub fn record(entry: Entry) {
     emit(&entry);
+    push(entry);
+}
+
+/// Puts `entry` in the ring (no event yet): returns its `seq`.
+fn push(mut entry: Entry) -> u64 {
     entry.time_millis = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
@@ -218,6 +223,20 @@ pub fn record(mut entry: Entry) {
         ring.entries.pop_front();
     }
     ring.entries.push_back(entry);
+    ring.logged
+}
+
+/// Gives the report `seq` its stack, and logs its event.
+fn attach_stack(seq: u64, stack: String) {
+    let entry = {
+        let mut ring = ring();
+        let Some(entry) = ring.entries.iter_mut().rev().find(|e| e.seq == seq) else {
+            return;
+        };
+        entry.stack = Some(stack);
+        entry.clone()
+    };
+    emit(&entry);
 }
 
 fn emit(e: &Entry) {
@@ -368,36 +387,20 @@ fn report(due: &[(u64, u32, String)]) {
     if due.is_empty() {
         return;
     }
-    let supported = tasks().stacks_supported();
-    let asked: Vec<_> = due
-        .iter()
-        .map(|(number, _, _)| {
-            supported
-                .is_ok()
-                .then(|| tasks().request_stack(*number))
-                .flatten()
-        })
+    // Read before the stacks: a request may end while its stack is rendered (resolving
+    // symbols can take a second), and its report stands.
+    let numbers: Vec<u64> = due.iter().map(|(number, _, _)| *number).collect();
+    let infos: HashMap<u64, crate::tasks::TaskInfo> = tasks()
+        .get_many(&numbers)
+        .into_iter()
+        .map(|info| (info.number, info))
         .collect();
-    let deadline = std::time::Instant::now() + STACK_WAIT;
-    for ((number, n, route), rx) in due.iter().zip(asked) {
-        let stack = match (&supported, rx) {
-            (Err(how), _) => format!("no stack: {how}"),
-            (Ok(()), None) => continue,
-            (Ok(()), Some(rx)) => {
-                let wait = deadline.saturating_duration_since(std::time::Instant::now());
-                match rx.recv_timeout(wait) {
-                    Ok(render) => render(),
-                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => continue,
-                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => format!(
-                        "no stack: the task was not polled within {}s (its worker is blocked, \
-                         see _cat/workers)",
-                        STACK_WAIT.as_secs()
-                    ),
-                }
-            }
-        };
-        // Read after the stack: its running time is the report's.
-        let Some(info) = tasks().get(*number) else {
+    // Each report is in the ring at once, in order; its stack follows (asked now, waited for
+    // and rendered on a thread of its own, as resolving symbols can take a second), and its
+    // event with it.
+    let mut pending = Vec::new();
+    for (number, n, route) in due {
+        let Some(info) = infos.get(number) else {
             continue;
         };
         let TaskKind::Request {
@@ -409,7 +412,7 @@ fn report(due: &[(u64, u32, String)]) {
         else {
             continue;
         };
-        record(Entry {
+        let seq = push(Entry {
             seq: 0,
             time_millis: 0,
             level: Level::Warn,
@@ -424,9 +427,39 @@ fn report(due: &[(u64, u32, String)]) {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned),
             report: Some(*n),
-            stack: Some(stack),
+            stack: None,
         });
+        let rx = match tasks().stacks_supported() {
+            Ok(()) => tasks().request_stack(*number).ok_or("the task ended first"),
+            Err(how) => Err(how),
+        };
+        pending.push((seq, rx));
     }
+    let _ = std::thread::Builder::new()
+        .name("underscore-slowlog-stacks".into())
+        .spawn(move || {
+            let deadline = std::time::Instant::now() + STACK_WAIT;
+            for (seq, rx) in pending {
+                let stack = match rx {
+                    Err(why) => format!("no stack: {why}"),
+                    Ok(rx) => {
+                        let wait = deadline.saturating_duration_since(std::time::Instant::now());
+                        match rx.recv_timeout(wait) {
+                            Ok(render) => render(),
+                            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                                "no stack: the task ended first".to_owned()
+                            }
+                            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => format!(
+                                "no stack: the task was not polled within {}s (its worker is \
+                                 blocked, see _cat/workers)",
+                                STACK_WAIT.as_secs()
+                            ),
+                        }
+                    }
+                };
+                attach_stack(seq, stack);
+            }
+        });
 }
 
 #[cfg(test)]

@@ -30,6 +30,11 @@ static BLOCKING_NANOS: AtomicU64 = AtomicU64::new(10_000_000);
 pub fn set_poll_timing(on: bool) {
     // Relaxed: a poll that races with the change is timed or not; nothing else hangs on it.
     POLL_TIMING.store(on, Ordering::Relaxed);
+    for id in crate::registry().ids() {
+        if let Some(settings) = crate::registry().settings_slot(&id) {
+            settings.set_watched(on);
+        }
+    }
     if on {
         start_sampler();
     }

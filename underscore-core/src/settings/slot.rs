@@ -119,6 +119,8 @@ impl Flags {
     const TIMEOUT: u8 = 4;
     /// Not a setting: kept across settings changes (see [`SettingsSlot::note_waits_outside`]).
     const WAITS_OUTSIDE: u8 = 8;
+    /// The slow log is on, or poll timing (see [`SettingsSlot::set_watched`]).
+    const WATCHED: u8 = 16;
 
     /// No effect: the request is served as if underscore had no settings.
     #[inline]
@@ -142,6 +144,12 @@ impl Flags {
     #[inline]
     pub fn timeout(self) -> bool {
         self.0 & Self::TIMEOUT != 0
+    }
+
+    /// The route's requests are watched: its slow log is on, or poll timing is.
+    #[inline]
+    pub fn watched(self) -> bool {
+        self.0 & Self::WATCHED != 0
     }
 
     /// A request of the route has waited outside its handler (see
@@ -219,6 +227,18 @@ impl SettingsSlot {
             .clone()
     }
 
+    /// Marks the route's requests watched (see [`Flags::watched`]) while its slow log is on
+    /// or `poll_timing` is.
+    pub fn set_watched(&self, poll_timing: bool) {
+        let on = poll_timing || self.slow_nanos.load(Ordering::Relaxed) != u64::MAX;
+        // Release: as in `set`, a request that sees the flag sees the thresholds.
+        if on {
+            self.flags.fetch_or(Flags::WATCHED, Ordering::Release);
+        } else {
+            self.flags.fetch_and(!Flags::WATCHED, Ordering::Release);
+        }
+    }
+
     pub(crate) fn set_slowlog(&self, thresholds: Option<Thresholds>) {
         let nanos = thresholds.as_ref().map_or(u64::MAX, |t| {
             t.min().as_nanos().min(u128::from(u64::MAX)) as u64
@@ -229,6 +249,7 @@ impl SettingsSlot {
             new.clone(),
         );
         self.slow_nanos.store(nanos, Ordering::Relaxed);
+        self.set_watched(crate::workers::poll_timing());
         crate::slowlog::thresholds_changed(old.as_deref(), new.as_deref());
     }
 
@@ -374,7 +395,7 @@ impl SettingsSlot {
         *self.limits.write().unwrap_or_else(|e| e.into_inner()) = limits.map(Arc::new);
         self.max_in_flight.store(max, Ordering::Relaxed);
         self.timeout_nanos.store(timeout, Ordering::Relaxed);
-        let kept = self.flags.load(Ordering::Relaxed) & Flags::WAITS_OUTSIDE;
+        let kept = self.flags.load(Ordering::Relaxed) & (Flags::WAITS_OUTSIDE | Flags::WATCHED);
         self.flags.store(flags | kept, Ordering::Release);
     }
 }
