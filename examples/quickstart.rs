@@ -6,7 +6,9 @@
 //! - `UNDERSCORE_SOCKET`: the admin socket (default `/tmp/underscore.sock`);
 //! - `UNDERSCORE_SETTINGS`: the persistent settings file (default
 //!   `underscore-settings.json` in the system temp dir);
-//! - `RUST_LOG`: log filter (default `info`), which `PUT /_logging/settings` can change.
+//! - `RUST_LOG`: log filter (default `info`), which `PUT /_logging/settings` can change;
+//! - `UNDERSCORE_POLL_TIMING`: `0` turns poll timing off (on here, to show `_cat/workers`;
+//!   off by default in a library user's app).
 //!
 //! Then, in another shell:
 //!
@@ -158,6 +160,7 @@ async fn main() -> std::io::Result<()> {
 
     Underscore::builder()
         .settings_file(&settings)
+        .poll_timing(std::env::var("UNDERSCORE_POLL_TIMING").map_or(true, |v| v != "0"))
         .init()
         .unwrap_or_else(|err| fail(&err));
     let admin = AdminSocket::bind(&socket).unwrap_or_else(|err| fail(&err));
