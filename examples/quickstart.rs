@@ -17,6 +17,8 @@
 //! serves on for 5 s, then closes its listeners and gives requests in flight up to 30 s
 //! (`POST /_drain?delay=1s&timeout=10s` on the socket does the same with its own times).
 //! Ctrl-C drains at once, giving requests in flight 5 s.
+//! - `UNDERSCORE_POLL_TIMING`: `0` turns poll timing off (on here, to show `_cat/workers`;
+//!   off by default in a library user's app).
 //!
 //! Then, in another shell:
 //!
@@ -33,6 +35,15 @@
 //! curl --unix-socket /tmp/underscore.sock -X PUT 'http://./_routes/slow/settings' \
 //!   -d '{"transient": {"limits": {"max_in_flight": 2, "timeout": "1s"}}}'
 //! curl -i 'http://127.0.0.1:8080/slow?ms=5000'     # 504 Request timed out, after 1 s
+//! ```
+//!
+//! Slow requests logged, with the stack of those still running (see `docs/slow-requests.md`):
+//!
+//! ```text
+//! curl --unix-socket /tmp/underscore.sock -X PUT 'http://./_routes/slow/settings' \
+//!   -d '{"transient": {"slowlog.threshold": {"warn": "1s", "info": "200ms"}}}'
+//! curl 'http://127.0.0.1:8080/slow?ms=2500'
+//! curl --unix-socket /tmp/underscore.sock 'http://./_cat/slowlog?v'
 //! ```
 
 use std::collections::HashMap;
@@ -51,7 +62,7 @@ use underscore_actix::{
 #[underscore_route]
 #[get("/")]
 async fn index() -> impl Responder {
-    "Hello from underscore! Try /hello/{name}, /slow?ms=N, POST /echo, /plain.\n"
+    "Hello from underscore! Try /hello/{name}, /slow?ms=N, /block?ms=N, POST /echo, /plain.\n"
 }
 
 /// Greets someone by name.
@@ -76,6 +87,20 @@ async fn slow(query: web::Query<HashMap<String, String>>) -> HttpResponse {
     HttpResponse::Ok().body(format!("slept {ms} ms\n"))
 }
 
+/// Blocks its worker with a synchronous sleep of `ms` milliseconds (default 3000), as a
+/// blocking call in async code does: every request on that worker waits (see `_cat/workers`).
+#[underscore_route]
+#[get("/block")]
+async fn block(query: web::Query<HashMap<String, String>>) -> HttpResponse {
+    let ms = match query.get("ms").map(|ms| ms.parse::<u64>()) {
+        None => 3_000,
+        Some(Ok(ms)) => ms,
+        Some(Err(_)) => return HttpResponse::BadRequest().body("ms must be a whole number\n"),
+    };
+    std::thread::sleep(Duration::from_millis(ms));
+    HttpResponse::Ok().body(format!("blocked {ms} ms\n"))
+}
+
 /// Echoes the request body.
 #[underscore_route]
 #[post("/echo")]
@@ -93,6 +118,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(index)
         .service(hello)
         .service(slow)
+        .service(block)
         .service(echo)
         .route("/plain", web::get().to(plain));
 }
@@ -149,7 +175,8 @@ async fn main() -> std::io::Result<()> {
         .unwrap_or_else(|| std::env::temp_dir().join("underscore-settings.json"));
 
     // SIGTERM drains (installed by `init`, before anything is announced).
-    let mut builder = health_checks(Underscore::builder().settings_file(&settings));
+    let mut builder = health_checks(Underscore::builder().settings_file(&settings))
+        .poll_timing(std::env::var("UNDERSCORE_POLL_TIMING").map_or(true, |v| v != "0"));
     if let Some(operator) = std::env::var_os("UNDERSCORE_OPERATOR_SETTINGS") {
         builder = builder.operator_settings(operator);
     }

@@ -33,6 +33,8 @@ mod markdown {
     mod settings {}
     #[doc = include_str!("../../docs/setup.md")]
     mod setup {}
+    #[doc = include_str!("../../docs/slow-requests.md")]
+    mod slow_requests {}
     #[doc = include_str!("../../docs/statistics-and-prometheus.md")]
     mod statistics_and_prometheus {}
     #[doc = include_str!("../../docs/tasks.md")]

@@ -47,6 +47,11 @@ fn quickstart_serves_its_routes_and_the_admin_socket_and_stops_cleanly() {
         "slept 10 ms\n"
     );
     assert_eq!(
+        common::http("GET", &app("/block?ms=10"), None).body,
+        "blocked 10 ms\n"
+    );
+    assert_eq!(common::http("GET", &app("/block?ms=x"), None).status, 400);
+    assert_eq!(
         common::http("POST", &app("/echo"), Some("round trip")).body,
         "round trip"
     );
@@ -63,6 +68,7 @@ fn quickstart_serves_its_routes_and_the_admin_socket_and_stops_cleanly() {
     assert_eq!(
         res.body,
         "id    method path          total\n\
+         block GET    /block            2\n\
          echo  POST   /echo             1\n\
          hello GET    /hello/{name}     1\n\
          index GET    /                 1\n\

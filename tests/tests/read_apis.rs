@@ -25,7 +25,7 @@ fn cat_index_lists_the_endpoints() {
     );
     assert_eq!(
         res.body,
-        "=^.^=\n/_cat/routes\n/_cat/routes/{ids}\n/_cat/tasks\n/_cat/tasks/summary\n/_cat/tasks/{task_ids}\n/_cat/middlewares\n/_cat/transports\n/_cat/loggers\n/_cat/health\n"
+        "=^.^=\n/_cat/routes\n/_cat/routes/{ids}\n/_cat/tasks\n/_cat/tasks/summary\n/_cat/tasks/{task_ids}\n/_cat/middlewares\n/_cat/transports\n/_cat/loggers\n/_cat/health\n/_cat/slowlog\n/_cat/workers\n"
     );
 }
 
@@ -51,6 +51,7 @@ fn cat_routes_counts_annotated_and_plain_routes_exactly() {
     assert_eq!(
         res.body,
         "id    method path          total kind\n\
+         block GET    /block            0 annotated\n\
          echo  POST   /echo             0 annotated\n\
          hello GET    /hello/{name}     3 annotated\n\
          index GET    /                 0 annotated\n\
@@ -60,7 +61,7 @@ fn cat_routes_counts_annotated_and_plain_routes_exactly() {
     // Without `v` there is no header, and the first field is the id: `cut -d' ' -f1` works.
     let ids = srv.admin("GET", "/_cat/routes?s=id").body;
     let first: Vec<&str> = ids.lines().map(|l| l.split(' ').next().unwrap()).collect();
-    assert_eq!(first, ["echo", "hello", "index", "plain", "slow"]);
+    assert_eq!(first, ["block", "echo", "hello", "index", "plain", "slow"]);
     let res = srv.admin("GET", "/_cat/routes/plain?format=json&h=id,active,total");
     assert_eq!(
         res.json(),
@@ -185,14 +186,14 @@ fn cat_parameters() {
     // Wildcards and `_all` in ids.
     assert_eq!(
         srv.admin("GET", "/_cat/routes/*o*?h=id&s=id").body,
-        "echo\nhello\nslow\n"
+        "block\necho\nhello\nslow\n"
     );
     // (`plain` joins the list once another test has requested it.)
     let all = srv.admin("GET", "/_cat/routes/_all?h=id&s=id").body;
-    assert!(all.starts_with("echo\nhello\nindex\n"), "{all}");
+    assert!(all.starts_with("block\necho\nhello\nindex\n"), "{all}");
     assert!(
         all.lines()
-            .all(|id| ["echo", "hello", "index", "plain", "slow"].contains(&id)),
+            .all(|id| ["block", "echo", "hello", "index", "plain", "slow"].contains(&id)),
         "{all}"
     );
     // `h=` (empty) is the default columns, never a 500.

@@ -195,6 +195,9 @@ fn dot_notation_flat_settings_and_defaults() {
             "preempt.reason": null, "preempt.retry_after": null, "preempt.status": null, "preempt.text": null,
             "preempt.percent": 100,
             "limits.max_in_flight": null, "limits.timeout": null, "limits.status": 503, "limits.retry_after": null,
+            "slowlog.threshold.warn": null, "slowlog.threshold.info": null,
+            "slowlog.threshold.debug": null, "slowlog.threshold.trace": null,
+            "slowlog.stack_interval": null, "slowlog.stack_repeat": 3,
         }}})
     );
     let yaml = srv.admin(

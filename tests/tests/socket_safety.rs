@@ -178,7 +178,7 @@ fn socket_file_is_removed_when_the_app_stops() {
         .unwrap();
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
-        "=^.^=\n/_cat/routes\n/_cat/routes/{ids}\n/_cat/tasks\n/_cat/tasks/summary\n/_cat/tasks/{task_ids}\n/_cat/middlewares\n/_cat/transports\n/_cat/loggers\n/_cat/health\n"
+        "=^.^=\n/_cat/routes\n/_cat/routes/{ids}\n/_cat/tasks\n/_cat/tasks/summary\n/_cat/tasks/{task_ids}\n/_cat/middlewares\n/_cat/transports\n/_cat/loggers\n/_cat/health\n/_cat/slowlog\n/_cat/workers\n"
     );
     server.stop();
     assert!(!path.exists(), "the socket outlived the app");

@@ -586,7 +586,9 @@ fn print_stack_shows_where_a_request_waits() {
     );
     let stack = res.body;
     assert!(
-        stack.starts_with(&format!("task {id} (http:deep, GET /deep) running for ")),
+        stack.starts_with(&format!(
+            "task {id} (http:deep, GET /deep, opaque_id probe-/deep) running for "
+        )),
         "{stack}"
     );
     // Real frames, innermost first: tokio's timer, then our async fns, then the handler.

@@ -119,6 +119,20 @@ impl Drop for Active {
     }
 }
 
+/// A timed poll, while it runs (see [`Tracked::begin_poll`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Timed {
+    worker: &'static underscore_core::workers::Worker,
+    poll: underscore_core::workers::Poll,
+}
+
+impl Timed {
+    /// Ends the poll of a request that is over (cancelled): counted for its worker only.
+    pub(crate) fn end(self) {
+        self.worker.end_poll(self.poll);
+    }
+}
+
 /// What `Observe` takes of every request before routing, in case no `Track` claims it.
 #[derive(Debug)]
 pub(crate) struct PlainDetails {
@@ -339,6 +353,8 @@ pub(crate) struct Tracked {
     handed_over: bool,
     /// Whether the request holds a slot of its route's `limits.max_in_flight`.
     limited: bool,
+    /// Whether its route's slow log or poll timing is on (read on each poll).
+    watched: bool,
 }
 
 impl Drop for Tracked {
@@ -368,6 +384,7 @@ impl Tracked {
             outcome: None,
             handed_over: false,
             limited: false,
+            watched: false,
         }
     }
 
@@ -453,12 +470,118 @@ impl Tracked {
         }
     }
 
+    /// A timed poll begins (poll timing is on): its worker shows it while it runs.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn begin_poll(&self) -> Option<Timed> {
+        let worker = underscore_core::workers::current()?;
+        let task = self.handle().map_or(0, TaskHandle::number);
+        let route = std::ptr::from_ref(self.route) as usize;
+        Some(Timed {
+            worker,
+            poll: worker.begin_poll(route, task),
+        })
+    }
+
+    /// The timed poll `timed` ended: counted for its worker, route and task; a blocking poll
+    /// (past `blocking.threshold`) is logged, once per task.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn end_poll(&mut self, timed: Timed) {
+        let nanos = timed.worker.end_poll(timed.poll);
+        let threshold = underscore_core::workers::blocking_threshold();
+        let limit = threshold.as_nanos().min(u128::from(u64::MAX)) as u64;
+        let blocking = nanos > limit;
+        self.route.state.stats.record_poll(nanos, blocking);
+        let first = match self.handle() {
+            Some(handle) => handle.record_poll(nanos, limit),
+            None => blocking,
+        };
+        if first {
+            let took = std::time::Duration::from_nanos(nanos);
+            tracing::warn!(
+                target: "underscore::blocking",
+                route = %route_id(self.route),
+                task = self.handle().map_or_else(|| "-".to_owned(), TaskHandle::id),
+                worker = timed.worker.index,
+                took = %underscore_core::time_value::human(took),
+                threshold = %underscore_core::time_value::human(threshold),
+                "blocking poll: the request's future held its worker past blocking.threshold \
+                 (every request on that worker waited)"
+            );
+        }
+    }
+
     /// The app answered with `status`: records the latency, and the outcome for later.
     #[inline]
     pub(crate) fn responded(&mut self, status: StatusCode) {
         let stats = &self.route.state.stats;
         stats.record_micros(self.start.elapsed_nanos() / 1000);
         self.outcome = Some(Outcome::Status(status.as_u16()));
+    }
+
+    /// The request is watched: its route's slow log is on, or poll timing is (see
+    /// `TrackFuture::poll_watched`).
+    pub(crate) fn set_watched(&mut self) {
+        self.watched = true;
+    }
+
+    /// Whether the request is watched.
+    #[inline(always)]
+    pub(crate) fn is_watched(&self) -> bool {
+        self.watched
+    }
+
+    /// The request was answered with `status`: logs it in the slow log if it crossed one of
+    /// its route's thresholds. (Its time read again, as this runs only for a watched request.)
+    pub(crate) fn judge_slow(&self, status: StatusCode) {
+        let nanos = self.start.elapsed_nanos();
+        if nanos >= self.route.state.settings.slow_nanos() {
+            self.slow(nanos, status);
+        }
+    }
+
+    /// Logs the request in the slow log, if it crossed a threshold (see
+    /// [`underscore_core::slowlog`]).
+    #[cold]
+    #[inline(never)]
+    fn slow(&self, nanos: u64, status: StatusCode) {
+        let Some(thresholds) = self.route.state.settings.slowlog() else {
+            return;
+        };
+        let took = std::time::Duration::from_nanos(nanos);
+        let Some(level) = thresholds.level_of(took) else {
+            return;
+        };
+        let (method, path, opaque_id) = match &self.request {
+            Some(req) => (
+                req.method().to_string(),
+                req.path().to_owned(),
+                correlation_id(req),
+            ),
+            None => match route_kind(self.route) {
+                TaskKind::Request { method, uri, .. } => {
+                    (method.to_string(), uri.path().to_owned(), None)
+                }
+                TaskKind::Background { .. } | TaskKind::Underscore { .. } => {
+                    unreachable!("a route's kind is a request's")
+                }
+            },
+        };
+        underscore_core::slowlog::record(underscore_core::slowlog::Entry {
+            seq: 0,
+            time_millis: 0,
+            level,
+            route: route_id(self.route),
+            task: self.handle().map(TaskHandle::id),
+            method,
+            path,
+            status: Some(status.as_u16()),
+            took,
+            opaque_id: opaque_id.and_then(|v| v.to_str().ok().map(str::to_owned)),
+            report: None,
+            stack: None,
+        });
     }
 
     /// Whether the app has answered (or the request was cancelled).
@@ -511,6 +634,13 @@ impl Tracked {
     }
 }
 
+/// The id of an annotated route, as the admin APIs name it.
+pub(crate) fn route_id(route: &'static underscore_core::RouteMeta) -> String {
+    underscore_core::registry()
+        .annotated_id(route)
+        .map_or_else(|| route.name.to_owned(), str::to_owned)
+}
+
 /// What `_tasks` lists of a request known only by its route: the method and path of its
 /// attribute (a path's `{segments}` percent-encoded, as a URI cannot hold braces).
 #[cold]
@@ -560,14 +690,19 @@ enum Source {
     Kind(Box<TaskKind>),
 }
 
-const OPAQUE_ID: header::HeaderName = header::HeaderName::from_static("x-opaque-id");
+/// The correlation id of `req` (read only for a request that is shown: see
+/// [`underscore_core::correlation`]).
+pub(crate) fn correlation_id(req: &HttpRequest) -> Option<header::HeaderValue> {
+    let headers = req.headers();
+    underscore_core::correlation::of(|name| headers.get(name))
+}
 
 pub(crate) fn kind_of(req: &HttpRequest) -> TaskKind {
     TaskKind::Request {
         method: req.method().clone(),
         uri: req.uri().clone(),
         peer: req.peer_addr(),
-        opaque_id: req.headers().get(OPAQUE_ID).cloned(),
+        opaque_id: correlation_id(req),
     }
 }
 
@@ -578,8 +713,8 @@ impl InFlight {
     }
 
     /// The state of a request `Observe` sees before routing, started at `start`. (Taken for
-    /// every request, claimed or not, so kept to the method, URI and peer: `X-Opaque-Id` is
-    /// shown for annotated routes only.)
+    /// every request, claimed or not, so kept to the method, URI and peer: the correlation id
+    /// is shown for annotated routes only.)
     #[inline]
     pub(crate) fn before_routing(req: &ServiceRequest, start: Stamp) -> PlainDetails {
         PlainDetails {

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use actix_web::http::header::HeaderName;
 use underscore_core::registry;
 use underscore_core::settings::SettingsError;
 
@@ -25,6 +26,9 @@ pub struct Underscore {
     drain_delay: Option<Duration>,
     drain_timeout: Option<Duration>,
     drain_on_sigterm: bool,
+    correlation_headers: Option<Vec<HeaderName>>,
+    poll_timing: bool,
+    blocking_threshold: Option<Duration>,
 }
 
 impl Underscore {
@@ -95,6 +99,41 @@ impl Underscore {
         self
     }
 
+    /// The headers a request's correlation id is taken from, in order (shown in `_tasks`,
+    /// `_cat/tasks`, `print_stack` and the slow log). By default `X-Opaque-Id`, `X-Request-Id`,
+    /// then `traceparent`; a `traceparent` gives its trace id.
+    ///
+    /// ```no_run
+    /// use actix_web::http::header::HeaderName;
+    /// # fn main() -> Result<(), underscore_actix::SettingsError> {
+    /// underscore_actix::Underscore::builder()
+    ///     .correlation_headers([HeaderName::from_static("x-correlation-id")])
+    ///     .init()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn correlation_headers(mut self, names: impl IntoIterator<Item = HeaderName>) -> Self {
+        self.correlation_headers = Some(names.into_iter().collect());
+        self
+    }
+
+    /// Times each poll of a tracked request's future (off by default: two clock readings and
+    /// a few atomic operations a poll, past the overhead budget). Then `GET /_cat/workers`
+    /// shows each app worker's busy ratio, longest poll and the request it is polling now;
+    /// `_cat/tasks` each task's polls, and `_routes/stats` each route's `blocking_polls` and
+    /// `busy_ms`. See `docs/slow-requests.md`.
+    pub fn poll_timing(mut self, on: bool) -> Self {
+        self.poll_timing = on;
+        self
+    }
+
+    /// `blocking.threshold`: a timed poll longer than this blocked its worker (default 10 ms).
+    /// It is counted for its route and task, and logged once per task on the target
+    /// `underscore::blocking`.
+    pub fn blocking_threshold(mut self, threshold: Duration) -> Self {
+        self.blocking_threshold = Some(threshold);
+        self
+    }
+
     /// Applies the configuration. Call it once, before serving.
     ///
     /// # Errors
@@ -108,6 +147,18 @@ impl Underscore {
     /// If two health checks share a name, if health checks were installed already, or if a
     /// check's thread cannot be started.
     pub fn init(mut self) -> Result<(), SettingsError> {
+        underscore_core::workers::set_poll_timing(self.poll_timing);
+        if let Some(threshold) = self.blocking_threshold {
+            underscore_core::workers::set_blocking_threshold(threshold);
+        }
+        if let Some(names) = self.correlation_headers {
+            if !underscore_core::correlation::set_headers(names) {
+                tracing::warn!(
+                    target: "underscore",
+                    "correlation headers were set already: the first list stays"
+                );
+            }
+        }
         if let Some(path) = self.settings_file {
             registry().configure_settings_file(path)?;
         }

@@ -50,6 +50,7 @@ where
 
     fn new_transform(&self, service: S) -> Self::Future {
         self.route.state.set_mounted();
+        underscore_core::workers::register_current();
         crate::stack::declare_support();
         clock::calibrate();
         underscore_core::components::note_middleware(
@@ -103,7 +104,7 @@ where
             return self.call_with_settings(req, flags);
         }
         state.stats.begin();
-        self.run(req, None, false, false)
+        self.run(req, None, false, false, false)
     }
 }
 
@@ -125,6 +126,7 @@ where
         timeout: Option<std::time::Duration>,
         limited: bool,
         keep_details: bool,
+        watched: bool,
     ) -> TrackFuture<S::Future> {
         let start = claim::observed_start().unwrap_or_else(Stamp::now);
         // No clone of the request here: one held while the user's middleware run would make
@@ -143,6 +145,9 @@ where
         }
         if limited {
             tracked.set_limited();
+        }
+        if watched {
+            tracked.set_watched();
         }
         TrackFuture::Running {
             fut: crate::stack::root(fut),
@@ -176,7 +181,13 @@ where
                 false
             }
         };
-        self.run(req, settings.timeout(), limited, flags.waits_outside())
+        self.run(
+            req,
+            settings.timeout(),
+            limited,
+            flags.waits_outside(),
+            flags.watched(),
+        )
     }
 }
 
@@ -293,6 +304,63 @@ where
     type Output = Result<ServiceResponse, Error>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // One byte, false unless the route's slow log or poll timing is on: then the poll
+        // goes through `poll_watched`, out of line.
+        if let TrackFutureProj::Running { tracked, .. } = self.as_mut().project() {
+            if tracked.is_watched() {
+                return self.poll_watched(cx);
+            }
+        }
+        self.poll_request(cx)
+    }
+}
+
+impl<F, B> TrackFuture<F>
+where
+    F: Future<Output = Result<ServiceResponse<B>, Error>>,
+    B: MessageBody + 'static,
+{
+    /// A poll of a request whose route has its slow log on, or while poll timing is on: the
+    /// poll is timed (poll timing), and the request is judged by the slow log once answered.
+    #[cold]
+    #[inline(never)]
+    fn poll_watched(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<ServiceResponse, Error>> {
+        let timed = match self.as_mut().project() {
+            TrackFutureProj::Running { tracked, .. } if underscore_core::workers::poll_timing() => {
+                tracked.begin_poll()
+            }
+            _ => None,
+        };
+        let polled = self.as_mut().poll_request(cx);
+        // Cancelled (then `Done`): the poll still counts for its worker.
+        let TrackFutureProj::Running { tracked, .. } = self.project() else {
+            if let Some(timed) = timed {
+                timed.end();
+            }
+            return polled;
+        };
+        if let Some(timed) = timed {
+            tracked.end_poll(timed);
+        }
+        if let Poll::Ready(result) = &polled {
+            let status = match result {
+                Ok(res) => res.status(),
+                Err(err) => err.as_response_error().status_code(),
+            };
+            tracked.judge_slow(status);
+        }
+        polled
+    }
+
+    /// A poll of the request in the app.
+    #[inline(always)]
+    fn poll_request(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<ServiceResponse, Error>> {
         let (fut, tracked) = match self.as_mut().project() {
             TrackFutureProj::Running { fut, tracked } => (fut, tracked),
             TrackFutureProj::Done { res } => {

@@ -318,7 +318,7 @@ fn cat_prints_each_table_exactly_as_the_server_renders_it() {
     }
     assert!(
         ok(s, &["cat", "routes", "-v", "-h", "id,total", "-s", "id"])
-            .starts_with("id    total\necho      0\nhello     1\n")
+            .starts_with("id    total\nblock     0\necho      0\nhello     1\n")
     );
 }
 
@@ -707,6 +707,8 @@ fn several_sockets_merge_into_one_table_with_a_node_column() {
          app-1 hello     2\n\
          app-2 hello     1\n\
          app-2 index     1\n\
+         app-1 block     0\n\
+         app-2 block     0\n\
          app-1 echo      0\n\
          app-2 echo      0\n\
          app-1 index     0\n\
@@ -721,7 +723,7 @@ fn several_sockets_merge_into_one_table_with_a_node_column() {
         .unwrap();
     assert_eq!(
         stdout(&glob),
-        "app-1 hello\napp-2 hello\napp-2 index\napp-1 echo\napp-2 echo\napp-1 index\napp-1 slow\napp-2 slow\n",
+        "app-1 hello\napp-2 hello\napp-2 index\napp-1 block\napp-2 block\napp-1 echo\napp-2 echo\napp-1 index\napp-1 slow\napp-2 slow\n",
         "{}",
         stderr(&glob)
     );
@@ -801,7 +803,7 @@ fn several_sockets_merge_into_one_table_with_a_node_column() {
     assert_eq!(out.status.code(), Some(3));
     assert_eq!(
         stdout(&out),
-        "app-1 echo\napp-1 hello\napp-1 index\napp-1 slow\n"
+        "app-1 block\napp-1 echo\napp-1 hello\napp-1 index\napp-1 slow\n"
     );
     let err = stderr(&out);
     assert_eq!(err.lines().count(), 1, "{err}");

@@ -50,6 +50,19 @@ impl Stamp {
         clock().delta_as_nanos(self.0, later.0)
     }
 
+    /// The counter's reading, for an atomic (never 0 on a running machine's counter; callers
+    /// that use 0 as "none" clamp it).
+    #[inline]
+    pub fn raw(self) -> u64 {
+        self.0
+    }
+
+    /// A reading kept with [`Stamp::raw`].
+    #[inline]
+    pub fn from_raw(raw: u64) -> Self {
+        Self(raw)
+    }
+
     /// The time since `self`, in nanoseconds.
     #[inline]
     pub fn elapsed_nanos(self) -> u64 {

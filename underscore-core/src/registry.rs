@@ -417,6 +417,24 @@ impl Registry {
             .map(|(id, _)| id.as_str())
     }
 
+    /// The settings slot of the annotated route `id` (plain routes are not watched: poll
+    /// timing and the slow log are for annotated routes).
+    pub fn settings_slot(&self, id: &str) -> Option<&'static SettingsSlot> {
+        self.annotated
+            .iter()
+            .find(|(i, _)| i == id)
+            .map(|(_, meta)| &meta.state.settings)
+    }
+
+    /// The id of the annotated route whose `RouteMeta` is at `address` (as
+    /// [`Worker::begin_poll`](crate::workers::Worker::begin_poll) keeps it).
+    pub fn annotated_id_at(&self, address: usize) -> Option<&str> {
+        self.annotated
+            .iter()
+            .find(|(_, m)| std::ptr::from_ref(*m) as usize == address)
+            .map(|(id, _)| id.as_str())
+    }
+
     /// The plain actix-web route with this full pattern, if it was seen already.
     pub fn dynamic_by_pattern(&self, pattern: &str) -> Option<&'static DynamicRoute> {
         self.dynamic
@@ -445,10 +463,13 @@ impl Registry {
                 Preempt::from_settings(&effective),
                 Limits::from_settings(&effective),
             );
+            let slowlog = crate::slowlog::Thresholds::from_settings(&effective);
             if let Some((_, meta)) = self.annotated.iter().find(|(i, _)| i == id) {
                 meta.state.settings.set(preempt, limits);
+                meta.state.settings.set_slowlog(slowlog);
             } else if let Some(route) = dynamic.iter().find(|r| r.id == id) {
                 route.settings.set(preempt, limits);
+                route.settings.set_slowlog(slowlog);
             }
         }
         let count = dynamic.iter().filter(|r| r.settings.is_set()).count();

@@ -118,6 +118,10 @@ pub struct RouteStats {
     /// Cumulative `(period, count, sum_us)` at the start of each period, written by the
     /// sampler only.
     samples: [[AtomicU64; 3]; SAMPLES],
+    /// Timed polls past `blocking.threshold` (see [`workers`](crate::workers)).
+    blocking_polls: AtomicU64,
+    /// Time spent in timed polls, in nanoseconds.
+    busy_nanos: AtomicU64,
 }
 
 impl Default for RouteStats {
@@ -142,6 +146,16 @@ impl RouteStats {
             sum_us: ZERO,
             max_us: ZERO,
             samples: [NO_SAMPLE; SAMPLES],
+            blocking_polls: ZERO,
+            busy_nanos: ZERO,
+        }
+    }
+
+    /// Counts a timed poll of `nanos`, a blocking one if `blocking` (poll timing only).
+    pub fn record_poll(&self, nanos: u64, blocking: bool) {
+        self.busy_nanos.fetch_add(nanos, Ordering::Relaxed);
+        if blocking {
+            self.blocking_polls.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -295,6 +309,8 @@ impl RouteStats {
             percentiles_ms: [0.5, 0.9, 0.99].map(|q| percentile(&histogram, q, max)),
             max_ms: (count > 0).then(|| max as f64 / 1000.0),
             latency_count: count,
+            blocking_polls: self.blocking_polls.load(Ordering::Relaxed),
+            busy_nanos: self.busy_nanos.load(Ordering::Relaxed),
         };
         let latencies = keep_latencies.then_some(Latencies {
             counts: histogram,
@@ -392,6 +408,10 @@ pub struct StatsSnapshot {
     pub max_ms: Option<f64>,
     /// Requests with a latency (answered by the app).
     pub latency_count: u64,
+    /// Timed polls past `blocking.threshold`.
+    pub blocking_polls: u64,
+    /// Time spent in timed polls, in nanoseconds.
+    pub busy_nanos: u64,
 }
 
 impl StatsSnapshot {

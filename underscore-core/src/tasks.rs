@@ -65,7 +65,9 @@ pub enum TaskKind {
         uri: http::Uri,
         /// The client's address, when known (not over a UNIX socket).
         peer: Option<SocketAddr>,
-        /// The `X-Opaque-Id` header, echoed in `_tasks` as Elasticsearch does.
+        /// The request's correlation id (see [`correlation`](crate::correlation)): its
+        /// `X-Opaque-Id` header by default, echoed in `_tasks` as Elasticsearch does, else its
+        /// `X-Request-Id`, else the trace id of its `traceparent`.
         opaque_id: Option<http::HeaderValue>,
     },
     /// A background task the app spawned through underscore.
@@ -145,6 +147,23 @@ struct Slab {
     drawn: u64,
     /// Where the stacks asked of tasks go, by slot: rare, so out of the entries.
     stacks: Vec<(usize, StackSender)>,
+    /// The timed polls of each task, by slot, while poll timing is on (see
+    /// [`workers`](crate::workers)): out of the entries, so that they stay 128 bytes when it
+    /// is off.
+    polls: std::collections::HashMap<usize, PollStats>,
+}
+
+/// The timed polls of one task (see [`workers`](crate::workers)).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PollStats {
+    /// How many polls were timed.
+    pub polls: u64,
+    /// Time spent in them.
+    pub busy: Duration,
+    /// The longest.
+    pub longest: Duration,
+    /// How many were blocking polls (past `blocking.threshold`).
+    pub blocking: u64,
 }
 
 impl Slab {
@@ -185,6 +204,9 @@ impl Slab {
             return None;
         };
         let waker = entry.waker.take();
+        if !self.polls.is_empty() {
+            self.polls.remove(&key);
+        }
         if entry.details.stack_asked {
             // Its asker then sees the channel closed.
             self.stacks.retain(|(k, _)| *k != key);
@@ -210,13 +232,6 @@ impl Slab {
         }
         let at = self.stacks.iter().position(|(k, _)| *k == key)?;
         Some(self.stacks.swap_remove(at).1)
-    }
-
-    fn iter_mut(&mut self) -> impl Iterator<Item = &mut Entry> {
-        self.slots.iter_mut().filter_map(|slot| match slot {
-            Slot::Used(entry) => Some(entry),
-            Slot::Free(_) => None,
-        })
     }
 }
 
@@ -249,6 +264,11 @@ pub struct TaskRegistry {
     node: &'static str,
     /// How to turn on stack capture, when this build cannot capture (`None`: it can).
     stack_support: RwLock<Option<&'static str>>,
+}
+
+/// The index of the calling thread's task shard (taken now if it has none yet).
+pub fn current_shard() -> usize {
+    SHARD.with(|shard| shard.index)
 }
 
 /// The process-wide task registry.
@@ -417,6 +437,30 @@ impl TaskHandle {
         };
     }
 
+    /// Counts a timed poll of the task that took `nanos`; returns whether it is the task's
+    /// first blocking poll (past `blocking`).
+    pub fn record_poll(&self, nanos: u64, blocking: u64) -> bool {
+        let mut slab = self.shard.lock();
+        let stats = slab.polls.entry(self.key as usize).or_default();
+        let d = Duration::from_nanos(nanos);
+        stats.polls += 1;
+        stats.busy += d;
+        stats.longest = stats.longest.max(d);
+        let first_blocking = nanos > blocking && stats.blocking == 0;
+        if nanos > blocking {
+            stats.blocking += 1;
+        }
+        first_blocking
+    }
+
+    /// The task's number.
+    pub fn number(&self) -> u64 {
+        self.shard
+            .lock()
+            .get_mut(self.key as usize)
+            .map_or(0, |e| e.number)
+    }
+
     /// Records the route of a plain actix-web request once it is known.
     pub fn set_route(&self, route: &'static DynamicRoute) {
         if let Some(entry) = self.shard.lock().get_mut(self.key as usize) {
@@ -456,6 +500,8 @@ pub struct TaskInfo {
     pub running_time: Duration,
     /// Whether a cancellation was asked.
     pub cancelled: bool,
+    /// Its timed polls (`None` while poll timing is off or none was timed).
+    pub polls: Option<PollStats>,
 }
 
 impl TaskInfo {
@@ -602,7 +648,7 @@ impl TaskRegistry {
     /// Every task, shard by shard: for callers that order (or count) them their own way, and
     /// need not pay for a sort of every task first.
     pub fn snapshot_unordered(&self) -> Vec<TaskInfo> {
-        self.each_entry(|shard, entry, now| self.info(shard, entry, now))
+        self.each_entry(|shard, entry, polls, now| self.info(shard, entry, polls, now))
     }
 
     /// `read` of every task, shard by shard, at one instant `now`. Each shard is locked for
@@ -611,21 +657,28 @@ impl TaskRegistry {
     /// or ends meanwhile may be listed or not, as with any listing of a moving set.
     fn each_entry<T>(
         &self,
-        mut read: impl FnMut(&Shard, &mut Entry, (Stamp, SystemTime)) -> T,
+        mut read: impl FnMut(&Shard, &mut Entry, Option<PollStats>, (Stamp, SystemTime)) -> T,
     ) -> Vec<T> {
         let now = (Stamp::now(), SystemTime::now());
         let mut out = Vec::new();
         for shard in self.all_shards() {
             let mut start = 0;
             loop {
-                let mut slab = shard.lock();
+                let mut guard = shard.lock();
+                let slab: &mut Slab = &mut guard;
                 if start == 0 {
                     out.reserve(slab.len);
                 }
                 let end = slab.slots.len().min(start + CHUNK);
-                for slot in &mut slab.slots[start.min(end)..end] {
+                let first = start.min(end);
+                for (i, slot) in slab.slots[first..end].iter_mut().enumerate() {
                     if let Slot::Used(entry) = slot {
-                        out.push(read(shard, entry, now));
+                        let polls = if slab.polls.is_empty() {
+                            None
+                        } else {
+                            slab.polls.get(&(first + i)).copied()
+                        };
+                        out.push(read(shard, entry, polls, now));
                     }
                 }
                 if end >= slab.slots.len() {
@@ -639,7 +692,7 @@ impl TaskRegistry {
 
     /// Every task's [`TaskBrief`], shard by shard.
     pub fn briefs(&self) -> Vec<TaskBrief> {
-        self.each_entry(|shard, entry, now| {
+        self.each_entry(|shard, entry, _, now| {
             let running_time = entry.started.until(now.0);
             let is_request = entry.details.is_request();
             let unrouted = match entry.route {
@@ -673,10 +726,13 @@ impl TaskRegistry {
             if !numbers.iter().any(|n| n & (MAX_SHARDS as u64 - 1) == index) {
                 continue;
             }
-            let mut slab = shard.lock();
-            for entry in slab.iter_mut() {
-                if wanted.binary_search(&entry.number).is_ok() {
-                    out.push(self.info(shard, entry, now));
+            let slab = shard.lock();
+            for (key, slot) in slab.slots.iter().enumerate() {
+                if let Slot::Used(entry) = slot {
+                    if wanted.binary_search(&entry.number).is_ok() {
+                        let polls = slab.polls.get(&key).copied();
+                        out.push(self.info(shard, entry, polls, now));
+                    }
                 }
             }
         }
@@ -684,7 +740,13 @@ impl TaskRegistry {
     }
 
     /// What the APIs show of `entry`, at `now` (on the request clock, and on the wall clock).
-    fn info(&self, shard: &Shard, entry: &Entry, now: (Stamp, SystemTime)) -> TaskInfo {
+    fn info(
+        &self,
+        shard: &Shard,
+        entry: &Entry,
+        polls: Option<PollStats>,
+        now: (Stamp, SystemTime),
+    ) -> TaskInfo {
         // The start is the wall clock now less the running time, read on the request clock:
         // any error of the request clock's calibration then scales with the task's age, not
         // with the process's uptime.
@@ -698,6 +760,7 @@ impl TaskRegistry {
             start_time: now.1.checked_sub(running_time).unwrap_or(now.1),
             running_time,
             cancelled: entry.details.cancelled.is_some(),
+            polls,
         }
     }
 
@@ -838,10 +901,22 @@ impl TaskRegistry {
         Some(rx)
     }
 
+    /// How many tasks shard `index` holds.
+    pub fn shard_len(&self, index: usize) -> usize {
+        self.all_shards()
+            .iter()
+            .find(|s| s.index == index)
+            .map_or(0, |s| s.lock().len)
+    }
+
     /// One task's details.
     pub fn get(&self, number: u64) -> Option<TaskInfo> {
         let now = (Stamp::now(), SystemTime::now());
-        self.with_entry(number, |shard, entry| self.info(shard, entry, now))
+        self.with_slot(number, |shard, slab, key| {
+            let polls = slab.polls.get(&key).copied();
+            let entry = slab.get_mut(key).expect("with_slot gives a used slot");
+            self.info(shard, entry, polls, now)
+        })
     }
 }
 

@@ -153,6 +153,24 @@ pub fn format(d: Duration) -> String {
     format!("{}{unit}", nanos / per)
 }
 
+/// Elasticsearch's human time: `44.1micros`, `1.2ms`, `3.4s`, `2.1m`.
+pub fn human(d: Duration) -> String {
+    let ns = d.as_nanos() as f64;
+    if ns < 1e3 {
+        format!("{ns}nanos")
+    } else if ns < 1e6 {
+        format!("{:.1}micros", ns / 1e3)
+    } else if ns < 1e9 {
+        format!("{:.1}ms", ns / 1e6)
+    } else if ns < 60e9 {
+        format!("{:.1}s", ns / 1e9)
+    } else if ns < 3600e9 {
+        format!("{:.1}m", ns / 60e9)
+    } else {
+        format!("{:.1}h", ns / 3600e9)
+    }
+}
+
 /// `number` (a decimal such as `1.5`) of a unit of `nanos_per` nanoseconds, as a whole number
 /// of the largest unit that holds it exactly (`1500ms`); `None` when no unit does (below a
 /// nanosecond) or when it is zero.

@@ -5,6 +5,7 @@
 //! `/metrics` (after the measured routes). `BENCH_PROBES=1` wraps `underscore_actix::probes()`
 //! (`/livez`, `/readyz`) around the app, with one critical health check that passes (for
 //! `bash bench/ir.sh ... underscore /readyz`, and the probes' cost to the app's own requests).
+//! `BENCH_POLL_TIMING=1` turns poll timing on (`Underscore::poll_timing`, off by default).
 //! SIGINT or SIGTERM stops it.
 
 use actix_web::{get, web, App, HttpResponse, Responder};
@@ -53,11 +54,14 @@ fn main() -> std::io::Result<()> {
     }
     let metrics = std::env::var("BENCH_METRICS").is_ok_and(|v| v == "1");
     let with_probes = std::env::var("BENCH_PROBES").is_ok_and(|v| v == "1");
+    let poll_timing = std::env::var("BENCH_POLL_TIMING").is_ok_and(|v| v == "1");
+    let mut builder = Underscore::builder().poll_timing(poll_timing);
     if with_probes {
-        Underscore::builder()
-            .health_check(HealthCheck::new("ok", || async { Ok::<(), String>(()) }).critical())
-            .init()
-            .map_err(std::io::Error::other)?;
+        builder = builder
+            .health_check(HealthCheck::new("ok", || async { Ok::<(), String>(()) }).critical());
+    }
+    builder.init().map_err(std::io::Error::other)?;
+    if with_probes {
         // The check's first run, before the first probe.
         while underscore_actix::core::health::readiness()
             != underscore_actix::core::health::Readiness::Ready

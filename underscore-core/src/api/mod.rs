@@ -9,7 +9,9 @@ mod logging;
 mod operator;
 pub(crate) mod routes;
 mod settings;
+mod slowlog;
 pub(crate) mod tasks;
+mod workers;
 
 use crate::{ApiError, Registry};
 
@@ -124,6 +126,8 @@ pub const CAT_ENDPOINTS: &[&str] = &[
     "/_cat/transports",
     "/_cat/loggers",
     "/_cat/health",
+    "/_cat/slowlog",
+    "/_cat/workers",
 ];
 
 const GET: &str = "GET, HEAD";
@@ -220,6 +224,18 @@ fn dispatch(reg: &Registry, req: &Request<'_>) -> Result<Response, ApiError> {
                 return Err(err);
             }
             health::drain(query, path, req.caller).map(Response::ok)
+        }
+        ["_cat", "slowlog"] => {
+            allow(GET)?;
+            slowlog::cat(reg, query, path).map(Response::ok)
+        }
+        ["_cat", "workers"] => {
+            allow(GET)?;
+            workers::cat(reg, query, path).map(Response::ok)
+        }
+        ["_slowlog"] => {
+            allow(GET)?;
+            slowlog::get(reg, query, path).map(Response::ok)
         }
         ["_logging", "settings"] => {
             allow(GET_PUT)?;

@@ -182,6 +182,8 @@ fn stats_json(s: &StatsSnapshot, active: u64) -> Value {
             "p99": ms(s.percentiles_ms[2]),
             "max": ms(s.max_ms),
         },
+        "blocking_polls": s.blocking_polls,
+        "busy_ms": ms(Some(s.busy_nanos as f64 / 1e6)),
     })
 }
 

@@ -1,5 +1,6 @@
 //! `_tasks`, `_cat/tasks` and `POST /_routes/{ids}/interrupt`.
 
+use crate::time_value::human;
 use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -193,6 +194,18 @@ impl View {
             headers.insert("X-Opaque-Id".into(), json!(opaque));
         }
         task.insert("headers".into(), Value::Object(headers));
+        task.insert("opaque_id".into(), json!(self.opaque_id()));
+        if let Some(p) = self.info.polls {
+            task.insert(
+                "polls".into(),
+                json!({
+                    "count": p.polls,
+                    "busy_in_nanos": p.busy.as_nanos() as u64,
+                    "longest_in_nanos": p.longest.as_nanos() as u64,
+                    "blocking": p.blocking,
+                }),
+            );
+        }
         task.insert("route_id".into(), json!(self.route_id.as_deref()));
         task.insert("method".into(), json!(self.method()));
         task.insert("path".into(), json!(self.path()));
@@ -819,13 +832,16 @@ pub(crate) fn print_stack(
         }
     };
     let header = format!(
-        "task {} ({}{}) running for {:?} on worker {}\n",
+        "task {} ({}{}{}) running for {:?} on worker {}\n",
         view.info.id(),
         view.action(),
         match (view.method(), view.path()) {
             (Some(m), Some(p)) => format!(", {m} {p}"),
             _ => String::new(),
         },
+        view.opaque_id()
+            .map(|id| format!(", opaque_id {id}"))
+            .unwrap_or_default(),
         view.info.running_time,
         view.info.worker,
     );
@@ -902,28 +918,19 @@ pub(crate) const TASK_COLUMNS: &[Column] = &[
     Column::text(
         "opaque_id",
         &["x_opaque_id"],
-        "X-Opaque-Id header of the request",
+        "correlation id: X-Opaque-Id, else X-Request-Id, else the traceparent's trace id",
     )
     .hidden(),
+    Column::number(
+        "polls",
+        &["po"],
+        "polls of the task's future timed (poll timing on)",
+    )
+    .hidden(),
+    Column::number("busy", &["b"], "time spent in those polls").hidden(),
+    Column::number("longest_poll", &["lp"], "the longest of them").hidden(),
+    Column::number("blocking_polls", &["bp"], "polls past blocking.threshold").hidden(),
 ];
-
-/// Elasticsearch's human time: `44.1micros`, `1.2ms`, `3.4s`, `2.1m`.
-fn human(d: Duration) -> String {
-    let ns = d.as_nanos() as f64;
-    if ns < 1e3 {
-        format!("{ns}nanos")
-    } else if ns < 1e6 {
-        format!("{:.1}micros", ns / 1e3)
-    } else if ns < 1e9 {
-        format!("{:.1}ms", ns / 1e6)
-    } else if ns < 60e9 {
-        format!("{:.1}s", ns / 1e9)
-    } else if ns < 3600e9 {
-        format!("{:.1}m", ns / 60e9)
-    } else {
-        format!("{:.1}h", ns / 3600e9)
-    }
-}
 
 fn hms(info: &TaskInfo) -> String {
     let secs = info
@@ -965,6 +972,19 @@ fn cell(v: &View, column: usize) -> Cell {
         "worker" => Cell::Int(v.info.worker as i64),
         "node" => Cell::Str(v.info.node.to_owned()),
         "opaque_id" => text(v.opaque_id()),
+        "polls" => v
+            .info
+            .polls
+            .map_or(Cell::Null, |p| Cell::Int(p.polls as i64)),
+        "busy" => v.info.polls.map_or(Cell::Null, |p| duration_cell(p.busy)),
+        "longest_poll" => v
+            .info
+            .polls
+            .map_or(Cell::Null, |p| duration_cell(p.longest)),
+        "blocking_polls" => v
+            .info
+            .polls
+            .map_or(Cell::Null, |p| Cell::Int(p.blocking as i64)),
         other => unreachable!("column [{other}] has no cell"),
     }
 }
@@ -1118,6 +1138,7 @@ mod tests {
                 start_time: UNIX_EPOCH + Duration::from_millis(start_ms),
                 running_time: Duration::from_millis(running_ms),
                 cancelled: number.is_multiple_of(5),
+                polls: None,
             },
             route_id: None,
         }

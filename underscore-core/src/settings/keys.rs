@@ -83,6 +83,45 @@ pub const KEYS: &[KeySpec] = &[
         parse: parse_retry_after,
         default: None,
     },
+    KeySpec {
+        key: "slowlog.threshold.warn",
+        description: "a request that takes this long (500ms, 2s) is logged at warn, and reported \
+                      with its stack while it runs; -1 is off",
+        parse: parse_threshold,
+        default: None,
+    },
+    KeySpec {
+        key: "slowlog.threshold.info",
+        description: "a request that takes this long is logged at info; -1 is off",
+        parse: parse_threshold,
+        default: None,
+    },
+    KeySpec {
+        key: "slowlog.threshold.debug",
+        description: "a request that takes this long is logged at debug; -1 is off",
+        parse: parse_threshold,
+        default: None,
+    },
+    KeySpec {
+        key: "slowlog.threshold.trace",
+        description: "a request that takes this long is logged at trace; -1 is off",
+        parse: parse_threshold,
+        default: None,
+    },
+    KeySpec {
+        key: "slowlog.stack_interval",
+        description: "how often a request running past slowlog.threshold.warn is reported with \
+                      its stack (default: the threshold)",
+        parse: parse_timeout,
+        default: None,
+    },
+    KeySpec {
+        key: "slowlog.stack_repeat",
+        description: "how many times a request running past slowlog.threshold.warn is reported \
+                      with its stack, 0 to 100 (default 3)",
+        parse: parse_stack_repeat,
+        default: Some(crate::slowlog::DEFAULT_STACK_REPEAT as u64),
+    },
 ];
 
 /// The longest reason phrase accepted.
@@ -186,6 +225,32 @@ fn parse_timeout(value: &Value) -> Result<Value, String> {
     // Checked as written: `M` is no unit, though its lowercase is.
     parse_time(s)?;
     Ok(Value::String(s.trim().to_ascii_lowercase()))
+}
+
+fn parse_threshold(value: &Value) -> Result<Value, String> {
+    let off = match value {
+        Value::Number(n) => n.as_i64() == Some(-1),
+        Value::String(s) => s.trim() == "-1",
+        _ => false,
+    };
+    if off {
+        return Ok(Value::from("-1"));
+    }
+    let Value::String(s) = value else {
+        return Err(
+            "must be a time value with a unit, such as 500ms or 2s, or -1 (off)".to_owned(),
+        );
+    };
+    // Zero is a threshold here: it logs every request.
+    crate::time_value::parse(s).map_err(|err| format!("{err}, or -1 (off)"))?;
+    Ok(Value::String(s.trim().to_ascii_lowercase()))
+}
+
+fn parse_stack_repeat(value: &Value) -> Result<Value, String> {
+    match as_integer(value) {
+        Some(n @ 0..=100) => Ok(Value::from(n as u64)),
+        _ => Err("must be a whole number from 0 to 100".to_owned()),
+    }
 }
 
 /// Parses the value of `limits.timeout`: an Elasticsearch time value (the grammar of
@@ -419,6 +484,28 @@ mod tests {
             assert!(parse("preempt.percent", bad.clone()).is_err(), "{bad}");
         }
         assert_eq!(parse("limits.status", json!(429)), Ok(json!(429)));
+        assert_eq!(parse("slowlog.threshold.warn", json!(-1)), Ok(json!("-1")));
+        assert_eq!(
+            parse("slowlog.threshold.info", json!("-1")),
+            Ok(json!("-1"))
+        );
+        assert_eq!(
+            parse("slowlog.threshold.debug", json!("0MS")),
+            Ok(json!("0ms"))
+        );
+        for bad in [
+            json!(5),
+            json!("5 parsecs"),
+            json!("-2s"),
+            json!(true),
+            json!("1.5s"),
+        ] {
+            let err = parse("slowlog.threshold.trace", bad.clone()).unwrap_err();
+            assert!(err.contains("-1 (off)"), "{bad}: {err}");
+        }
+        assert_eq!(parse("slowlog.stack_repeat", json!("7")), Ok(json!(7)));
+        assert!(parse("slowlog.stack_repeat", json!(101)).is_err());
+        assert!(parse("slowlog.stack_interval", json!("0s")).is_err());
         assert!(parse("limits.status", json!(99)).is_err());
     }
 }

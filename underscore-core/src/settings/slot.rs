@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::Flat;
+use crate::slowlog::Thresholds;
 
 /// A preempted response, computed once per settings change.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,6 +119,8 @@ impl Flags {
     const TIMEOUT: u8 = 4;
     /// Not a setting: kept across settings changes (see [`SettingsSlot::note_waits_outside`]).
     const WAITS_OUTSIDE: u8 = 8;
+    /// The slow log is on, or poll timing (see [`SettingsSlot::set_watched`]).
+    const WATCHED: u8 = 16;
 
     /// No effect: the request is served as if underscore had no settings.
     #[inline]
@@ -141,6 +144,12 @@ impl Flags {
     #[inline]
     pub fn timeout(self) -> bool {
         self.0 & Self::TIMEOUT != 0
+    }
+
+    /// The route's requests are watched: its slow log is on, or poll timing is.
+    #[inline]
+    pub fn watched(self) -> bool {
+        self.0 & Self::WATCHED != 0
     }
 
     /// A request of the route has waited outside its handler (see
@@ -176,6 +185,12 @@ pub struct SettingsSlot {
     /// none). Atomics, so shedding takes no lock.
     shed_status: AtomicU16,
     shed_retry_after: AtomicU64,
+    /// The smallest `slowlog.threshold.*` in nanoseconds (`u64::MAX`: the slow log is off),
+    /// compared with each request's time as it ends.
+    slow_nanos: AtomicU64,
+    /// The slow log's thresholds, read only for a request past `slow_nanos` and by the
+    /// watcher of running requests.
+    slowlog: RwLock<Option<Arc<Thresholds>>>,
 }
 
 impl SettingsSlot {
@@ -191,7 +206,51 @@ impl SettingsSlot {
             timeout_nanos: AtomicU64::new(0),
             shed_status: AtomicU16::new(503),
             shed_retry_after: AtomicU64::new(u64::MAX),
+            slow_nanos: AtomicU64::new(u64::MAX),
+            slowlog: RwLock::new(None),
         }
+    }
+
+    /// The smallest slow-log threshold, in nanoseconds (`u64::MAX` while the slow log is off):
+    /// one relaxed load, for every request as it ends.
+    #[inline(always)]
+    pub fn slow_nanos(&self) -> u64 {
+        // Relaxed: a request racing with a change is judged by the old or the new threshold.
+        self.slow_nanos.load(Ordering::Relaxed)
+    }
+
+    /// The slow log's thresholds, if any is set.
+    pub fn slowlog(&self) -> Option<Arc<Thresholds>> {
+        self.slowlog
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Marks the route's requests watched (see [`Flags::watched`]) while its slow log is on
+    /// or `poll_timing` is.
+    pub fn set_watched(&self, poll_timing: bool) {
+        let on = poll_timing || self.slow_nanos.load(Ordering::Relaxed) != u64::MAX;
+        // Release: as in `set`, a request that sees the flag sees the thresholds.
+        if on {
+            self.flags.fetch_or(Flags::WATCHED, Ordering::Release);
+        } else {
+            self.flags.fetch_and(!Flags::WATCHED, Ordering::Release);
+        }
+    }
+
+    pub(crate) fn set_slowlog(&self, thresholds: Option<Thresholds>) {
+        let nanos = thresholds.as_ref().map_or(u64::MAX, |t| {
+            t.min().as_nanos().min(u128::from(u64::MAX)) as u64
+        });
+        let new = thresholds.map(Arc::new);
+        let old = std::mem::replace(
+            &mut *self.slowlog.write().unwrap_or_else(|e| e.into_inner()),
+            new.clone(),
+        );
+        self.slow_nanos.store(nanos, Ordering::Relaxed);
+        self.set_watched(crate::workers::poll_timing());
+        crate::slowlog::thresholds_changed(old.as_deref(), new.as_deref());
     }
 
     /// Which effects are on.
@@ -336,7 +395,7 @@ impl SettingsSlot {
         *self.limits.write().unwrap_or_else(|e| e.into_inner()) = limits.map(Arc::new);
         self.max_in_flight.store(max, Ordering::Relaxed);
         self.timeout_nanos.store(timeout, Ordering::Relaxed);
-        let kept = self.flags.load(Ordering::Relaxed) & Flags::WAITS_OUTSIDE;
+        let kept = self.flags.load(Ordering::Relaxed) & (Flags::WAITS_OUTSIDE | Flags::WATCHED);
         self.flags.store(flags | kept, Ordering::Release);
     }
 }

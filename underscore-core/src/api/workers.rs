@@ -1,0 +1,102 @@
+//! `GET /_cat/workers`: one row per app worker (Elasticsearch's `_cat/thread_pool`).
+
+use std::time::Duration;
+
+use crate::cat::{self, CatParams, Cell, Column, Rendered};
+use crate::params::Query;
+use crate::tasks::tasks;
+use crate::time_value::human;
+use crate::workers;
+use crate::{ApiError, Registry};
+
+/// The columns of `_cat/workers`, in `h=*` order.
+pub(crate) const COLUMNS: &[Column] = &[
+    Column::number(
+        "worker",
+        &["w"],
+        "worker number (its task shard in _cat/tasks)",
+    ),
+    Column::text("thread", &["t"], "thread name").hidden(),
+    Column::number(
+        "active",
+        &["a"],
+        "requests active on the worker: registered tasks, and the request polled now",
+    ),
+    Column::number(
+        "busy_1s",
+        &["b1"],
+        "share of the last second spent in polls",
+    ),
+    Column::number(
+        "busy_5s",
+        &["b5"],
+        "share of the last 5 seconds spent in polls",
+    ),
+    Column::number(
+        "busy_15s",
+        &["b15"],
+        "share of the last 15 seconds spent in polls",
+    ),
+    Column::number(
+        "longest_poll",
+        &["lp"],
+        "longest poll in the last minute, the running one included",
+    ),
+    Column::number("polls", &["p"], "polls timed").hidden(),
+    Column::number("blocking_polls", &["bp"], "polls past blocking.threshold").hidden(),
+    Column::text(
+        "polling",
+        &["route"],
+        "route of the request being polled now",
+    ),
+    Column::text(
+        "task",
+        &["task_id"],
+        "task being polled now (- before it is registered: its first poll)",
+    ),
+    Column::number("polling_for", &["for"], "how long the running poll has run"),
+];
+
+/// `GET /_cat/workers`.
+pub(crate) fn cat(reg: &Registry, query: Query, path: &str) -> Result<Rendered, ApiError> {
+    let params = CatParams::take(query, path)?;
+    let ratio = |r: Option<f64>| r.map_or(Cell::Null, |r| Cell::Float((r * 100.0).round() / 100.0));
+    let rows = workers::all()
+        .into_iter()
+        .map(|w| {
+            let polling = w.polling();
+            let registered = tasks().shard_len(w.shard());
+            let unregistered = polling.is_some_and(|(_, task, _)| task == 0);
+            let [b1, b5, b15] = w.busy_ratios();
+            vec![
+                Cell::Int(w.index as i64),
+                Cell::Str(w.thread.clone()),
+                Cell::Int((registered + usize::from(unregistered)) as i64),
+                ratio(b1),
+                ratio(b5),
+                ratio(b15),
+                duration_cell(w.longest_poll()),
+                Cell::Int(w.polls() as i64),
+                Cell::Int(w.blocking_polls() as i64),
+                polling.map_or(Cell::Null, |(route, _, _)| {
+                    reg.annotated_id_at(route)
+                        .map_or(Cell::Null, |id| Cell::Str(id.to_owned()))
+                }),
+                polling
+                    .filter(|(_, task, _)| *task != 0)
+                    .map_or(Cell::Null, |(_, task, _)| {
+                        Cell::Str(format!("{}:{task}", tasks().node()))
+                    }),
+                polling.map_or(Cell::Null, |(_, _, d)| duration_cell(d)),
+            ]
+        })
+        .collect();
+    cat::render(COLUMNS, rows, &params)
+}
+
+fn duration_cell(d: Duration) -> Cell {
+    Cell::Human {
+        text: human(d),
+        key: d.as_secs_f64(),
+    }
+}
