@@ -331,7 +331,7 @@ fn quickstart_probes_and_health_checks() {
     // Probes are never routes (a plain route shows once requested; none was).
     assert_eq!(
         admin("GET", "/_cat/routes?h=id&s=id").body,
-        "echo\nhello\nindex\nslow\n"
+        "block\necho\nhello\nindex\nslow\n"
     );
 
     signal(&child, "-INT");
