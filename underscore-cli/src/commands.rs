@@ -298,7 +298,8 @@ pub async fn slowlog(ctx: &mut Ctx, args: &SlowlogArgs) -> Result<(), CliError> 
                 rows.sort_by_key(|row| cell_of(row, "timestamp"));
             }
             // Columns at least as wide as the header's, which is printed once.
-            let text = table::render(&columns, &rows, true, ctx.several());
+            let numeric = ["took", "time", "took_ns", "time_ns", "seq", "n"];
+            let text = table::render_typed(&columns, &rows, true, ctx.several(), &numeric);
             let text = if header {
                 text.as_str()
             } else {
