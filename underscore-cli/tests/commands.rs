@@ -1153,4 +1153,18 @@ fn slowlog_prints_the_table_and_follow_prints_each_new_entry_once() {
     assert_eq!(rx.try_recv().ok(), None);
     let _ = follow.kill();
     let _ = follow.wait();
+
+    // Sorted otherwise than by `seq`: every entry is still printed, once.
+    let mut sorted = Command::new(UNDERSCORE)
+        .args(["--socket", s.to_str().unwrap(), "slowlog", "--follow"])
+        .args(["-h", "opaque_id", "-s", "took:asc"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(sorted.stdout.take().unwrap()).lines();
+    let first: Vec<String> = (0..4).map(|_| lines.next().unwrap().unwrap()).collect();
+    assert_eq!(first, ["opaque_id", "new-2", "new-1", "old-1"]);
+    let _ = sorted.kill();
+    let _ = sorted.wait();
 }
