@@ -683,7 +683,16 @@ fn sample_of(families: &Families, name: &str, labels: &[(&str, &str)]) -> Option
 fn slow_requests_blocking_polls_and_busy_workers_are_series_of_the_quickstart() {
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("underscore.sock");
-    let (mut child, addr, _) = common::spawn_quickstart(&socket, &dir.path().join("settings.json"));
+    let (child, addr, _) = common::spawn_quickstart(&socket, &dir.path().join("settings.json"));
+    // Killed however the test ends, a failed assertion included.
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _child = Kill(child);
     let url = |path: &str| format!("http://{addr}{path}");
     common::wait_until("readiness", || {
         common::http("GET", &url("/readyz"), None).status == 200
@@ -795,6 +804,4 @@ fn slow_requests_blocking_polls_and_busy_workers_are_series_of_the_quickstart() 
     assert!(
         scrape(None).contains("# HELP underscore_worker_busy_ratio Share of the last 5 seconds")
     );
-    child.kill().unwrap();
-    child.wait().unwrap();
 }
