@@ -669,3 +669,139 @@ fn the_in_app_mount_and_the_app_route_negotiate_like_the_socket() {
         parse_open_metrics(&body);
     }
 }
+
+/// The value of `name{labels}` in `families`, if the series is there.
+fn sample_of(families: &Families, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    families
+        .get(name)?
+        .series
+        .get(&key(labels))
+        .map(Val::number)
+}
+
+#[test]
+fn slow_requests_blocking_polls_and_busy_workers_are_series_of_the_quickstart() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("underscore.sock");
+    let (child, addr, _) = common::spawn_quickstart(&socket, &dir.path().join("settings.json"));
+    // Killed however the test ends, a failed assertion included.
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _child = Kill(child);
+    let url = |path: &str| format!("http://{addr}{path}");
+    common::wait_until("readiness", || {
+        common::http("GET", &url("/readyz"), None).status == 200
+    });
+    let scrape = |accept: Option<&str>| {
+        let headers: Vec<String> = accept.map(|a| format!("Accept: {a}")).into_iter().collect();
+        let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
+        let res = curl_with(&socket, "GET", "/_prometheus/metrics", &headers);
+        assert_eq!(res.status, 200, "{}", res.body);
+        res.body
+    };
+
+    // Nothing logged yet: no slow-request family (an empty one trips parsers); poll timing is
+    // on in the quickstart, so every route has a blocking-poll counter, at 0.
+    let before = parse_text(&scrape(None));
+    assert!(!before.contains_key("underscore_slow_requests_total"));
+    let blocking = &before["underscore_blocking_polls_total"];
+    assert_eq!(blocking.kind, "counter");
+    assert_eq!(blocking.labels, ["route"]);
+    assert_eq!(
+        sample_of(
+            &before,
+            "underscore_blocking_polls_total",
+            &[("route", "block")]
+        ),
+        Some(0.0)
+    );
+
+    let res = curl_unix(
+        &socket,
+        "PUT",
+        "/_routes/slow/settings",
+        Some(
+            r#"{"transient": {"slowlog.threshold.warn": "200ms", "slowlog.threshold.info": "50ms"}}"#,
+        ),
+    );
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert_eq!(common::http("GET", &url("/slow?ms=300"), None).status, 200);
+    assert_eq!(common::http("GET", &url("/slow?ms=80"), None).status, 200);
+    assert_eq!(common::http("GET", &url("/slow?ms=80"), None).status, 200);
+    assert_eq!(common::http("GET", &url("/slow?ms=0"), None).status, 200);
+    // 60 ms in one poll: past the default 10 ms blocking threshold.
+    assert_eq!(common::http("GET", &url("/block?ms=60"), None).status, 200);
+
+    let workers = curl_unix(&socket, "GET", "/_cat/workers?format=json", None).json();
+    let workers = workers.as_array().unwrap().len();
+    assert!(workers > 0);
+    common::wait_until("every worker's busy ratio sampled", || {
+        parse_text(&scrape(None))
+            .get("underscore_worker_busy_ratio")
+            .is_some_and(|f| f.series.len() == workers)
+    });
+    for (body, families) in [
+        (scrape(None), None),
+        (scrape(Some("application/openmetrics-text")), Some(())),
+    ] {
+        let families = match families {
+            None => parse_text(&body),
+            Some(()) => parse_open_metrics(&body),
+        };
+        let slow = &families["underscore_slow_requests_total"];
+        assert_eq!(slow.kind, "counter");
+        assert_eq!(
+            slow.labels,
+            ["level", "route"],
+            "the parser sorts label names"
+        );
+        let count = |level| {
+            sample_of(
+                &families,
+                "underscore_slow_requests_total",
+                &[("route", "slow"), ("level", level)],
+            )
+        };
+        assert_eq!(count("warn"), Some(1.0), "{body}");
+        assert_eq!(count("info"), Some(2.0), "{body}");
+        assert_eq!(count("debug"), None, "{body}");
+        assert_eq!(
+            sample_of(
+                &families,
+                "underscore_blocking_polls_total",
+                &[("route", "block")]
+            ),
+            Some(1.0),
+            "{body}"
+        );
+        assert_eq!(
+            sample_of(
+                &families,
+                "underscore_blocking_polls_total",
+                &[("route", "slow")]
+            ),
+            Some(0.0),
+            "an await is no blocking poll: {body}"
+        );
+        let busy = &families["underscore_worker_busy_ratio"];
+        assert_eq!(busy.kind, "gauge");
+        assert_eq!(busy.labels, ["worker"]);
+        for i in 0..workers {
+            let ratio = sample_of(
+                &families,
+                "underscore_worker_busy_ratio",
+                &[("worker", &i.to_string())],
+            )
+            .unwrap_or_else(|| panic!("no worker {i}: {body}"));
+            assert!((0.0..=1.0).contains(&ratio), "{ratio}");
+        }
+    }
+    assert!(
+        scrape(None).contains("# HELP underscore_worker_busy_ratio Share of the last 5 seconds")
+    );
+}

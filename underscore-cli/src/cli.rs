@@ -56,6 +56,12 @@ pub enum Command {
     /// The node's health (green, yellow, red), readiness, drain, and its checks
     #[command(disable_help_flag = true)]
     Health(TableArgs),
+    /// The app workers: how busy each is, and what it polls now (the `_cat/workers` table)
+    #[command(disable_help_flag = true)]
+    Workers(TableArgs),
+    /// The slow log, oldest first (the `_cat/slowlog` table); --follow prints new entries
+    #[command(disable_help_flag = true)]
+    Slowlog(SlowlogArgs),
     /// Take the node out of rotation: readiness (`/readyz`) fails until `underscore ok`
     Fail,
     /// Put a node failed by hand back in rotation (not a draining one)
@@ -123,6 +129,17 @@ pub struct TableArgs {
     /// Print help (`-h` is the columns here)
     #[arg(long = "help", action = ArgAction::Help)]
     pub help: Option<bool>,
+}
+
+/// `slowlog [--follow] [-v] [-h COLS] [-s SORT]`.
+#[derive(Debug, Args)]
+pub struct SlowlogArgs {
+    /// Ask again every second and print only the entries not printed yet, until Ctrl-C
+    #[arg(short = 'f', long = "follow")]
+    pub follow: bool,
+    /// The `_cat` parameters.
+    #[command(flatten)]
+    pub table_args: TableArgs,
 }
 
 /// `top`.

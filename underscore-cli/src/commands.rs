@@ -9,8 +9,8 @@ use hyper::Method;
 use serde_json::{json, Map, Value};
 
 use crate::cli::{
-    CatArgs, CatTable, DrainArgs, PreemptArgs, ResumeArgs, RouteArg, SettingsArgs, TableArgs,
-    TaskArg,
+    CatArgs, CatTable, DrainArgs, PreemptArgs, ResumeArgs, RouteArg, SettingsArgs, SlowlogArgs,
+    TableArgs, TaskArg,
 };
 use crate::client::{Client, Reply};
 use crate::error::CliError;
@@ -228,6 +228,102 @@ pub async fn tasks(ctx: &mut Ctx, args: &TableArgs) -> Result<(), CliError> {
         ..args.clone()
     };
     table_command(ctx, "/_cat/tasks", &args).await
+}
+
+/// `workers`: the `_cat/workers` table, with a header.
+///
+/// # Errors
+///
+/// A usage error; node failures are recorded in `ctx`.
+pub async fn workers(ctx: &mut Ctx, args: &TableArgs) -> Result<(), CliError> {
+    let args = TableArgs {
+        verbose: true,
+        ..args.clone()
+    };
+    table_command(ctx, "/_cat/workers", &args).await
+}
+
+/// `slowlog`: the `_cat/slowlog` table, with a header; with `--follow`, asked again every
+/// second, printing only the entries each node had not shown yet (by their `seq`).
+///
+/// # Errors
+///
+/// A usage error or an output error; node failures are recorded in `ctx`.
+pub async fn slowlog(ctx: &mut Ctx, args: &SlowlogArgs) -> Result<(), CliError> {
+    let table_args = TableArgs {
+        verbose: true,
+        ..args.table_args.clone()
+    };
+    if !args.follow || table_args.help_columns {
+        return table_command(ctx, "/_cat/slowlog", &table_args).await;
+    }
+    // The columns shown: those asked for, else the default ones (the header of an empty
+    // table), then `seq` to know what was printed.
+    // (An entry logged in the year 3000 at the earliest: none.)
+    let mut empty = "/_cat/slowlog?v&since=32503680000000".to_owned();
+    if let Some(h) = &table_args.columns {
+        empty.push_str(&format!("&h={}", encode(h)));
+    }
+    let columns = header_columns(&ctx.ask(Method::GET, &empty, None).await);
+    if columns.is_empty() {
+        return Ok(());
+    }
+    let h = std::iter::once("seq")
+        .chain(columns.iter().map(String::as_str))
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut url = format!("/_cat/slowlog?format=json&h={}", encode(&h));
+    if let Some(s) = &table_args.sort {
+        url.push_str(&format!("&s={}", encode(s)));
+    }
+    let mut printed: HashMap<String, u64> = HashMap::new();
+    let mut header = true;
+    loop {
+        let answers = ctx.ask_json(Method::GET, &url, None).await;
+        // A node failing now is reported at the end; the others go on.
+        ctx.failures.clear();
+        let before = printed.clone();
+        let mut rows: Vec<Row> = collect_rows(answers)
+            .into_iter()
+            .filter_map(|(node, mut row)| {
+                let seq = row.remove("seq")?.as_u64()?;
+                let last = printed.entry(node.clone()).or_default();
+                *last = (*last).max(seq);
+                (seq > before.get(&node).copied().unwrap_or(0)).then_some((node, row))
+            })
+            .collect();
+        if !rows.is_empty() || header {
+            if table_args.sort.is_none() {
+                // Each node's rows are in their order; several nodes' by time.
+                rows.sort_by_key(|row| cell_of(row, "timestamp"));
+            }
+            // Columns at least as wide as the header's, which is printed once.
+            let numeric = ["took", "time", "took_ns", "time_ns", "seq", "n"];
+            let text = table::render_typed(&columns, &rows, true, ctx.several(), &numeric);
+            let text = if header {
+                text.as_str()
+            } else {
+                text.split_once('\n').map_or("", |(_, rest)| rest)
+            };
+            print(text)?;
+            header = false;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// A row's cell as text, for ordering the rows of several nodes.
+fn cell_of(row: &Row, column: &str) -> String {
+    row.1.get(column).map(table::cell).unwrap_or_default()
+}
+
+/// The column names of the first `v` table among `answers` (its header line).
+fn header_columns(answers: &[(Node, Reply)]) -> Vec<String> {
+    answers
+        .first()
+        .and_then(|(_, r)| r.body.lines().next())
+        .map(|l| l.split_whitespace().map(str::to_owned).collect())
+        .unwrap_or_default()
 }
 
 async fn table_command(ctx: &mut Ctx, path: &str, args: &TableArgs) -> Result<(), CliError> {

@@ -109,6 +109,8 @@ fn execute(cli: Cli) -> Vec<Failure> {
             Command::Cancel(args) => commands::cancel(&mut ctx, args).await,
             Command::Stack(args) => commands::stack(&mut ctx, args).await,
             Command::Health(args) => commands::health(&mut ctx, args).await,
+            Command::Workers(args) => commands::workers(&mut ctx, args).await,
+            Command::Slowlog(args) => commands::slowlog(&mut ctx, args).await,
             Command::Fail => commands::fail_or_ok(&mut ctx, true).await,
             Command::Ok => commands::fail_or_ok(&mut ctx, false).await,
             Command::Drain(args) => commands::drain(&mut ctx, args).await,

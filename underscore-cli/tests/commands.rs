@@ -1037,3 +1037,134 @@ fn health_fail_ok_and_drain_take_a_node_out_of_rotation_and_stop_it() {
     // Nothing left to ask.
     fails(&["--socket", s.to_str().unwrap(), "health"], 3);
 }
+
+/// A request to the app with one header, with curl.
+fn get_with(qs: &Quickstart, path: &str, header: &str) -> String {
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "40", "-H", header])
+        .arg(format!("http://{}{path}", qs.addr))
+        .output()
+        .expect("curl runs");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn workers_show_every_nodes_workers_with_a_node_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = Quickstart::start(&dir.path().join("app-1.sock"));
+    let b = Quickstart::start(&dir.path().join("app-2.sock"));
+    // Poll timing is on in the quickstart: 60 ms in one poll is a blocking poll.
+    assert!(a.get("/block?ms=60").contains("200 OK"));
+    let h = "worker,blocking_polls";
+    let one = ok(&a.socket, &["workers", "-h", h]);
+    assert_eq!(one, admin(&a.socket, &format!("/_cat/workers?v&h={h}")));
+    assert!(one.starts_with("worker blocking_polls\n"), "{one}");
+
+    let count = |qs: &Quickstart| {
+        admin(&qs.socket, "/_cat/workers?format=json")
+            .matches("\"worker\"")
+            .count()
+    };
+    let (na, nb) = (count(&a), count(&b));
+    let out = run(&[
+        "--socket",
+        a.socket.to_str().unwrap(),
+        "--socket",
+        b.socket.to_str().unwrap(),
+        "workers",
+        "-h",
+        h,
+        "-s",
+        "worker",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = stdout(&out);
+    let mut lines = out.lines();
+    assert_eq!(
+        lines.next().unwrap().split_whitespace().collect::<Vec<_>>(),
+        ["node", "worker", "blocking_polls"],
+        "{out}"
+    );
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(rows.len(), na + nb, "{out}");
+    let blocking = |node: &str| -> u64 {
+        rows.iter()
+            .filter(|r| r[0] == node)
+            .map(|r| r[2].parse::<u64>().unwrap())
+            .sum()
+    };
+    assert_eq!(rows.iter().filter(|r| r[0] == "app-1").count(), na, "{out}");
+    assert_eq!(blocking("app-1"), 1, "{out}");
+    assert_eq!(blocking("app-2"), 0, "{out}");
+}
+
+#[test]
+fn slowlog_prints_the_table_and_follow_prints_each_new_entry_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let qs = Quickstart::start(&dir.path().join("a.sock"));
+    let s = &qs.socket;
+    let set = admin_put(
+        s,
+        "/_routes/slow/settings",
+        r#"{"transient": {"slowlog.threshold.info": "50ms"}}"#,
+    );
+    assert!(set.contains("50ms"), "{set}");
+    assert!(get_with(&qs, "/slow?ms=80", "X-Opaque-Id: old-1").contains("slept 80 ms"));
+    let h = "level,route,status,method,path,opaque_id";
+    let table = ok(s, &["slowlog", "-h", h]);
+    assert_eq!(table, admin(s, &format!("/_cat/slowlog?v&h={h}")));
+    assert_eq!(
+        table,
+        "level route status method path  opaque_id\ninfo  slow  200    GET    /slow old-1\n"
+    );
+
+    let mut follow = Command::new(UNDERSCORE)
+        .args([
+            "--socket",
+            s.to_str().unwrap(),
+            "slowlog",
+            "--follow",
+            "-h",
+            h,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = follow.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let next = || rx.recv_timeout(Duration::from_secs(10)).expect("a line");
+    assert_eq!(next(), "level route status method path  opaque_id");
+    assert_eq!(next(), "info  slow  200    GET    /slow old-1");
+    assert!(get_with(&qs, "/slow?ms=70", "X-Opaque-Id: new-1").contains("slept 70"));
+    assert_eq!(next(), "info  slow  200    GET    /slow new-1");
+    assert!(get_with(&qs, "/slow?ms=60", "X-Opaque-Id: new-2").contains("slept 60"));
+    assert_eq!(next(), "info  slow  200    GET    /slow new-2");
+    // Polls go on every second: nothing is printed twice.
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(rx.try_recv().ok(), None);
+    let _ = follow.kill();
+    let _ = follow.wait();
+
+    // Sorted otherwise than by `seq`: every entry is still printed, once.
+    let mut sorted = Command::new(UNDERSCORE)
+        .args(["--socket", s.to_str().unwrap(), "slowlog", "--follow"])
+        .args(["-h", "opaque_id", "-s", "took:asc"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(sorted.stdout.take().unwrap()).lines();
+    let first: Vec<String> = (0..4).map(|_| lines.next().unwrap().unwrap()).collect();
+    assert_eq!(first, ["opaque_id", "new-2", "new-1", "old-1"]);
+    let _ = sorted.kill();
+    let _ = sorted.wait();
+}

@@ -287,3 +287,41 @@ fn any_terminal_size_draws_without_a_panic() {
         assert_eq!(text(&m, w, h).lines().count(), usize::from(h));
     }
 }
+
+#[test]
+fn workers_blocked_now_and_slow_requests_make_a_warnings_line_80x24() {
+    use underscore_cli::top::model::NodeWarnings;
+    let workers = serde_json::json!([
+        {"worker": 0, "polling": "block", "task": null, "polling_for": "1.2s"},
+        {"worker": 1, "polling": "hello", "task": "vm:7", "polling_for": "92.9micros"},
+        {"worker": 2, "polling": null, "task": null, "polling_for": null}
+    ]);
+    // A request reported while it ran, then ended (one task), and another one.
+    let slowlog = serde_json::json!({"entries": [
+        {"seq": 4, "task": "vm:9", "report": 1},
+        {"seq": 5, "task": "vm:9", "report": null},
+        {"seq": 6, "task": null, "report": null}
+    ]});
+    let warnings = NodeWarnings::from_values(&workers, &slowlog);
+    assert_eq!(warnings.slow_last_minute, 2);
+    assert_eq!(warnings.blocked.len(), 1, "92.9micros is no block");
+    let mut m = one_node();
+    let quiet = text(&m, 80, 24);
+    assert!(!quiet.contains(" ! "), "{quiet}");
+    m.apply(vec![Snapshot {
+        node: "underscore".into(),
+        at: Instant::now() + Duration::from_secs(2),
+        data: Ok(NodeData {
+            routes: app_routes(true),
+            warnings: Some(warnings),
+            ..NodeData::default()
+        }),
+    }]);
+    let shown = text(&m, 80, 24);
+    let line = shown.lines().nth(1).unwrap();
+    assert_eq!(
+        line.trim_end(),
+        " ! worker 0 blocked 1.2s by block, 2 slow in 1m",
+        "{shown}"
+    );
+}

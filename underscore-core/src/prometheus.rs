@@ -23,6 +23,9 @@
 //! | `underscore_health_check_status` | gauge | `check` | 1 while the health check passes, 0 while it fails (or has not run yet); only with checks |
 //! | `underscore_ready` | gauge | | 1 while `/readyz` says 200, else 0 |
 //! | `underscore_draining` | gauge | | 1 from the start of a drain on, else 0 |
+//! | `underscore_slow_requests_total` | counter | `route`, `level` | requests the slow log logged, at the highest level they crossed (`slowlog::counts`); only once one was logged |
+//! | `underscore_blocking_polls_total` | counter | `route` | timed polls longer than `blocking.threshold`; only with poll timing on |
+//! | `underscore_worker_busy_ratio` | gauge | `worker` | share of the last 5 seconds the app worker spent in polls, 0 to 1; only with poll timing on, once sampled |
 //!
 //! The statistics are kept per route, not per method: `method` is the route's methods joined
 //! with `,` (`GET`, or `GET,POST`), as `_cat/routes` shows them; no per-method figure is made
@@ -131,6 +134,15 @@ pub fn encode(reg: &Registry, format: Format) -> Result<String, std::fmt::Error>
             ("405", reg.method_not_allowed().snapshot()),
         ],
         health: HealthSample::now(),
+        slow: crate::slowlog::counts()
+            .into_iter()
+            .map(|((route, level), n)| (route, level.as_str(), n))
+            .collect(),
+        poll_timing: crate::workers::poll_timing(),
+        workers: crate::workers::all()
+            .into_iter()
+            .filter_map(|w| Some((w.index.to_string(), w.busy_ratios()[1]?)))
+            .collect(),
     };
     scrape.encode(format)
 }
@@ -206,6 +218,12 @@ pub(crate) struct Scrape {
     /// The 404 and 405 buckets.
     pub unmatched: [(&'static str, StatsSnapshot); 2],
     pub health: HealthSample,
+    /// The slow log's counts: route, level, requests.
+    pub slow: Vec<(String, &'static str, u64)>,
+    /// Whether polls are timed (else no route has blocking polls to count).
+    pub poll_timing: bool,
+    /// Each app worker's index and busy share over the last 5 seconds.
+    pub workers: Vec<(String, f64)>,
 }
 
 impl Scrape {
@@ -428,6 +446,44 @@ impl Collector for Scrape {
             let family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
             ConstGauge::new(i64::from(value)).encode(family)?;
         }
+
+        // Families without a series trip some parsers: each only once it has one.
+        if !self.slow.is_empty() {
+            let mut family = encoder.encode_descriptor(
+                "underscore_slow_requests",
+                "Requests the slow log logged, by route and the highest level they crossed",
+                None,
+                MetricType::Counter,
+            )?;
+            for (route, level, n) in &self.slow {
+                let labels = [("route", route.as_str()), ("level", *level)];
+                ConstCounter::new(*n).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        if self.poll_timing && !self.routes.is_empty() {
+            let mut family = encoder.encode_descriptor(
+                "underscore_blocking_polls",
+                "Timed polls of the route's requests longer than blocking.threshold",
+                None,
+                MetricType::Counter,
+            )?;
+            for r in &self.routes {
+                ConstCounter::new(r.stats.blocking_polls)
+                    .encode(family.encode_family(&[("route", r.id.as_str())])?)?;
+            }
+        }
+        if !self.workers.is_empty() {
+            let mut family = encoder.encode_descriptor(
+                "underscore_worker_busy_ratio",
+                "Share of the last 5 seconds the app worker spent polling requests, 0 to 1",
+                None,
+                MetricType::Gauge,
+            )?;
+            for (worker, ratio) in &self.workers {
+                ConstGauge::new(*ratio)
+                    .encode(family.encode_family(&[("worker", worker.as_str())])?)?;
+            }
+        }
         Ok(())
     }
 }
@@ -459,6 +515,9 @@ mod tests {
             routes,
             unmatched: [("404", empty.clone()), ("405", empty)],
             health: HealthSample::default(),
+            slow: Vec::new(),
+            poll_timing: false,
+            workers: Vec::new(),
         }
         .encode(format)
         .unwrap()

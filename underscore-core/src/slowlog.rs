@@ -213,7 +213,15 @@ fn push(mut entry: Entry) -> u64 {
     let mut ring = ring();
     ring.logged += 1;
     entry.seq = ring.logged;
-    if entry.report.is_none_or(|n| n == 1) {
+    // A request reported while it ran (always at `warn`, its highest level) was counted at
+    // its first report: its final entry is not counted again.
+    let reported = entry.report.is_none()
+        && entry.task.is_some()
+        && ring
+            .entries
+            .iter()
+            .any(|e| e.report.is_some() && e.task == entry.task);
+    if entry.report.is_none_or(|n| n == 1) && !reported {
         *ring
             .counts
             .entry((entry.route.clone(), entry.level))
@@ -551,5 +559,34 @@ mod tests {
             .unwrap()
             .1;
         assert_eq!(count, CAPACITY as u64 + 5);
+    }
+
+    #[test]
+    fn a_request_reported_while_running_counts_once() {
+        let entry = |task: &str, report: Option<u32>| Entry {
+            seq: 0,
+            time_millis: 0,
+            level: Level::Warn,
+            route: "count-once".into(),
+            task: Some(task.into()),
+            method: "GET".into(),
+            path: "/".into(),
+            status: report.is_none().then_some(200),
+            took: Duration::from_secs(2),
+            opaque_id: None,
+            report,
+            stack: None,
+        };
+        // Reported twice while it ran, then ended; another ends without a report.
+        record(entry("n:1", Some(1)));
+        record(entry("n:1", Some(2)));
+        record(entry("n:1", None));
+        record(entry("n:2", None));
+        let count = counts()
+            .into_iter()
+            .find(|((r, l), _)| r == "count-once" && *l == Level::Warn)
+            .unwrap()
+            .1;
+        assert_eq!(count, 2);
     }
 }

@@ -4,7 +4,8 @@
 //! `GET /_tasks?detailed&group_by=none&sort=running_time:desc&size=N` (the N longest-running
 //! tasks, N the terminal's height: never the whole list, which a storm makes 100,000 long)
 //! and `GET /_tasks?group_by=routes` (how many per route), and `GET /_health` (shown in the
-//! header; a node without it shows none), on a kept-alive connection. The
+//! header; a node without it shows none), `GET /_cat/workers` and `GET /_slowlog?since=1m`
+//! (the warnings line; a node without them shows none), on a kept-alive connection. The
 //! first answer of a
 //! node is asked with `h=*`, to learn which of the columns `top` reads this server has (a
 //! column it lacks would be a 400); later polls ask only those, so the server renders no
@@ -29,8 +30,8 @@ use tokio::runtime::Runtime;
 use tokio::sync::mpsc;
 
 use super::model::{
-    task_routes, tasks_total, Action, Key, Model, NodeData, NodeHealth, RouteStats, Snapshot,
-    TaskInfo, ROUTE_COLUMNS,
+    task_routes, tasks_total, Action, Key, Model, NodeData, NodeHealth, NodeWarnings, RouteStats,
+    Snapshot, TaskInfo, ROUTE_COLUMNS,
 };
 use super::view;
 use crate::cli::TopArgs;
@@ -67,7 +68,7 @@ impl Source {
         (self, snapshot)
     }
 
-    /// Asks the three endpoints. An endpoint that answers an error (or something unreadable)
+    /// Asks the endpoints. An endpoint that answers an error (or something unreadable)
     /// is one line of `failed`, and the others' answers are kept; only a socket that cannot
     /// be reached fails the whole poll.
     async fn fetch(&mut self, task_rows: u16) -> Result<NodeData, CliError> {
@@ -89,6 +90,19 @@ impl Source {
             // An older build has no `/_health` (a 404, or a 400 from a fake of one): no health.
             Err(CliError::Server(e)) if matches!(e.status, 400 | 404) => {}
             Err(err) => data.failed.push(failure("/_health", &err)),
+        }
+        // Older builds have neither: no warnings.
+        let workers = self
+            .json("/_cat/workers?format=json&h=worker,polling,task,polling_for")
+            .await;
+        if let Err(err) = &workers {
+            if err.is_unreachable() {
+                return Err(workers.unwrap_err());
+            }
+        }
+        let slowlog = self.json("/_slowlog?since=1m").await;
+        if let (Ok(workers), Ok(slowlog)) = (&workers, &slowlog) {
+            data.warnings = Some(NodeWarnings::from_values(workers, slowlog));
         }
         let url = if self.lists_all_tasks {
             "/_tasks?detailed&group_by=none".to_owned()

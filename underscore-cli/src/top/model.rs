@@ -205,11 +205,87 @@ impl NodeHealth {
     }
 }
 
+/// What a node's workers and slow log warn of: workers blocked now, slow requests lately.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct NodeWarnings {
+    /// Workers polling one request for [`BLOCKED_AFTER`] or more now: worker, route, task
+    /// (`None` before the request waited once), for how long.
+    pub blocked: Vec<(u64, String, Option<String>, Duration)>,
+    /// Requests the slow log logged in the last minute (a request reported while it ran
+    /// counts once).
+    pub slow_last_minute: u64,
+}
+
+/// A poll running this long is shown as a blocked worker: the default `blocking.threshold`.
+pub const BLOCKED_AFTER: Duration = Duration::from_millis(10);
+
+impl NodeWarnings {
+    /// Reads `GET /_cat/workers?format=json&h=worker,polling,task,polling_for` and
+    /// `GET /_slowlog?since=1m`.
+    pub fn from_values(workers: &Value, slowlog: &Value) -> Self {
+        let blocked = workers
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|w| {
+                let route = w.get("polling")?.as_str()?.to_owned();
+                let took = parse_human(w.get("polling_for")?.as_str()?)?;
+                let task = w.get("task").and_then(Value::as_str).map(str::to_owned);
+                let worker = w.get("worker").and_then(Value::as_u64).unwrap_or(0);
+                (took >= BLOCKED_AFTER).then_some((worker, route, task, took))
+            })
+            .collect();
+        let mut seen = std::collections::HashSet::new();
+        let slow_last_minute = slowlog
+            .get("entries")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter(|e| {
+                let key = match e.get("task").and_then(Value::as_str) {
+                    Some(task) => task.to_owned(),
+                    None => format!("#{}", e.get("seq").and_then(Value::as_u64).unwrap_or(0)),
+                };
+                seen.insert(key)
+            })
+            .count() as u64;
+        Self {
+            blocked,
+            slow_last_minute,
+        }
+    }
+
+    /// Whether there is anything to say.
+    pub fn is_empty(&self) -> bool {
+        self.blocked.is_empty() && self.slow_last_minute == 0
+    }
+}
+
+/// A duration as the `_cat` tables print it: `1.2s`, `50.3ms`, `92.9micros`, `3m`.
+fn parse_human(text: &str) -> Option<Duration> {
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    let secs = match unit {
+        "nanos" => 1e-9,
+        "micros" => 1e-6,
+        "ms" => 1e-3,
+        "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        "d" => 86400.0,
+        _ => return None,
+    };
+    Duration::try_from_secs_f64(number * secs).ok()
+}
+
 /// What one node answered at one poll.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct NodeData {
     /// Its health, when it has `/_health`.
     pub health: Option<NodeHealth>,
+    /// What its workers and slow log warn of, when it has them.
+    pub warnings: Option<NodeWarnings>,
     /// Its routes.
     pub routes: Vec<RouteStats>,
     /// Its longest-running in-flight tasks (as many as the screen shows).
@@ -419,6 +495,8 @@ pub struct Model {
     pub nodes: Vec<(String, NodeState)>,
     /// The health of the nodes that answered it, in the nodes' order.
     pub health: Vec<(String, NodeHealth)>,
+    /// The warnings of the nodes that have some, in the nodes' order.
+    pub warnings: Vec<(String, NodeWarnings)>,
     /// Every route of the nodes that answered, sorted.
     pub routes: Vec<RouteLine>,
     /// The longest-running tasks of the nodes that answered, longest first.
@@ -484,12 +562,21 @@ impl Model {
         let mut tasks_total = 0;
         let mut task_routes: HashMap<String, u64> = HashMap::new();
         let mut health = Vec::new();
+        let mut warnings = Vec::new();
         for snap in snapshots {
             if let Ok(NodeData {
                 health: Some(h), ..
             }) = &snap.data
             {
                 health.push((snap.node.clone(), h.clone()));
+            }
+            if let Ok(NodeData {
+                warnings: Some(w), ..
+            }) = &snap.data
+            {
+                if !w.is_empty() {
+                    warnings.push((snap.node.clone(), w.clone()));
+                }
             }
             let state = match snap.data {
                 Err(why) => {
@@ -544,6 +631,7 @@ impl Model {
         }
         self.routes = routes;
         self.health = health;
+        self.warnings = warnings;
         self.tasks = tasks;
         self.tasks_total = tasks_total;
         let mut task_routes: Vec<(String, u64)> = task_routes.into_iter().collect();

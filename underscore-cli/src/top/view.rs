@@ -271,6 +271,36 @@ fn header_line(m: &Model) -> Line<'static> {
     ])
 }
 
+/// Workers blocked now, and slow requests in the last minute: a red line under the header,
+/// only when there are.
+fn warnings_line(m: &Model) -> Option<Line<'static>> {
+    let mut parts = Vec::new();
+    for (node, w) in &m.warnings {
+        let on = if m.several_nodes() {
+            format!(" on {node}")
+        } else {
+            String::new()
+        };
+        for (worker, route, task, took) in &w.blocked {
+            let task = task.as_deref().map_or(String::new(), |t| format!(" {t}"));
+            parts.push(format!(
+                "worker {worker}{on} blocked {:.1}s by {route}{task}",
+                took.as_secs_f64()
+            ));
+        }
+        if w.slow_last_minute > 0 {
+            parts.push(format!("{} slow in 1m{on}", w.slow_last_minute));
+        }
+    }
+    if parts.is_empty() {
+        return None;
+    }
+    Some(Line::styled(
+        format!(" ! {}", parts.join(", ")),
+        Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
+    ))
+}
+
 /// Each node's health and drain, as far as its `/_health` says: red while one is not ready.
 fn health_span(m: &Model) -> Span<'static> {
     let text = match m.health.as_slice() {
@@ -353,7 +383,10 @@ fn tasks_title(m: &Model) -> String {
 /// Draws the model into the frame.
 pub fn render(frame: &mut Frame<'_>, m: &Model) {
     let area = frame.area();
-    let downs = down_lines(m);
+    let mut downs = down_lines(m);
+    if let Some(warnings) = warnings_line(m) {
+        downs.insert(0, warnings);
+    }
     let down_height = u16::try_from(downs.len()).unwrap_or(u16::MAX).min(3);
     let rest = area.height.saturating_sub(3 + down_height);
     // The tasks get what they need up to two fifths of what remains (at least their title,
