@@ -5,15 +5,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::process::Child;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{curl_unix, wait_until, Reply};
+use common::{wait_until, Quickstart};
 use serde_json::{json, Value};
 
 /// A directory that a ConfigMap volume would be: `settings.json -> ..data/settings.json`,
@@ -56,88 +53,7 @@ impl ConfigMap {
     }
 }
 
-/// A running quickstart, its stderr collected as it comes.
-struct Quickstart {
-    child: Child,
-    addr: String,
-    socket: PathBuf,
-    stderr: Arc<Mutex<Vec<String>>>,
-    _dir: tempfile::TempDir,
-}
-
-impl Quickstart {
-    fn start(operator: &Path) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let socket = dir.path().join("admin.sock");
-        let (mut child, addr, _) = common::spawn_quickstart_with(
-            &socket,
-            &dir.path().join("persistent.json"),
-            &[("UNDERSCORE_OPERATOR_SETTINGS", operator.as_os_str())],
-        );
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        let lines = stderr.clone();
-        let pipe = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines() {
-                let Ok(line) = line else { break };
-                lines.lock().unwrap().push(line);
-            }
-        });
-        Self {
-            child,
-            addr,
-            socket,
-            stderr,
-            _dir: dir,
-        }
-    }
-
-    fn admin(&self, method: &str, path: &str, body: Option<&str>) -> Reply {
-        curl_unix(&self.socket, method, path, body)
-    }
-
-    fn get(&self, path: &str) -> Value {
-        let res = self.admin("GET", path, None);
-        assert_eq!(res.status, 200, "{path}: {}", res.body);
-        res.json()
-    }
-
-    /// `GET path` over the socket with a plain HTTP/1.0 exchange: fast enough to poll.
-    fn poll(&self, path: &str) -> Value {
-        let mut conn = UnixStream::connect(&self.socket).unwrap();
-        write!(conn, "GET {path} HTTP/1.0\r\nHost: .\r\n\r\n").unwrap();
-        let mut raw = String::new();
-        conn.read_to_string(&mut raw).unwrap();
-        let (head, body) = raw.split_once("\r\n\r\n").unwrap();
-        assert!(head.starts_with("HTTP/1.0 200"), "{path}: {raw}");
-        serde_json::from_str(body).unwrap()
-    }
-
-    fn app(&self, path: &str) -> Reply {
-        common::http("GET", &format!("http://{}{path}", self.addr), None)
-    }
-
-    fn count(&self, needle: &str) -> usize {
-        self.stderr
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|l| l.contains(needle))
-            .count()
-    }
-
-    fn log(&self) -> String {
-        self.stderr.lock().unwrap().join("\n")
-    }
-}
-
-impl Drop for Quickstart {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
+/// An operator settings file.
 fn file(version: u64, routes: Value, logging: Value) -> String {
     json!({"metadata": {"version": version}, "routes": routes, "logging": logging}).to_string()
 }
@@ -165,7 +81,7 @@ fn a_configmap_update_applies_within_a_second_and_is_audited() {
         json!({"hello": {"preempt.status": 503}}),
         json!({}),
     ));
-    let qs = Quickstart::start(&map.path());
+    let qs = Quickstart::start(&[("UNDERSCORE_OPERATOR_SETTINGS", map.path().as_os_str())]);
     let op = qs.get("/_operator/settings");
     assert_eq!(op["file"], map.path().display().to_string());
     assert_eq!(
@@ -252,7 +168,10 @@ fn a_hundred_swaps_never_show_a_half_written_or_mixed_state() {
     };
     let logging = |i: u64| json!({"logger.fleet": LEVELS[(i % 5) as usize]});
     let mut map = ConfigMap::new(&file(1, routes(1), logging(1)));
-    let qs = Arc::new(Quickstart::start(&map.path()));
+    let qs = Arc::new(Quickstart::start(&[(
+        "UNDERSCORE_OPERATOR_SETTINGS",
+        map.path().as_os_str(),
+    )]));
 
     // Read while the files change: every state seen must be one file's, whole.
     let done = Arc::new(AtomicBool::new(false));
@@ -307,7 +226,7 @@ fn a_hundred_swaps_never_show_a_half_written_or_mixed_state() {
 fn a_bad_file_keeps_the_previous_state_and_says_why() {
     let good = file(1, json!({"hello": {"preempt.status": 503}}), json!({}));
     let mut map = ConfigMap::new(&good);
-    let qs = Quickstart::start(&map.path());
+    let qs = Quickstart::start(&[("UNDERSCORE_OPERATOR_SETTINGS", map.path().as_os_str())]);
     map.update(
         "{\"metadata\": {\"version\": 2},\n  \"routes\": {\"hello\": {\"preempt.status\": 429,}}}",
     );
@@ -393,7 +312,7 @@ fn a_put_on_a_reserved_key_is_refused_until_the_file_releases_it() {
         json!({"hel*": {"limits": {"timeout": "5s"}}}),
         json!({"logger.quickstart": "warn"}),
     ));
-    let qs = Quickstart::start(&map.path());
+    let qs = Quickstart::start(&[("UNDERSCORE_OPERATOR_SETTINGS", map.path().as_os_str())]);
     let file_name = map.path().display().to_string();
     let before = qs.get("/_routes/settings");
     for (path, body, reason) in [
@@ -458,7 +377,7 @@ fn versions_only_move_forward() {
         json!({"hello": {"preempt.status": 503}}),
         json!({}),
     ));
-    let qs = Quickstart::start(&map.path());
+    let qs = Quickstart::start(&[("UNDERSCORE_OPERATOR_SETTINGS", map.path().as_os_str())]);
     // Lower: ignored, with a warning, and shown.
     map.update(&file(
         4,
@@ -517,7 +436,7 @@ fn a_plain_file_replaced_by_a_rename_applies_and_an_unchanged_one_is_not_read_in
         format!("{text}{}\n", " ".repeat(256 * 1024))
     };
     std::fs::write(&path, padded(1)).unwrap();
-    let qs = Quickstart::start(&path);
+    let qs = Quickstart::start(&[("UNDERSCORE_OPERATOR_SETTINGS", path.as_os_str())]);
     assert_eq!(qs.get("/_operator/settings")["version"], 1);
     // As an editor or `kubectl cp` would not, but a careful script does: a new file renamed
     // over the old one.
@@ -552,7 +471,7 @@ fn all_reaches_a_plain_route_seen_after_the_file_was_applied() {
         json!({"_all": {"preempt": {"status": 503, "text": "fleet maintenance\n"}}}),
         json!({}),
     ));
-    let qs = Quickstart::start(&map.path());
+    let qs = Quickstart::start(&[("UNDERSCORE_OPERATOR_SETTINGS", map.path().as_os_str())]);
     assert_eq!(qs.get("/_operator/settings")["version"], 1);
     // `/plain` (plain actix-web) is unknown until its first request.
     assert!(qs.get("/_routes/settings").get("plain").is_none());

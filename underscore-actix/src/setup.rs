@@ -121,6 +121,9 @@ impl Underscore {
     /// shows each app worker's busy ratio, longest poll and the request it is polling now;
     /// `_cat/tasks` each task's polls, and `_routes/stats` each route's `blocking_polls` and
     /// `busy_ms`. See `docs/slow-requests.md`.
+    ///
+    /// This is the default of the node setting `poll_timing.enabled`: an operator turns poll
+    /// timing on or off at runtime with `PUT /_node/settings`.
     pub fn poll_timing(mut self, on: bool) -> Self {
         self.poll_timing = on;
         self
@@ -129,6 +132,9 @@ impl Underscore {
     /// `blocking.threshold`: a timed poll longer than this blocked its worker (default 10 ms).
     /// It is counted for its route and task, and logged once per task on the target
     /// `underscore::blocking`.
+    ///
+    /// This is the default of the node setting `blocking.threshold`, which an operator changes
+    /// at runtime with `PUT /_node/settings`.
     pub fn blocking_threshold(mut self, threshold: Duration) -> Self {
         self.blocking_threshold = Some(threshold);
         self
@@ -147,10 +153,13 @@ impl Underscore {
     /// If two health checks share a name, if health checks were installed already, or if a
     /// check's thread cannot be started.
     pub fn init(mut self) -> Result<(), SettingsError> {
-        underscore_core::workers::set_poll_timing(self.poll_timing);
-        if let Some(threshold) = self.blocking_threshold {
-            underscore_core::workers::set_blocking_threshold(threshold);
-        }
+        // The defaults of the node settings: a settings file or an operator file read below,
+        // or `PUT /_node/settings` later, may set other values.
+        registry().configure_node_defaults(
+            self.poll_timing,
+            self.blocking_threshold
+                .unwrap_or(underscore_core::workers::DEFAULT_BLOCKING_THRESHOLD),
+        );
         if let Some(names) = self.correlation_headers {
             if !underscore_core::correlation::set_headers(names) {
                 tracing::warn!(

@@ -305,6 +305,22 @@ fn workers_blocked_now_and_slow_requests_make_a_warnings_line_80x24() {
     let warnings = NodeWarnings::from_values(&workers, &slowlog);
     assert_eq!(warnings.slow_last_minute, 2);
     assert_eq!(warnings.blocked.len(), 1, "92.9micros is no block");
+    // The server's `blocking.threshold` decides where it says (here: 1h, so 1.2s is not; and
+    // 5micros, so 92.9micros is).
+    let judged = serde_json::json!([
+        {"worker": 0, "polling": "block", "task": null, "polling_for": "1.2s", "blocked": false},
+        {"worker": 1, "polling": "hello", "task": "vm:7", "polling_for": "92.9micros", "blocked": true}
+    ]);
+    let by_server = NodeWarnings::from_values(&judged, &slowlog);
+    assert_eq!(
+        by_server.blocked,
+        [(
+            1,
+            "hello".to_owned(),
+            Some("vm:7".to_owned()),
+            Duration::from_nanos(92_900)
+        )]
+    );
     let mut m = one_node();
     let quiet = text(&m, 80, 24);
     assert!(!quiet.contains(" ! "), "{quiet}");

@@ -16,8 +16,10 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
 use std::sync::{LazyLock, Mutex, OnceLock, RwLock};
+use std::time::Duration;
 
 use crate::route::{RouteMeta, RouteRef, METHODS};
+use crate::settings::node::NodeValues;
 use crate::settings::store::{OperatorOutcome, OperatorState};
 use crate::settings::{
     operator, ApplyFilter, Flat, InstallError, Limits, OperatorStatus, Preempt, SettingsError,
@@ -35,6 +37,9 @@ pub struct Registry {
     path_matcher: OnceLock<CompilePattern>,
     unmatched: RouteStats,
     method_not_allowed: RouteStats,
+    /// Whether this is the process-wide registry: only its node settings set the process's
+    /// poll timing and blocking threshold (a registry built for a test leaves them alone).
+    process: bool,
 }
 
 /// The process-wide registry, built from the inventory on first use.
@@ -42,7 +47,9 @@ pub fn registry() -> &'static Registry {
     static REGISTRY: LazyLock<Registry> = LazyLock::new(|| {
         // The rolling windows' sampler; its first look waits for this initialisation to end.
         crate::stats::start_sampler(|| registry().all_stats());
-        Registry::from_routes(inventory::iter::<RouteRef>.into_iter().map(|r| r.0))
+        let mut reg = Registry::from_routes(inventory::iter::<RouteRef>.into_iter().map(|r| r.0));
+        reg.process = true;
+        reg
     });
     &REGISTRY
 }
@@ -85,6 +92,7 @@ impl Registry {
             path_matcher: OnceLock::new(),
             unmatched: RouteStats::new(),
             method_not_allowed: RouteStats::new(),
+            process: false,
         }
     }
 
@@ -207,7 +215,33 @@ impl Registry {
         if let Err(err) = state.logging.refresh() {
             tracing::warn!(file = %path.display(), %err, "persistent log levels could not be applied");
         }
+        self.apply_node_settings(&state);
         Ok(())
+    }
+
+    /// Sets the defaults of the node settings: the app's configuration, in effect where no
+    /// tier sets a key (`Underscore::builder().poll_timing(..)`, `.blocking_threshold(..)`).
+    /// Then applies the node settings to the process (the process-wide registry only).
+    pub fn configure_node_defaults(&self, poll_timing: bool, blocking_threshold: Duration) {
+        let mut state = self.settings.lock();
+        state.node.defaults = NodeValues {
+            poll_timing,
+            blocking_threshold,
+        };
+        self.apply_node_settings(&state);
+    }
+
+    /// Applies the node settings in effect to the process: poll timing and the blocking
+    /// threshold ([`workers`](crate::workers)). Only the process-wide registry does.
+    pub(crate) fn apply_node_settings(&self, state: &StoreState) {
+        if !self.process {
+            return;
+        }
+        let values = state.node.values();
+        crate::workers::set_blocking_threshold(values.blocking_threshold);
+        if values.poll_timing != crate::workers::poll_timing() {
+            crate::workers::set_poll_timing(values.poll_timing);
+        }
     }
 
     /// Uses `path` as the operator settings file: the fleet's settings, in the `operator` tier
@@ -298,7 +332,19 @@ impl Registry {
                         "log level changed"
                     );
                 }
-                let changes = applied.routes.len() + applied.levels.len();
+                for (key, old, new) in &applied.node {
+                    tracing::info!(
+                        target: "underscore::audit",
+                        caller = "operator file",
+                        tier = OPERATOR,
+                        setting = %key,
+                        old = %value(old),
+                        new = %value(new),
+                        "node setting changed"
+                    );
+                }
+                self.apply_node_settings(&state);
+                let changes = applied.routes.len() + applied.levels.len() + applied.node.len();
                 let previous = applied
                     .previous
                     .map_or_else(|| "none".to_owned(), |v| v.to_string());

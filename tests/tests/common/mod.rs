@@ -375,3 +375,126 @@ impl futures_core::Stream for Stalling {
         }
     }
 }
+
+/// The quickstart binary with its admin socket and settings file in a temp dir, and its log
+/// (stderr) collected; killed when dropped.
+pub struct Quickstart {
+    pub child: std::process::Child,
+    pub addr: String,
+    pub socket: PathBuf,
+    /// The settings file (persistent tier).
+    pub settings: PathBuf,
+    stderr: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    env: Vec<(String, std::ffi::OsString)>,
+    _dir: tempfile::TempDir,
+}
+
+impl Quickstart {
+    /// Starts the quickstart with these environment variables (see [`spawn_quickstart_with`]).
+    pub fn start(env: &[(&str, &std::ffi::OsStr)]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("admin.sock");
+        let settings = dir.path().join("persistent.json");
+        let env: Vec<(String, std::ffi::OsString)> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let (child, addr, stderr) = Self::spawn(&socket, &settings, &env);
+        Self {
+            child,
+            addr,
+            socket,
+            settings,
+            stderr,
+            env,
+            _dir: dir,
+        }
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn spawn(
+        socket: &Path,
+        settings: &Path,
+        env: &[(String, std::ffi::OsString)],
+    ) -> (
+        std::process::Child,
+        String,
+        std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    ) {
+        use std::io::{BufRead, BufReader};
+        let env: Vec<(&str, &std::ffi::OsStr)> = env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_os_str()))
+            .collect();
+        let (mut child, addr, _) = spawn_quickstart_with(socket, settings, &env);
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let lines = stderr.clone();
+        let pipe = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines() {
+                let Ok(line) = line else { break };
+                lines.lock().unwrap().push(line);
+            }
+        });
+        (child, addr, stderr)
+    }
+
+    /// Kills the quickstart and starts it again, with the same socket, settings file and
+    /// environment (the transient tier is lost, the persistent one read again).
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let (child, addr, stderr) = Self::spawn(&self.socket, &self.settings, &self.env);
+        (self.child, self.addr, self.stderr) = (child, addr, stderr);
+    }
+
+    /// A request to the admin socket with curl.
+    pub fn admin(&self, method: &str, path: &str, body: Option<&str>) -> Reply {
+        curl_unix(&self.socket, method, path, body)
+    }
+
+    /// `GET path` on the admin socket, which must answer 200 with JSON.
+    pub fn get(&self, path: &str) -> serde_json::Value {
+        let res = self.admin("GET", path, None);
+        assert_eq!(res.status, 200, "{path}: {}", res.body);
+        res.json()
+    }
+
+    /// `GET path` over the socket with a plain HTTP/1.0 exchange: fast enough to poll.
+    pub fn poll(&self, path: &str) -> serde_json::Value {
+        let mut conn = std::os::unix::net::UnixStream::connect(&self.socket).unwrap();
+        write!(conn, "GET {path} HTTP/1.0\r\nHost: .\r\n\r\n").unwrap();
+        let mut raw = String::new();
+        conn.read_to_string(&mut raw).unwrap();
+        let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.0 200"), "{path}: {raw}");
+        serde_json::from_str(body).unwrap()
+    }
+
+    /// `GET path` on the app, over TCP.
+    pub fn app(&self, path: &str) -> Reply {
+        http("GET", &format!("http://{}{path}", self.addr), None)
+    }
+
+    /// How many log lines contain `needle`.
+    pub fn count(&self, needle: &str) -> usize {
+        self.stderr
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains(needle))
+            .count()
+    }
+
+    /// The log so far.
+    pub fn log(&self) -> String {
+        self.stderr.lock().unwrap().join("\n")
+    }
+}
+
+impl Drop for Quickstart {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

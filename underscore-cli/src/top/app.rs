@@ -93,7 +93,7 @@ impl Source {
         }
         // Older builds have neither: no warnings.
         let workers = self
-            .json("/_cat/workers?format=json&h=worker,polling,task,polling_for")
+            .json("/_cat/workers?format=json&h=worker,polling,task,polling_for,blocked")
             .await;
         if let Err(err) = &workers {
             if err.is_unreachable() {

@@ -208,7 +208,8 @@ impl NodeHealth {
 /// What a node's workers and slow log warn of: workers blocked now, slow requests lately.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct NodeWarnings {
-    /// Workers polling one request for [`BLOCKED_AFTER`] or more now: worker, route, task
+    /// Workers polling one request past the node's `blocking.threshold` now (the server's
+    /// `blocked` column; from a server without it, [`BLOCKED_AFTER`]): worker, route, task
     /// (`None` before the request waited once), for how long.
     pub blocked: Vec<(u64, String, Option<String>, Duration)>,
     /// Requests the slow log logged in the last minute (a request reported while it ran
@@ -216,11 +217,12 @@ pub struct NodeWarnings {
     pub slow_last_minute: u64,
 }
 
-/// A poll running this long is shown as a blocked worker: the default `blocking.threshold`.
+/// A poll running this long is shown as a blocked worker when the server does not say (one
+/// without the `blocked` column of `_cat/workers`): the default `blocking.threshold`.
 pub const BLOCKED_AFTER: Duration = Duration::from_millis(10);
 
 impl NodeWarnings {
-    /// Reads `GET /_cat/workers?format=json&h=worker,polling,task,polling_for` and
+    /// Reads `GET /_cat/workers?format=json&h=worker,polling,task,polling_for,blocked` and
     /// `GET /_slowlog?since=1m`.
     pub fn from_values(workers: &Value, slowlog: &Value) -> Self {
         let blocked = workers
@@ -232,7 +234,11 @@ impl NodeWarnings {
                 let took = parse_human(w.get("polling_for")?.as_str()?)?;
                 let task = w.get("task").and_then(Value::as_str).map(str::to_owned);
                 let worker = w.get("worker").and_then(Value::as_u64).unwrap_or(0);
-                (took >= BLOCKED_AFTER).then_some((worker, route, task, took))
+                let blocked = match w.get("blocked").and_then(Value::as_bool) {
+                    Some(blocked) => blocked,
+                    None => took >= BLOCKED_AFTER,
+                };
+                blocked.then_some((worker, route, task, took))
             })
             .collect();
         let mut seen = std::collections::HashSet::new();

@@ -6,6 +6,7 @@ mod cat;
 mod components;
 mod health;
 mod logging;
+mod node;
 mod operator;
 pub(crate) mod routes;
 mod settings;
@@ -243,6 +244,14 @@ fn dispatch(reg: &Registry, req: &Request<'_>) -> Result<Response, ApiError> {
                 logging::put(reg, query, path, req.body, req.caller).map(Response::ok)
             } else {
                 logging::get(reg, query, path).map(Response::ok)
+            }
+        }
+        ["_node", "settings"] => {
+            allow(GET_PUT)?;
+            if req.method == "PUT" {
+                node::put(reg, query, path, req.body, req.caller).map(Response::ok)
+            } else {
+                node::get(reg, query, path).map(Response::ok)
             }
         }
         ["_operator", "settings"] => {

@@ -26,6 +26,7 @@ pub(crate) fn get(reg: &Registry, mut query: Query, path: &str) -> Result<Render
             "last_error": null,
             "routes": {},
             "logging": {},
+            "node": {},
         }));
     };
     let routes: Map<String, Value> = state
@@ -59,6 +60,11 @@ pub(crate) fn get(reg: &Registry, mut query: Query, path: &str) -> Result<Render
         "last_error": last_error,
         "routes": routes,
         "logging": shape(&state.logging.operator, flat),
+        "node": if flat {
+            Value::Object(state.node.operator.clone().into_iter().collect())
+        } else {
+            nest(&state.node.operator)
+        },
     });
     drop(state);
     doc.render(body)

@@ -55,12 +55,19 @@ pub(crate) const COLUMNS: &[Column] = &[
         "task being polled now (- before it is registered: its first poll)",
     ),
     Column::number("polling_for", &["for"], "how long the running poll has run"),
+    Column::text(
+        "blocked",
+        &["bl"],
+        "whether the running poll is past blocking.threshold (GET /_node/settings)",
+    )
+    .hidden(),
 ];
 
 /// `GET /_cat/workers`.
 pub(crate) fn cat(reg: &Registry, query: Query, path: &str) -> Result<Rendered, ApiError> {
     let params = CatParams::take(query, path)?;
     let ratio = |r: Option<f64>| r.map_or(Cell::Null, |r| Cell::Float((r * 100.0).round() / 100.0));
+    let threshold = workers::blocking_threshold();
     let rows = workers::all()
         .into_iter()
         .map(|w| {
@@ -88,6 +95,7 @@ pub(crate) fn cat(reg: &Registry, query: Query, path: &str) -> Result<Rendered, 
                         Cell::Str(format!("{}:{task}", tasks().node()))
                     }),
                 polling.map_or(Cell::Null, |(_, _, d)| duration_cell(d)),
+                Cell::Bool(polling.is_some_and(|(_, _, d)| d > threshold)),
             ]
         })
         .collect();

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-use super::keys::{KeySet, LoggerKeys, RouteKeys};
+use super::keys::{KeySet, LoggerKeys, NodeKeys, RouteKeys};
 use super::Flat;
 
 /// Why the settings file could not be used.
@@ -98,11 +98,21 @@ fn check_owner(path: &Path) -> Result<(), SettingsError> {
     Ok(())
 }
 
-/// What the settings file holds: the persistent tier of the routes, and of the log levels.
+/// What the settings file holds: the persistent tier of the routes, of the log levels and of
+/// the node settings.
 #[derive(Debug, Default)]
 pub(super) struct Loaded {
     pub routes: BTreeMap<String, Flat>,
     pub logging: Flat,
+    pub node: Flat,
+}
+
+/// The persistent tier of every section, to be written.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Sections<'a> {
+    pub routes: &'a BTreeMap<String, Flat>,
+    pub logging: &'a Flat,
+    pub node: &'a Flat,
 }
 
 /// Reads the persistent tier from `path`; a missing file is an empty tier.
@@ -151,9 +161,16 @@ pub(super) fn load_file(path: &Path) -> Result<Loaded, SettingsError> {
         Some(Value::Object(levels)) => section(&LoggerKeys, levels, "logging").map_err(corrupt)?,
         Some(_) => return Err(corrupt("[logging] is not an object".to_owned())),
     };
+    // Optional as well: files written before node settings existed have none.
+    let node = match top.remove("node") {
+        None => Flat::new(),
+        Some(Value::Object(node)) => section(&NodeKeys, node, "node").map_err(corrupt)?,
+        Some(_) => return Err(corrupt("[node] is not an object".to_owned())),
+    };
     Ok(Loaded {
         routes: out,
         logging,
+        node,
     })
 }
 
@@ -180,14 +197,11 @@ fn section<S: KeySet>(
 /// one: a temporary file beside it, written and fsynced, renamed over it, then the directory
 /// fsynced so the rename itself is durable.
 ///
-/// `logging` is the persistent tier of the log levels; a file without any has no `logging`
-/// object, as before log levels existed.
-pub(super) fn write_file(
-    path: &Path,
-    persistent: &BTreeMap<String, Flat>,
-    logging: &Flat,
-) -> io::Result<()> {
-    let routes: Map<String, Value> = persistent
+/// A section without settings (`logging`, `node`) is left out, as in files written before it
+/// existed.
+pub(super) fn write_file(path: &Path, sections: Sections<'_>) -> io::Result<()> {
+    let routes: Map<String, Value> = sections
+        .routes
         .iter()
         .map(|(id, flat)| {
             let obj: Map<String, Value> =
@@ -196,12 +210,10 @@ pub(super) fn write_file(
         })
         .collect();
     let mut doc = serde_json::json!({"format": FILE_FORMAT, "routes": routes});
-    if !logging.is_empty() {
-        let levels: Map<String, Value> = logging
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        doc["logging"] = Value::Object(levels);
+    for (name, flat) in [("logging", sections.logging), ("node", sections.node)] {
+        if !flat.is_empty() {
+            doc[name] = Value::Object(flat.iter().map(|(k, v)| (k.clone(), v.clone())).collect());
+        }
     }
     let mut bytes = serde_json::to_vec_pretty(&doc).expect("a Value always serializes");
     bytes.push(b'\n');
@@ -259,6 +271,18 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn sections<'a>(
+        routes: &'a BTreeMap<String, Flat>,
+        logging: &'a Flat,
+        node: &'a Flat,
+    ) -> Sections<'a> {
+        Sections {
+            routes,
+            logging,
+            node,
+        }
+    }
+
     #[test]
     fn file_round_trip_and_corruption() {
         let dir = tempfile::tempdir().unwrap();
@@ -269,7 +293,7 @@ mod tests {
             "gone".into(),
             [("preempt.status".to_owned(), json!(503))].into(),
         );
-        write_file(&path, &tiers, &Flat::new()).unwrap();
+        write_file(&path, sections(&tiers, &Flat::new(), &Flat::new())).unwrap();
         assert_eq!(load_file(&path).unwrap().routes, tiers);
         let names: Vec<_> = fs::read_dir(dir.path())
             .unwrap()
@@ -304,7 +328,7 @@ mod tests {
     }
 
     #[test]
-    fn the_logging_section_is_optional_validated_and_kept() {
+    fn the_logging_and_node_sections_are_optional_validated_and_kept() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("settings.json");
         let routes: BTreeMap<String, Flat> = [(
@@ -313,12 +337,21 @@ mod tests {
         )]
         .into();
         // No levels: no `logging` object, the file is as it was before log levels existed.
-        write_file(&path, &routes, &Flat::new()).unwrap();
-        assert!(!fs::read_to_string(&path).unwrap().contains("logging"));
+        let none = Flat::new();
+        write_file(&path, sections(&routes, &none, &none)).unwrap();
+        let text = fs::read_to_string(&path).unwrap();
+        assert!(
+            !text.contains("logging") && !text.contains("node"),
+            "{text}"
+        );
         let levels: Flat = [("logger._root".to_owned(), json!("warn"))].into();
-        write_file(&path, &routes, &levels).unwrap();
+        let node: Flat = [("blocking.threshold".to_owned(), json!("25ms"))].into();
+        write_file(&path, sections(&routes, &levels, &node)).unwrap();
         let loaded = load_file(&path).unwrap();
-        assert_eq!((loaded.routes, loaded.logging), (routes, levels));
+        assert_eq!(
+            (loaded.routes, loaded.logging, loaded.node),
+            (routes, levels, node)
+        );
 
         for (bad, why) in [
             (r#""logging":[]"#, "[logging] is not an object"),
@@ -333,6 +366,15 @@ mod tests {
             (
                 r#""logging":{"preempt.status":503}"#,
                 "logging: unknown setting [preempt.status]",
+            ),
+            (r#""node":3"#, "[node] is not an object"),
+            (
+                r#""node":{"blocking.threshold":"0ms"}"#,
+                "node: setting [blocking.threshold]",
+            ),
+            (
+                r#""node":{"limits.timeout":"1s"}"#,
+                "node: unknown setting [limits.timeout]",
             ),
         ] {
             let text = format!(r#"{{"format":"underscore-settings/1","routes":{{}},{bad}}}"#);

@@ -1,6 +1,6 @@
 //! Every settings key: its name, what it does, and how its value is validated. The route
-//! keys ([`KEYS`]) are a fixed set; the log level keys (`logger._root`, `logger.<target>`) an
-//! open one, checked by their grammar.
+//! keys ([`KEYS`]) and the node keys ([`NODE_KEYS`]) are fixed sets; the log level keys
+//! (`logger._root`, `logger.<target>`) an open one, checked by their grammar.
 //!
 //! This is the bottom of the settings modules: it imports none of them.
 
@@ -123,6 +123,88 @@ pub const KEYS: &[KeySpec] = &[
         default: Some(crate::slowlog::DEFAULT_STACK_REPEAT as u64),
     },
 ];
+
+/// Every node-wide settings key (`GET|PUT /_node/settings`): one value for the whole process.
+/// Their defaults are the app's configuration (`Underscore::builder()`), not constants, so
+/// [`KeySpec::default`] is `None` here.
+pub const NODE_KEYS: &[KeySpec] = &[
+    KeySpec {
+        key: "blocking.threshold",
+        description: "a timed poll longer than this (10ms, 500micros) blocked its worker: it is \
+                      counted as a blocking poll of its route and task, and logged once per task",
+        parse: parse_blocking_threshold,
+        default: None,
+    },
+    KeySpec {
+        key: "poll_timing.enabled",
+        description: "time each poll of a tracked request's future, for _cat/workers and \
+                      blocking polls (true or false; costs about 400 instructions a request)",
+        parse: parse_bool,
+        default: None,
+    },
+];
+
+/// The most `blocking.threshold` accepts: a poll that long is blocking by any measure.
+pub const MAX_BLOCKING_THRESHOLD: std::time::Duration = std::time::Duration::from_secs(3600);
+
+fn parse_blocking_threshold(value: &Value) -> Result<Value, String> {
+    const RANGE: &str = "more than zero and at most 1h; to go back to the default, use null";
+    let Value::String(s) = value else {
+        return Err(format!(
+            "must be a time value with a unit, such as 10ms or 500micros, {RANGE}"
+        ));
+    };
+    match crate::time_value::parse(s) {
+        Ok(d) if !d.is_zero() && d <= MAX_BLOCKING_THRESHOLD => {
+            Ok(Value::String(s.trim().to_ascii_lowercase()))
+        }
+        Ok(_) | Err(crate::time_value::TimeValueError::Negative) => Err(format!("must be {RANGE}")),
+        Err(err) => Err(err.to_string()),
+    }
+}
+
+fn parse_bool(value: &Value) -> Result<Value, String> {
+    match value {
+        Value::Bool(b) => Ok(Value::Bool(*b)),
+        // Elasticsearch accepts booleans written as strings, exactly "true" or "false".
+        Value::String(s) if s == "true" || s == "false" => Ok(Value::Bool(s == "true")),
+        _ => Err("must be true or false".to_owned()),
+    }
+}
+
+/// The node settings keys, [`NODE_KEYS`].
+pub(crate) struct NodeKeys;
+
+impl KeySet for NodeKeys {
+    type Key = &'static str;
+
+    fn check(&self, key: &str) -> Result<(Self::Key, Parse), String> {
+        match NODE_KEYS.iter().find(|k| k.key == key) {
+            Some(spec) => Ok((spec.key, spec.parse)),
+            None if NODE_KEYS
+                .iter()
+                .any(|k| k.key.starts_with(&format!("{key}."))) =>
+            {
+                Err(format!("; to reset the group, use [{key}.*]"))
+            }
+            None if spec(key).is_some() => Err(format!(
+                ": [{key}] is a route setting, set with PUT /_routes/{{ids}}/settings"
+            )),
+            None => Err(format!(
+                ": node settings are [{}]",
+                NODE_KEYS
+                    .iter()
+                    .map(|k| k.key)
+                    .collect::<Vec<_>>()
+                    .join("], [")
+            )),
+        }
+    }
+
+    fn matches_some(&self, pattern: &str) -> bool {
+        NODE_KEYS.iter().any(|k| glob::matches(pattern, k.key))
+    }
+}
 
 /// The longest reason phrase accepted.
 pub const MAX_REASON: usize = 128;
@@ -507,5 +589,55 @@ mod tests {
         assert!(parse("slowlog.stack_repeat", json!(101)).is_err());
         assert!(parse("slowlog.stack_interval", json!("0s")).is_err());
         assert!(parse("limits.status", json!(99)).is_err());
+    }
+
+    #[test]
+    fn node_keys_are_validated_and_named() {
+        let check = |key: &str, value: Value| {
+            let (_, parse) = NodeKeys.check(key).unwrap();
+            parse(&value)
+        };
+        assert_eq!(
+            check("blocking.threshold", json!("25MS")),
+            Ok(json!("25ms"))
+        );
+        assert_eq!(
+            check("blocking.threshold", json!("500micros")),
+            Ok(json!("500micros"))
+        );
+        assert_eq!(check("blocking.threshold", json!("1h")), Ok(json!("1h")));
+        for bad in [
+            json!("0ms"),
+            json!("-1"),
+            json!("2h"),
+            json!(10),
+            json!("10"),
+        ] {
+            assert!(check("blocking.threshold", bad.clone()).is_err(), "{bad}");
+        }
+        assert!(check("blocking.threshold", json!("0s"))
+            .unwrap_err()
+            .contains("use null"));
+        assert_eq!(check("poll_timing.enabled", json!(true)), Ok(json!(true)));
+        assert_eq!(
+            check("poll_timing.enabled", json!("false")),
+            Ok(json!(false))
+        );
+        for bad in [json!(1), json!("yes"), json!("TRUE")] {
+            assert!(check("poll_timing.enabled", bad.clone()).is_err(), "{bad}");
+        }
+        assert!(NodeKeys
+            .check("limits.timeout")
+            .unwrap_err()
+            .contains("is a route setting"));
+        assert!(NodeKeys
+            .check("blocking.treshold")
+            .unwrap_err()
+            .contains("[blocking.threshold], [poll_timing.enabled]"));
+        assert!(NodeKeys
+            .check("blocking")
+            .unwrap_err()
+            .contains("[blocking.*]"));
+        assert!(NodeKeys.matches_some("blocking.*") && !NodeKeys.matches_some("limits.*"));
     }
 }

@@ -25,7 +25,7 @@ use serde_json::{Map, Value};
 pub use super::keys::{LEVELS, MAX_LOGGERS, MAX_TARGET, PREFIX, ROOT};
 
 use super::keys::canonical_level;
-use super::tiers::{apply, diff, effective, Tier, Update, OPERATOR};
+use super::tiers::{effective, next_tiers, KeyChanged, Tier, Update, OPERATOR};
 use super::Flat;
 use crate::ApiError;
 
@@ -180,13 +180,7 @@ pub(crate) struct Loggers {
 }
 
 /// One level's change, for the audit log.
-#[derive(Debug, PartialEq)]
-pub(crate) struct LevelChanged {
-    pub tier: Tier,
-    pub key: String,
-    pub old: Option<Value>,
-    pub new: Option<Value>,
-}
+pub(crate) type LevelChanged = KeyChanged;
 
 /// One row of `_cat/loggers`.
 #[derive(Debug, PartialEq, Eq)]
@@ -332,9 +326,8 @@ pub(crate) struct NextLevels {
 impl Loggers {
     /// What `update` would make of both tiers, without changing anything.
     pub(crate) fn next(&self, update: &Update<String>) -> Result<NextLevels, ApiError> {
-        let (mut persistent, mut transient) = (self.persistent.clone(), self.transient.clone());
-        apply(&mut persistent, update.changes(Tier::Persistent));
-        apply(&mut transient, update.changes(Tier::Transient));
+        let (persistent, transient, changed) =
+            next_tiers(&self.persistent, &self.transient, update);
         for (tier, flat) in [
             (Tier::Persistent, &persistent),
             (Tier::Transient, &transient),
@@ -347,20 +340,6 @@ impl Loggers {
                 )));
             }
         }
-        let changed: Vec<LevelChanged> = [
-            (Tier::Persistent, &self.persistent, &persistent),
-            (Tier::Transient, &self.transient, &transient),
-        ]
-        .into_iter()
-        .flat_map(|(tier, old, new)| {
-            diff(old, new).map(move |(key, o, n)| LevelChanged {
-                tier,
-                key: key.clone(),
-                old: o.cloned(),
-                new: n.cloned(),
-            })
-        })
-        .collect();
         Ok(NextLevels {
             persistent,
             transient,
@@ -454,7 +433,7 @@ mod tests {
     use super::test_filter::recorder;
     use super::*;
     use crate::settings::keys::LoggerKeys;
-    use crate::settings::tiers::Change;
+    use crate::settings::tiers::{apply, Change};
     use serde_json::json;
 
     fn update(body: Value) -> Result<Update<String>, ApiError> {

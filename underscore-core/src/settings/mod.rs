@@ -1,4 +1,4 @@
-//! Route settings and log levels, in these parts, each one building only on those above it:
+//! Route settings, log levels and node settings, in these parts, each one building only on those above it:
 //!
 //! - [`keys`]: every key, its description and its validation (the grammar of route keys and
 //!   of `logger.*` keys);
@@ -6,6 +6,7 @@
 //!   notation, `null` resets, wildcard group resets), and how they merge;
 //! - the stores: [`file`](mod@file), the settings file the persistent tier lives in;
 //!   [`logging`], the `logger.*` settings (log levels) and the filter directives they give;
+//!   `node`, the node-wide settings (`blocking.threshold`, `poll_timing.enabled`);
 //!   [`operator`], the operator settings file, the fleet's settings, above transient;
 //! - [`store`]: all of them under one lock, updated all or nothing;
 //!
@@ -24,13 +25,14 @@ use serde_json::Value;
 pub mod file;
 pub mod keys;
 pub mod logging;
+pub(crate) mod node;
 pub mod operator;
 pub mod slot;
 pub mod store;
 pub mod tiers;
 
 pub use file::SettingsError;
-pub use keys::{defaults, parse_time, KeySpec, KEYS, MAX_IN_FLIGHT, MAX_REASON};
+pub use keys::{defaults, parse_time, KeySpec, KEYS, MAX_IN_FLIGHT, MAX_REASON, NODE_KEYS};
 pub use logging::{ApplyFilter, DefaultDirectives, InstallError};
 pub use slot::{Flags, Limits, Preempt, SettingsSlot};
 pub(crate) use store::StoreState;

@@ -9,7 +9,8 @@
 //!     "_all": {"limits.timeout": "30s"},
 //!     "search,export*": {"limits": {"max_in_flight": 8, "timeout": "5s"}}
 //!   },
-//!   "logging": {"logger._root": "info", "logger.my_app::db": "debug"}
+//!   "logging": {"logger._root": "info", "logger.my_app::db": "debug"},
+//!   "node": {"poll_timing.enabled": true, "blocking.threshold": "25ms"}
 //! }
 //! ```
 //!
@@ -27,7 +28,7 @@ use std::path::Path;
 
 use serde_json::{Map, Value};
 
-use super::keys::{KeySet, LoggerKeys, RouteKeys, MAX_LOGGERS};
+use super::keys::{KeySet, LoggerKeys, NodeKeys, RouteKeys, MAX_LOGGERS};
 use super::tiers::{flatten, RouteEntry};
 use super::Flat;
 use crate::glob;
@@ -44,12 +45,14 @@ pub(crate) struct OperatorFile {
     pub routes: Vec<RouteEntry>,
     /// The log levels.
     pub logging: Flat,
+    /// The node settings.
+    pub node: Flat,
 }
 
 impl OperatorFile {
     /// Whether `self` sets the same settings as `other`, whatever the versions.
     pub(crate) fn same_settings(&self, other: &OperatorFile) -> bool {
-        self.routes == other.routes && self.logging == other.logging
+        self.routes == other.routes && self.logging == other.logging && self.node == other.node
     }
 }
 
@@ -119,7 +122,8 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<OperatorFile, String> {
     let value: Value = serde_json::from_slice(bytes).map_err(|e| format!("not valid JSON: {e}"))?;
     let Value::Object(top) = value else {
         return Err(
-            "the file must be a JSON object with [metadata], [routes] and [logging]".to_owned(),
+            "the file must be a JSON object with [metadata], [routes], [logging] and [node]"
+                .to_owned(),
         );
     };
     let mut version = None;
@@ -137,9 +141,10 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<OperatorFile, String> {
                     ));
                 }
             }
+            "node" => file.node = section(&NodeKeys, value, "node")?,
             other => {
                 return Err(format!(
-                    "unknown field [{other}], expected [metadata], [routes] or [logging]"
+                    "unknown field [{other}], expected [metadata], [routes], [logging] or [node]"
                 ))
             }
         }
@@ -278,7 +283,8 @@ mod tests {
                     "search, export*": {"limits": {"max_in_flight": "8"}, "preempt.status": 503},
                     "empty": {}
                 },
-                "logging": {"logger": {"_root": "WARN", "my_app::db": "debug"}}
+                "logging": {"logger": {"_root": "WARN", "my_app::db": "debug"}},
+                "node": {"poll_timing": {"enabled": true}, "blocking.threshold": "25MS"}
             })
             .to_string()
             .as_bytes(),
@@ -310,6 +316,14 @@ mod tests {
             ]
             .into()
         );
+        assert_eq!(
+            file.node,
+            [
+                ("blocking.threshold".to_owned(), json!("25ms")),
+                ("poll_timing.enabled".to_owned(), json!(true))
+            ]
+            .into()
+        );
         // The smallest file: a version, nothing set.
         assert_eq!(
             parse(br#"{"metadata":{"version":0}}"#).unwrap(),
@@ -325,7 +339,7 @@ mod tests {
         );
         assert_eq!(
             err("[]"),
-            "the file must be a JSON object with [metadata], [routes] and [logging]"
+            "the file must be a JSON object with [metadata], [routes], [logging] and [node]"
         );
         assert!(err(r#"{"routes":{}}"#).starts_with("[metadata.version] is missing"));
         assert!(err(r#"{"metadata":{"version":-1}}"#).contains("must be a whole number"));
@@ -358,6 +372,15 @@ mod tests {
         };
         assert!(levels(json!({"logger.x": "loud"})).starts_with("logging: setting [logger.x]"));
         assert!(levels(json!({"preempt.status": 503})).starts_with("logging: unknown setting"));
+        let node =
+            |node: Value| err(&json!({"metadata": {"version": 1}, "node": node}).to_string());
+        assert_eq!(
+            node(json!({"blocking.threshold": "0ms"})),
+            "node: setting [blocking.threshold] = \"0ms\": must be more than zero and at most 1h; \
+             to go back to the default, remove the key from the file"
+        );
+        assert!(node(json!({"limits.timeout": "1s"})).contains("is a route setting"));
+        assert!(node(json!({"poll_timing.enabled": null})).contains("is null"));
     }
 
     #[test]

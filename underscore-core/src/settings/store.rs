@@ -1,9 +1,10 @@
-//! The store of every setting: every tier of every route and of the log levels, the settings
-//! file the persistent tier lives in, the operator settings file, and the one lock they share.
+//! The store of every setting: every tier of every route, of the log levels and of the node
+//! settings, the settings file the persistent tier lives in, the operator settings file, and the
+//! one lock they share.
 //!
 //! The top of the settings modules: it builds on [`tiers`](super::tiers), the settings
-//! [`file`](mod@super::file), the [`logging`](super::logging) store and the
-//! [`operator`](super::operator) file; none of them imports it.
+//! [`file`](mod@super::file), the [`logging`](super::logging) and `node` stores
+//! and the [`operator`](super::operator) file; none of them imports it.
 //!
 //! # The operator tier
 //!
@@ -28,10 +29,11 @@ use std::time::SystemTime;
 
 use serde_json::Value;
 
-use super::file::{load_file, write_file, SettingsError};
+use super::file::{load_file, write_file, Sections, SettingsError};
 use super::logging::{LevelChanged, Loggers};
+use super::node::NodeSettings;
 use super::operator::{parse, OperatorFile};
-use super::tiers::{apply, diff, Change, Changed, RouteEntry, Tier, Tiers, Update};
+use super::tiers::{apply, diff, Change, Changed, KeyChanged, RouteEntry, Tier, Tiers, Update};
 use super::Flat;
 use crate::{glob, ApiError};
 
@@ -47,6 +49,8 @@ pub(crate) struct StoreState {
     pub file: Option<PathBuf>,
     /// The log levels: they share the settings file, and this lock, with the routes.
     pub logging: Loggers,
+    /// The node settings: the same.
+    pub node: NodeSettings,
     /// The operator settings file, when one is configured.
     pub operator: Option<OperatorState>,
 }
@@ -148,6 +152,8 @@ pub(crate) struct OperatorApplied {
     pub routes: Vec<(String, String, Option<Value>, Option<Value>)>,
     /// Log levels changed: key, old, new.
     pub levels: Vec<(String, Option<Value>, Option<Value>)>,
+    /// Node settings changed: key, old, new.
+    pub node: Vec<(String, Option<Value>, Option<Value>)>,
 }
 
 impl SettingsStore {
@@ -170,6 +176,7 @@ impl SettingsStore {
         let ids: Vec<String> = loaded.routes.keys().cloned().collect();
         state.tiers.persistent = loaded.routes;
         state.logging.persistent = loaded.logging;
+        state.node.persistent = loaded.node;
         state.file = Some(path);
         Ok(ids)
     }
@@ -224,8 +231,12 @@ impl StoreState {
         }
         // The persistent tier changes only through an update that names it: `file` is set.
         if let (true, Some(file)) = (next.persistent != self.tiers.persistent, file) {
-            // The log levels' section is written back as it is.
-            write_settings(file, &next.persistent, &self.logging.persistent)?;
+            // The other sections are written back as they are.
+            let sections = Sections {
+                routes: &next.persistent,
+                ..self.sections()
+            };
+            write_settings(file, sections)?;
         }
         self.tiers = next;
         Ok(changed)
@@ -245,7 +256,11 @@ impl StoreState {
         // Set only through an update that names the persistent tier: `file` is set then.
         let written = match file {
             Some(file) if next.persistent != self.logging.persistent => {
-                write_settings(file, &self.tiers.persistent, &next.persistent)?;
+                let sections = Sections {
+                    logging: &next.persistent,
+                    ..self.sections()
+                };
+                write_settings(file, sections)?;
                 Some(file)
             }
             _ => None,
@@ -254,7 +269,7 @@ impl StoreState {
             let mut reason =
                 format!("failed to apply the log filter [{after}]: {why}; nothing was changed");
             if let Some(file) = written {
-                if let Err(e) = write_file(file, &self.tiers.persistent, &self.logging.persistent) {
+                if let Err(e) = write_file(file, self.sections()) {
                     reason = format!(
                         "failed to apply the log filter [{after}]: {why}; the levels in effect \
                          are unchanged, but the settings file [{}] could not be restored ({e}): \
@@ -266,6 +281,33 @@ impl StoreState {
             return Err(ApiError::new(500, "exception", reason));
         }
         Ok(self.logging.commit(next))
+    }
+
+    /// Applies a node settings `update`, all or nothing: computes both tiers, writes the
+    /// settings file if the persistent tier changed, and only then commits. The caller applies
+    /// the new values to the process.
+    pub(crate) fn apply_node(&mut self, update: &Update) -> Result<Vec<KeyChanged>, ApiError> {
+        let file = self.file_for(update.touches_persistent())?;
+        self.check_reserved(&self.node.operator, update, None)?;
+        let next = self.node.next(update);
+        // Set only through an update that names the persistent tier: `file` is set then.
+        if let (true, Some(file)) = (next.persistent != self.node.persistent, file) {
+            let sections = Sections {
+                node: &next.persistent,
+                ..self.sections()
+            };
+            write_settings(file, sections)?;
+        }
+        Ok(self.node.commit(next))
+    }
+
+    /// The persistent tier of every section, as the settings file holds it.
+    fn sections(&self) -> Sections<'_> {
+        Sections {
+            routes: &self.tiers.persistent,
+            logging: &self.logging.persistent,
+            node: &self.node.persistent,
+        }
     }
 
     /// The settings file an update writes to: `None` when it leaves the persistent tier alone;
@@ -389,9 +431,9 @@ impl StoreState {
                 same_version = true;
             }
         }
-        let (routes, levels) = file
-            .as_ref()
-            .map_or_else(Default::default, |f| (f.routes.clone(), f.logging.clone()));
+        let (routes, levels, node) = file.as_ref().map_or_else(Default::default, |f| {
+            (f.routes.clone(), f.logging.clone(), f.node.clone())
+        });
         let next_levels = self.logging.next_operator(levels);
         if let Err((directives, why)) = self.logging.reload_for(&next_levels) {
             let why = format!("the log filter refused the directives [{directives}]: {why}");
@@ -405,8 +447,12 @@ impl StoreState {
         let level_changes = diff(&self.logging.operator, &next_levels.operator)
             .map(|(k, o, n)| (k.clone(), o.cloned(), n.cloned()))
             .collect();
+        let node_changes = diff(&self.node.operator, &node)
+            .map(|(k, o, n)| (k.clone(), o.cloned(), n.cloned()))
+            .collect();
         self.tiers.operator = routes;
         self.logging.commit(next_levels);
+        self.node.operator = node;
         let operator = self.operator.as_mut().expect("checked above");
         let version = file.as_ref().map(|f| f.version);
         operator.applied = file;
@@ -418,6 +464,7 @@ impl StoreState {
             same_version,
             routes: route_changes,
             levels: level_changes,
+            node: node_changes,
         })
     }
 }
@@ -450,13 +497,9 @@ fn entry_diff(
     out
 }
 
-/// Writes both sections of the settings file, or the 500 that says nothing was changed.
-pub(crate) fn write_settings(
-    file: &Path,
-    routes: &BTreeMap<String, Flat>,
-    logging: &Flat,
-) -> Result<(), ApiError> {
-    write_file(file, routes, logging).map_err(|e| {
+/// Writes every section of the settings file, or the 500 that says nothing was changed.
+fn write_settings(file: &Path, sections: Sections<'_>) -> Result<(), ApiError> {
+    write_file(file, sections).map_err(|e| {
         ApiError::new(
             500,
             "io_exception",

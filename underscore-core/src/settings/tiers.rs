@@ -362,7 +362,44 @@ pub(crate) fn diff<'a>(
         .filter(|(_, o, n)| o != n)
 }
 
-/// One key's change, for the audit log.
+/// One key's change in one tier of a node-wide set of keys (log levels, node settings), for
+/// the audit log.
+#[derive(Debug, PartialEq)]
+pub(crate) struct KeyChanged {
+    pub tier: Tier,
+    pub key: String,
+    pub old: Option<Value>,
+    pub new: Option<Value>,
+}
+
+/// Both tiers of a node-wide set of keys after `update`, and what it changes; nothing is
+/// committed.
+pub(crate) fn next_tiers<K: AsRef<str> + Clone + PartialEq + Debug>(
+    persistent: &Flat,
+    transient: &Flat,
+    update: &Update<K>,
+) -> (Flat, Flat, Vec<KeyChanged>) {
+    let (mut next_p, mut next_t) = (persistent.clone(), transient.clone());
+    apply(&mut next_p, update.changes(Tier::Persistent));
+    apply(&mut next_t, update.changes(Tier::Transient));
+    let changed = [
+        (Tier::Persistent, persistent, &next_p),
+        (Tier::Transient, transient, &next_t),
+    ]
+    .into_iter()
+    .flat_map(|(tier, old, new)| {
+        diff(old, new).map(move |(key, o, n)| KeyChanged {
+            tier,
+            key: key.clone(),
+            old: o.cloned(),
+            new: n.cloned(),
+        })
+    })
+    .collect();
+    (next_p, next_t, changed)
+}
+
+/// One route key's change, for the audit log.
 #[derive(Debug)]
 pub(crate) struct Changed {
     pub id: String,

@@ -1,0 +1,69 @@
+//! `GET|PUT /_node/settings`: the node-wide settings (`blocking.threshold`,
+//! `poll_timing.enabled`), in the tiers of the other settings APIs.
+
+use serde_json::{Map, Value};
+
+use super::settings::{audit_value, Params};
+use crate::params::Query;
+use crate::render::Rendered;
+use crate::settings::keys::NodeKeys;
+use crate::settings::{nest, Flat, StoreState, Tier, Update, OPERATOR};
+use crate::{ApiError, Registry};
+
+fn body(state: &StoreState, params: &Params) -> Result<Rendered, ApiError> {
+    let shape = |flat: &Flat| -> Value {
+        if params.flat {
+            Value::Object(flat.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        } else {
+            nest(flat)
+        }
+    };
+    let node = &state.node;
+    let mut out = Map::new();
+    out.insert(Tier::Persistent.name().to_owned(), shape(&node.persistent));
+    out.insert(Tier::Transient.name().to_owned(), shape(&node.transient));
+    // Shown when an operator settings file is configured, even when it sets no node key.
+    if state.operator.is_some() {
+        out.insert(OPERATOR.to_owned(), shape(&node.operator));
+    }
+    if params.include_defaults {
+        out.insert("defaults".to_owned(), shape(&node.defaults()));
+    }
+    params.doc.render(Value::Object(out))
+}
+
+pub(crate) fn get(reg: &Registry, query: Query, path: &str) -> Result<Rendered, ApiError> {
+    let params = Params::take(query, path)?;
+    body(&reg.settings().lock(), &params)
+}
+
+pub(crate) fn put(
+    reg: &Registry,
+    query: Query,
+    path: &str,
+    payload: &[u8],
+    caller: &str,
+) -> Result<Rendered, ApiError> {
+    let params = Params::take(query, path)?;
+    let update = Update::parse_with(payload, &NodeKeys)?;
+    // One change at a time, routes' and levels' included: validation, the file write and the
+    // commit happen under this lock, and the process takes the values before it is released.
+    let mut state = reg.settings().lock();
+    let changed = state.apply_node(&update)?;
+    reg.apply_node_settings(&state);
+    for c in &changed {
+        tracing::info!(
+            target: "underscore::audit",
+            caller,
+            tier = c.tier.name(),
+            setting = %c.key,
+            old = %audit_value(&c.old),
+            new = %audit_value(&c.new),
+            "node setting changed"
+        );
+    }
+    if changed.is_empty() {
+        tracing::info!(target: "underscore::audit", caller, "node settings PUT changed nothing");
+    }
+    body(&state, &params)
+}
