@@ -26,8 +26,19 @@ async fn idle() -> impl Responder {
     "idle done"
 }
 
+/// The same as `block`, on a plain actix-web route (no `#[underscore_route]`).
+async fn plain_block(
+    query: web::Query<std::collections::HashMap<String, String>>,
+) -> impl Responder {
+    let ms: u64 = query.get("ms").map_or(0, |ms| ms.parse().unwrap());
+    std::thread::sleep(Duration::from_millis(ms));
+    format!("plain blocked {ms}")
+}
+
 fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(block).service(idle);
+    cfg.service(block)
+        .service(idle)
+        .route("/plain-block", web::get().to(plain_block));
 }
 
 /// Blocking-poll events logged, as `route task` pairs.
@@ -153,6 +164,34 @@ fn a_blocked_worker_is_shown_while_it_blocks_and_counted_after() {
     );
     assert!(
         !events.iter().any(|e| e.contains("route=idle")),
+        "{events:#?}"
+    );
+
+    // A plain route behind `Observe`: timed the same, once actix has served it once (a plain
+    // route is known from its first answer on).
+    assert_eq!(srv.http("GET", "/plain-block").body, "plain blocked 0");
+    let client = std::thread::spawn({
+        let url = srv.url("/plain-block?ms=600");
+        move || common::http("GET", &url, None)
+    });
+    // Shown by its route, and as blocked once past the 50 ms threshold.
+    common::wait_until("a worker blocked by plain-block", || {
+        workers(&srv)
+            .iter()
+            .any(|w| w["polling"] == "plain-block" && w["blocked"] == true)
+    });
+    assert_eq!(client.join().unwrap().body, "plain blocked 600");
+    let stats = srv.admin("GET", "/_routes/plain-block/stats").json();
+    let plain = &stats["routes"]["plain-block"];
+    assert_eq!(plain["blocking_polls"], 1, "{stats}");
+    assert!(plain["busy_ms"].as_f64().unwrap() >= 600.0, "{stats}");
+    let events = EVENTS.lock().unwrap().clone();
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e.contains("route=\"plain-block\""))
+            .count(),
+        1,
         "{events:#?}"
     );
     drop(waiting);

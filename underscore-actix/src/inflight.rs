@@ -131,6 +131,12 @@ impl Timed {
     pub(crate) fn end(self) {
         self.worker.end_poll(self.poll);
     }
+
+    /// Gives the poll up uncounted: a `Track` claimed the request during it, and timed its
+    /// own poll inside it.
+    pub(crate) fn abandon(self) {
+        self.worker.abandon_poll(self.poll);
+    }
 }
 
 /// What `Observe` takes of every request before routing, in case no `Track` claims it.
@@ -832,6 +838,54 @@ impl InFlight {
             Some(handle) => handle.set_route(route),
             None if matches!(self.route, TaskRoute::Admitted(_)) => {}
             None => self.route = TaskRoute::Plain(Some(route)),
+        }
+    }
+
+    /// A timed poll of a plain request begins (poll timing is on): its worker shows it, with
+    /// the plain route the request is known to be on, else the one its path matches (`None`:
+    /// no route, a 404 to be).
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn begin_poll(&self) -> Option<(Timed, Option<&'static DynamicRoute>)> {
+        let worker = underscore_core::workers::current()?;
+        let route = match self.route {
+            TaskRoute::Admitted(route) | TaskRoute::Plain(Some(route)) => Some(route),
+            _ => self.resolve_plain(),
+        };
+        let task = self.handle().map_or(0, TaskHandle::number);
+        let address = route.map_or(0, |r| std::ptr::from_ref(r) as usize);
+        let poll = worker.begin_poll(address, task);
+        Some((Timed { worker, poll }, route))
+    }
+
+    /// The timed poll of a plain request ended: counted for its worker, route (as
+    /// [`InFlight::begin_poll`] found it) and task; a blocking poll is logged, once per task.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn end_poll(&self, timed: Timed, route: Option<&'static DynamicRoute>) {
+        let nanos = timed.worker.end_poll(timed.poll);
+        let threshold = underscore_core::workers::blocking_threshold();
+        let limit = threshold.as_nanos().min(u128::from(u64::MAX)) as u64;
+        let blocking = nanos > limit;
+        if let Some(route) = route {
+            route.stats.record_poll(nanos, blocking);
+        }
+        let first = match self.handle() {
+            Some(handle) => handle.record_poll(nanos, limit),
+            None => blocking,
+        };
+        if first {
+            let took = std::time::Duration::from_nanos(nanos);
+            tracing::warn!(
+                target: "underscore::blocking",
+                route = route.map_or("-", |r| r.id.as_str()),
+                task = self.handle().map_or_else(|| "-".to_owned(), TaskHandle::id),
+                worker = timed.worker.index,
+                took = %underscore_core::time_value::human(took),
+                threshold = %underscore_core::time_value::human(threshold),
+                "blocking poll: the request's future held its worker past blocking.threshold \
+                 (every request on that worker waited)"
+            );
         }
     }
 

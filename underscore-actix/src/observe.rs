@@ -314,12 +314,25 @@ where
         }
         // Raised around the poll too: a `Track` behind a deferring middleware is reached only
         // now, and claims the request here.
+        // Poll timing (off by default): one relaxed load a poll when off.
+        let timed = if underscore_core::workers::poll_timing() {
+            inflight.begin_poll()
+        } else {
+            None
+        };
         let (polled, claimed) =
             claim::observe_poll(|| crate::stack::poll(fut, cx, inflight.handle(), signal));
         if claimed {
+            // The `Track` timed its poll itself, inside this one.
+            if let Some((timed, _)) = timed {
+                timed.abandon();
+            }
             // Not ours after all: drop our task entry, count nothing.
             plain.take().expect("checked above").1.disown();
             return polled;
+        }
+        if let Some((timed, route)) = timed {
+            inflight.end_poll(timed, route);
         }
         let out = match polled {
             Poll::Pending => {

@@ -481,6 +481,18 @@ impl Registry {
             .map(|(id, _)| id.as_str())
     }
 
+    /// The id of the route whose `RouteMeta` or `DynamicRoute` is at `address` (as
+    /// [`Worker::begin_poll`](crate::workers::Worker::begin_poll) keeps it).
+    pub fn route_id_at(&self, address: usize) -> Option<String> {
+        if let Some(id) = self.annotated_id_at(address) {
+            return Some(id.to_owned());
+        }
+        self.dynamic()
+            .into_iter()
+            .find(|r| std::ptr::from_ref(*r) as usize == address)
+            .map(|r| r.id.clone())
+    }
+
     /// The plain actix-web route with this full pattern, if it was seen already.
     pub fn dynamic_by_pattern(&self, pattern: &str) -> Option<&'static DynamicRoute> {
         self.dynamic

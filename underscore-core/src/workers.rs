@@ -143,9 +143,10 @@ pub struct Poll {
 }
 
 impl Worker {
-    /// A poll of a request of the route at address `route` (of its `&'static RouteMeta`; see
-    /// [`Registry::annotated_id_at`](crate::Registry::annotated_id_at)), task `task` (0 if
-    /// not registered), begins now.
+    /// A poll of a request of the route at address `route` (of its `&'static RouteMeta`, or
+    /// of a plain route's `&'static DynamicRoute`; 0: not known; see
+    /// [`Registry::route_id_at`](crate::Registry::route_id_at)), task `task` (0 if not
+    /// registered), begins now.
     #[inline]
     pub fn begin_poll(&self, route: usize, task: u64) -> Poll {
         let start = Stamp::now();
@@ -185,6 +186,14 @@ impl Worker {
             );
         }
         nanos
+    }
+
+    /// The poll `poll` is given up without being counted: a poll of a plain request in which a
+    /// `Track` claimed it, and timed it itself (nested).
+    #[inline]
+    pub fn abandon_poll(&self, poll: Poll) {
+        let _ = poll;
+        self.polling_since.store(0, Ordering::Release);
     }
 
     /// What the worker is polling now: its route's address, its task number (0: not

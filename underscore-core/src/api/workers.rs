@@ -86,8 +86,7 @@ pub(crate) fn cat(reg: &Registry, query: Query, path: &str) -> Result<Rendered, 
                 Cell::Int(w.polls() as i64),
                 Cell::Int(w.blocking_polls() as i64),
                 polling.map_or(Cell::Null, |(route, _, _)| {
-                    reg.annotated_id_at(route)
-                        .map_or(Cell::Null, |id| Cell::Str(id.to_owned()))
+                    reg.route_id_at(route).map_or(Cell::Null, Cell::Str)
                 }),
                 polling
                     .filter(|(_, task, _)| *task != 0)
