@@ -26,19 +26,34 @@ async fn napping(ms: u64) {
     actix_web::rt::time::sleep(Duration::from_millis(ms)).await;
 }
 
+/// Sleeps `ms` milliseconds (awaiting) while a task it spawned on its worker blocks that
+/// worker from 100 ms on, for `block` milliseconds: the request is not polled meanwhile.
+#[underscore_route]
+#[get("/stall")]
+async fn stall(query: web::Query<HashMap<String, String>>) -> impl Responder {
+    let ms: u64 = query.get("ms").map_or(0, |ms| ms.parse().unwrap());
+    let block: u64 = query.get("block").map_or(0, |ms| ms.parse().unwrap());
+    actix_web::rt::spawn(async move {
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+        std::thread::sleep(Duration::from_millis(block));
+    });
+    napping(ms).await;
+    format!("napped {ms}")
+}
+
 fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(nap);
+    cfg.service(nap).service(stall);
 }
 
 /// The tests share the route's settings, and one holds a process-wide lock: one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
 
-/// `warn` and `stack_interval` 200 ms, `stack_repeat` 3 (the default).
-fn report_every_200ms(srv: &TestServer) {
+/// `warn` and `stack_interval` 200 ms, `stack_repeat` 3 (the default), on `route`.
+fn report_every_200ms(srv: &TestServer, route: &str) {
     let res = common::curl_unix(
         &srv.socket,
         "PUT",
-        "/_routes/nap/settings",
+        &format!("/_routes/{route}/settings"),
         Some(
             r#"{"transient": {"slowlog": {"threshold": {"warn": "200ms"},
                 "stack_interval": "200ms", "stack_repeat": 3}}}"#,
@@ -49,7 +64,7 @@ fn report_every_200ms(srv: &TestServer) {
 
 /// The running reports of the request with correlation id `id`.
 fn reports(srv: &TestServer, id: &str) -> Vec<Value> {
-    let json = srv.admin("GET", "/_slowlog?route=nap&size=1000").json();
+    let json = srv.admin("GET", "/_slowlog?size=1000").json();
     json["entries"]
         .as_array()
         .unwrap()
@@ -106,7 +121,7 @@ fn hold_symbol_lock() -> (mpsc::Sender<()>, std::thread::JoinHandle<()>) {
 fn stacks_are_captured_while_another_stack_is_being_resolved() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let srv = TestServer::start(routes);
-    report_every_200ms(&srv);
+    report_every_200ms(&srv, "nap");
     let (release, holder) = hold_symbol_lock();
     let conn = common::send_raw(
         srv.addr,
@@ -128,7 +143,7 @@ fn stacks_are_captured_while_another_stack_is_being_resolved() {
 fn concurrent_slow_requests_each_get_every_report_with_its_stack() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let srv = TestServer::start(routes);
-    report_every_200ms(&srv);
+    report_every_200ms(&srv, "nap");
     let ids: Vec<String> = (0..12).map(|i| format!("many-{i}")).collect();
     let conns: Vec<_> = ids
         .iter()
@@ -148,4 +163,21 @@ fn concurrent_slow_requests_each_get_every_report_with_its_stack() {
     for (id, reports) in ids.iter().zip(three_reports_each(&srv, &ids)) {
         assert_stacks(id, &reports);
     }
+}
+
+#[test]
+fn reports_asked_while_the_worker_is_blocked_all_get_the_stack() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let srv = TestServer::start(routes);
+    report_every_200ms(&srv, "stall");
+    // Its worker is blocked from 100 to 800 ms: the reports at 200, 400 and 600 ms all wait
+    // for the request's next poll, and each gets the stack it captures.
+    let conn = common::send_raw(
+        srv.addr,
+        "GET /stall?ms=1500&block=700 HTTP/1.1\r\nHost: t\r\nX-Opaque-Id: stalled\r\n\
+         Connection: close\r\n\r\n",
+    );
+    assert!(common::read_all(conn).contains("napped 1500"));
+    let reports = three_reports_each(&srv, &["stalled".to_owned()]);
+    assert_stacks("stalled", &reports[0]);
 }

@@ -42,6 +42,7 @@ mod imp {
     use std::fmt::Write as _;
     use std::future::Future;
     use std::pin::Pin;
+    use std::sync::Arc;
     use std::task::{Context, Poll};
 
     use backtrace::BacktraceFrame;
@@ -61,8 +62,8 @@ mod imp {
         tasks().enable_stacks();
     }
 
-    /// Polls `fut` in tracing mode, and hands the stack it captured to whoever asked
-    /// (through `handle`), unresolved.
+    /// Polls `fut` in tracing mode, and hands the stack it captured to everyone waiting for
+    /// it (through `handle`), unresolved.
     pub(crate) fn capture_task<F: Future>(
         fut: Pin<&mut Traced<F>>,
         cx: &mut Context<'_>,
@@ -76,7 +77,12 @@ mod imp {
         // its report (tokio-rs/tokio#7975).
         let mut backtraces: Vec<Vec<BacktraceFrame>> = Vec::new();
         let res = trace_with(|| fut.poll(cx), |meta| backtraces.push(walk(meta)));
-        handle.send_stack(Box::new(move || render(backtraces)));
+        // Shared by the askers waiting (each renders its own copy).
+        let backtraces: Arc<[Vec<BacktraceFrame>]> = backtraces.into();
+        handle.send_stack(|| {
+            let backtraces = Arc::clone(&backtraces);
+            Box::new(move || render(&backtraces))
+        });
         if res.is_pending() {
             // In tracing mode tokio's leaf futures return without registering a wake-up:
             // poll again, for real.
@@ -119,7 +125,7 @@ mod imp {
 
     /// One line per frame, innermost first, one block per await point in progress. Resolves
     /// the symbols (under the `backtrace` crate's lock), off the worker.
-    fn render(backtraces: Vec<Vec<BacktraceFrame>>) -> String {
+    fn render(backtraces: &[Vec<BacktraceFrame>]) -> String {
         if backtraces.is_empty() {
             return "(no tokio await point reached: the task is waiting on something tokio \
                     does not trace)\n"
@@ -127,11 +133,11 @@ mod imp {
         }
         let count = backtraces.len();
         let mut out = String::new();
-        for (i, frames) in backtraces.into_iter().enumerate() {
+        for (i, frames) in backtraces.iter().enumerate() {
             if count > 1 {
                 let _ = writeln!(out, "await point {} of {count}:", i + 1);
             }
-            let mut backtrace = backtrace::Backtrace::from(frames);
+            let mut backtrace = backtrace::Backtrace::from(frames.clone());
             backtrace.resolve();
             for frame in backtrace.frames() {
                 for symbol in frame.symbols() {
@@ -197,9 +203,8 @@ mod imp {
         cx: &mut Context<'_>,
         handle: &TaskHandle,
     ) -> Poll<F::Output> {
-        handle.send_stack(Box::new(|| {
-            "stack capture is not enabled in this build\n".to_owned()
-        }));
+        handle
+            .send_stack(|| Box::new(|| "stack capture is not enabled in this build\n".to_owned()));
         fut.poll(cx)
     }
 }
