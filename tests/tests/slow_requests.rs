@@ -146,7 +146,7 @@ fn slow_requests_are_logged_at_the_highest_level_crossed_and_while_they_run() {
     let res = put_settings(
         &srv,
         r#"{"transient": {"slowlog": {"threshold": {"warn": "400ms", "info": "100ms", "trace": "-1"},
-            "stack_interval": "200ms", "stack_repeat": 1}}}"#,
+            "stack_interval": "200ms", "stack_repeat": 3}}}"#,
     );
     assert_eq!(res.status, 200, "{}", res.body);
     assert_eq!(srv.http("GET", "/nap?ms=0").status, 200);
@@ -157,7 +157,7 @@ fn slow_requests_are_logged_at_the_highest_level_crossed_and_while_they_run() {
     let waited = std::time::Instant::now();
     // Reports carry their stacks once rendered.
     let settled = |entries: Vec<Value>| {
-        entries.len() == 2
+        entries.len() == 4
             && entries
                 .iter()
                 .all(|e| e["running"] == false || e["stack"].is_string())
@@ -172,7 +172,7 @@ fn slow_requests_are_logged_at_the_highest_level_crossed_and_while_they_run() {
     }
 
     let all = slowlog(&srv, "route=nap");
-    assert_eq!(all.len(), 3, "{all:#?}");
+    assert_eq!(all.len(), 5, "{all:#?}");
     let info = &all[0];
     assert_eq!(info["level"], "info");
     assert_eq!(info["status"], 200);
@@ -180,10 +180,11 @@ fn slow_requests_are_logged_at_the_highest_level_crossed_and_while_they_run() {
     assert_eq!(info["path"], "/nap");
     assert_eq!(info["opaque_id"], "r-info");
     assert!(info["took_in_nanos"].as_u64().unwrap() >= 150_000_000);
-    // Reported once while running (at 400 ms: stack_repeat 1), then at its end.
+    // Reported three times while running (at 400, 600 and 800 ms: stack_repeat 3, the
+    // default), each with its stack, then at its end.
     let (reports, end): (Vec<&Value>, Vec<&Value>) =
         all[1..].iter().partition(|e| e["running"] == true);
-    assert_eq!(reports.len(), 1, "{all:#?}");
+    assert_eq!(reports.len(), 3, "{all:#?}");
     for (n, report) in reports.iter().enumerate() {
         assert_eq!(report["report"], n as u64 + 1);
         assert_eq!(report["status"], Value::Null);
@@ -200,11 +201,11 @@ fn slow_requests_are_logged_at_the_highest_level_crossed_and_while_they_run() {
     assert!(end[0]["took_in_nanos"].as_u64().unwrap() >= 1_000_000_000);
 
     // The filters.
-    assert_eq!(slowlog(&srv, "route=na*&size=1")[0]["seq"], all[2]["seq"]);
-    assert_eq!(slowlog(&srv, "route=nap&level=info").len(), 3);
-    let since = all[2]["time_in_millis"].as_u64().unwrap();
+    assert_eq!(slowlog(&srv, "route=na*&size=1")[0]["seq"], all[4]["seq"]);
+    assert_eq!(slowlog(&srv, "route=nap&level=info").len(), 5);
+    let since = all[4]["time_in_millis"].as_u64().unwrap();
     assert_eq!(slowlog(&srv, &format!("route=nap&since={since}")).len(), 1);
-    assert_eq!(slowlog(&srv, "route=nap&since=1h").len(), 3);
+    assert_eq!(slowlog(&srv, "route=nap&since=1h").len(), 5);
     for (query, names) in [
         ("route=nope", "nope"),
         ("level=loud", "[level]"),
@@ -234,11 +235,10 @@ fn slow_requests_are_logged_at_the_highest_level_crossed_and_while_they_run() {
         ["level", "route", "status", "method", "path", "opaque_id"]
     );
     assert_eq!(lines[1], ["info", "nap", "200", "GET", "/nap", "r-info"]);
-    assert_eq!(
-        lines[2],
-        ["warn", "nap", "running", "GET", "/nap", "slow-1"]
-    );
-    assert_eq!(lines[3], ["warn", "nap", "200", "GET", "/nap", "slow-1"]);
+    for line in &lines[2..5] {
+        assert_eq!(line, &["warn", "nap", "running", "GET", "/nap", "slow-1"]);
+    }
+    assert_eq!(lines[5], ["warn", "nap", "200", "GET", "/nap", "slow-1"]);
 
     // One tracing event per entry, at its level, with what the entry holds.
     let events = EVENTS.lock().unwrap().clone();
@@ -248,7 +248,7 @@ fn slow_requests_are_logged_at_the_highest_level_crossed_and_while_they_run() {
         && e.contains("r-info")
         && e.contains("status=200")
         && e.contains("path=/nap")));
-    assert_eq!(mine("opaque_id=\"slow-1\""), 2, "{events:#?}");
+    assert_eq!(mine("opaque_id=\"slow-1\""), 4, "{events:#?}");
     assert!(events.iter().any(|e| e.starts_with("WARN")
         && e.contains("slow request still running")
         && e.contains("napping")));
@@ -271,5 +271,5 @@ fn slow_requests_are_logged_at_the_highest_level_crossed_and_while_they_run() {
     let res = put_settings(&srv, r#"{"transient": {"slowlog.*": null}}"#);
     assert_eq!(res.status, 200, "{}", res.body);
     assert_eq!(srv.http("GET", "/nap?ms=150").status, 200);
-    assert_eq!(slowlog(&srv, "route=nap").len(), 3);
+    assert_eq!(slowlog(&srv, "route=nap").len(), 5);
 }

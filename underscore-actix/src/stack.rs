@@ -42,9 +42,11 @@ mod imp {
     use std::fmt::Write as _;
     use std::future::Future;
     use std::pin::Pin;
+    use std::sync::Arc;
     use std::task::{Context, Poll};
 
-    use tokio::runtime::dump::{Root, Trace};
+    use backtrace::BacktraceFrame;
+    use tokio::runtime::dump::{trace_with, Root, TraceMeta};
     use underscore_core::tasks::{tasks, TaskHandle};
 
     /// A request future that tokio can trace.
@@ -52,7 +54,7 @@ mod imp {
 
     /// Makes `fut` a trace root.
     pub(crate) fn root<F: Future>(fut: F) -> Traced<F> {
-        Trace::root(fut)
+        tokio::runtime::dump::Trace::root(fut)
     }
 
     /// This build can capture stacks.
@@ -60,14 +62,27 @@ mod imp {
         tasks().enable_stacks();
     }
 
-    /// [`capture`] for a task with its handle at hand.
+    /// Polls `fut` in tracing mode, and hands the stack it captured to everyone waiting for
+    /// it (through `handle`), unresolved.
     pub(crate) fn capture_task<F: Future>(
         fut: Pin<&mut Traced<F>>,
         cx: &mut Context<'_>,
         handle: &TaskHandle,
     ) -> Poll<F::Output> {
-        let (res, trace) = Trace::capture(|| fut.poll(cx));
-        handle.send_stack(Box::new(move || render(&trace)));
+        // One backtrace per tokio await point reached. Not `Trace::capture`: it walks the
+        // stack with `backtrace::trace`, under the `backtrace` crate's process-wide lock,
+        // which resolving symbols also holds, frame by frame (the first time, for as long as
+        // the binary's debug info takes to load: a second or more). A capture then stalled
+        // its worker behind another request's stack being rendered, and came too late for
+        // its report (tokio-rs/tokio#7975).
+        let mut backtraces: Vec<Vec<BacktraceFrame>> = Vec::new();
+        let res = trace_with(|| fut.poll(cx), |meta| backtraces.push(walk(meta)));
+        // Shared by the askers waiting (each renders its own copy).
+        let backtraces: Arc<[Vec<BacktraceFrame>]> = backtraces.into();
+        handle.send_stack(|| {
+            let backtraces = Arc::clone(&backtraces);
+            Box::new(move || render(&backtraces))
+        });
         if res.is_pending() {
             // In tracing mode tokio's leaf futures return without registering a wake-up:
             // poll again, for real.
@@ -76,23 +91,60 @@ mod imp {
         res
     }
 
-    /// One line per frame, innermost first, one block per await point in progress.
-    fn render(trace: &Trace) -> String {
-        let backtraces = trace.resolve_backtraces();
+    /// The frames between the tokio leaf being polled and the trace root, innermost first
+    /// (what tokio's own `Trace::capture` keeps), unresolved.
+    fn walk(meta: &TraceMeta) -> Vec<BacktraceFrame> {
+        let mut frames = Vec::new();
+        let Some(root) = meta.root_addr else {
+            return frames;
+        };
+        let mut above_leaf = false;
+        let mut keep = |frame: &backtrace::Frame| {
+            let below_root = !std::ptr::eq(frame.symbol_address(), root);
+            if above_leaf && below_root {
+                frames.push(frame.clone().into());
+            }
+            if std::ptr::eq(frame.symbol_address(), meta.trace_leaf_addr) {
+                above_leaf = true;
+            }
+            below_root
+        };
+        // SAFETY: `trace_unsynchronized` is `trace` without the `backtrace` crate's global
+        // lock, which serialises dbghelp on Windows and guards the symbol cache that
+        // resolving fills. This module is built for Linux only, where walking the stack is
+        // libgcc's `_Unwind_Backtrace` (and `_Unwind_FindEnclosingFunction` for
+        // `symbol_address`): thread-safe, and touching no state of the crate's, as std's
+        // own backtraces rely on (they walk with this function under std's lock, not the
+        // crate's). The callback only reads the frame and pushes to a local vector.
+        #[allow(unsafe_code)]
+        unsafe {
+            backtrace::trace_unsynchronized(&mut keep);
+        }
+        frames
+    }
+
+    /// One line per frame, innermost first, one block per await point in progress. Resolves
+    /// the symbols (under the `backtrace` crate's lock), off the worker.
+    fn render(backtraces: &[Vec<BacktraceFrame>]) -> String {
         if backtraces.is_empty() {
             return "(no tokio await point reached: the task is waiting on something tokio \
                     does not trace)\n"
                 .to_owned();
         }
+        let count = backtraces.len();
         let mut out = String::new();
-        for (i, backtrace) in backtraces.iter().enumerate() {
-            if backtraces.len() > 1 {
-                let _ = writeln!(out, "await point {} of {}:", i + 1, backtraces.len());
+        for (i, frames) in backtraces.iter().enumerate() {
+            if count > 1 {
+                let _ = writeln!(out, "await point {} of {count}:", i + 1);
             }
+            let mut backtrace = backtrace::Backtrace::from(frames.clone());
+            backtrace.resolve();
             for frame in backtrace.frames() {
                 for symbol in frame.symbols() {
-                    let name = symbol.name_demangled().unwrap_or("<unknown>");
-                    let name = strip_hash(name);
+                    let name = symbol
+                        .name()
+                        .map_or_else(|| "<unknown>".to_owned(), |name| name.to_string());
+                    let name = strip_hash(&name);
                     let _ = match (symbol.filename(), symbol.lineno()) {
                         (Some(file), Some(line)) => writeln!(
                             out,
@@ -151,9 +203,8 @@ mod imp {
         cx: &mut Context<'_>,
         handle: &TaskHandle,
     ) -> Poll<F::Output> {
-        handle.send_stack(Box::new(|| {
-            "stack capture is not enabled in this build\n".to_owned()
-        }));
+        handle
+            .send_stack(|| Box::new(|| "stack capture is not enabled in this build\n".to_owned()));
         fut.poll(cx)
     }
 }

@@ -455,9 +455,7 @@ fn report(due: &[(u64, u32, String)]) {
                         match rx.recv_timeout(wait) {
                             Ok(render) => render(),
                             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-                                "no stack: the task ended first, or a newer stack request \
-                                 (print_stack, the next report) took this one's place"
-                                    .to_owned()
+                                "no stack: the task ended before its next poll".to_owned()
                             }
                             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => format!(
                                 "no stack: the task was not polled within {}s (its worker is \

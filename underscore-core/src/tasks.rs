@@ -103,6 +103,11 @@ pub type Stack = Box<dyn FnOnce() -> String + Send>;
 /// What a stack capture request hands back.
 pub type StackSender = std::sync::mpsc::SyncSender<Stack>;
 
+/// How many askers (`print_stack` calls, slow-log reports) may wait for one task's stack at
+/// once; one more takes the oldest one's place (it has waited longest, and has most likely
+/// given up).
+const STACK_ASKERS: usize = 8;
+
 /// A task in its shard: 128 bytes (asserted in the tests), what each waiting request costs
 /// here. Its method, target and peer are kept compactly (see `details`, which holds its two
 /// flags too), and a stack request's channel waits in the slab, beside it, as few tasks ever
@@ -145,7 +150,8 @@ struct Slab {
     len: usize,
     /// Task numbers drawn (under the lock: the shard outlives its thread, and may be shared).
     drawn: u64,
-    /// Where the stacks asked of tasks go, by slot: rare, so out of the entries.
+    /// Where the stacks asked of tasks go, by slot, oldest first (several for one task while
+    /// it is not polled): rare, so out of the entries.
     stacks: Vec<(usize, StackSender)>,
     /// The timed polls of each task, by slot, while poll timing is on (see
     /// [`workers`](crate::workers)): out of the entries, so that they stay 128 bytes when it
@@ -224,14 +230,24 @@ impl Slab {
         }
     }
 
-    /// The channel of the stack asked of the task at `key`, once.
-    fn take_stack(&mut self, key: usize) -> Option<StackSender> {
-        let entry = self.get_mut(key)?;
+    /// The channels of every stack asked of the task at `key` since its last capture, once.
+    fn take_stacks(&mut self, key: usize) -> Vec<StackSender> {
+        let mut taken = Vec::new();
+        let Some(entry) = self.get_mut(key) else {
+            return taken;
+        };
         if !std::mem::take(&mut entry.details.stack_asked) {
-            return None;
+            return taken;
         }
-        let at = self.stacks.iter().position(|(k, _)| *k == key)?;
-        Some(self.stacks.swap_remove(at).1)
+        let mut i = 0;
+        while i < self.stacks.len() {
+            if self.stacks[i].0 == key {
+                taken.push(self.stacks.remove(i).1);
+            } else {
+                i += 1;
+            }
+        }
+        taken
     }
 }
 
@@ -409,11 +425,11 @@ impl TaskHandle {
         }
     }
 
-    /// Hands a captured stack to whoever asked for it.
-    pub fn send_stack(&self, stack: Stack) {
-        let sender = self.shard.lock().take_stack(self.key as usize);
-        if let Some(sender) = sender {
-            let _ = sender.try_send(stack);
+    /// Hands a captured stack to every asker waiting for it: `stack` makes each one's.
+    pub fn send_stack(&self, mut stack: impl FnMut() -> Stack) {
+        let senders = self.shard.lock().take_stacks(self.key as usize);
+        for sender in senders {
+            let _ = sender.try_send(stack());
         }
     }
 
@@ -882,13 +898,17 @@ impl TaskRegistry {
         cancelled
     }
 
-    /// Asks a task for its stack: the task's next poll captures it and sends it back.
-    /// Returns `None` if there is no such task.
+    /// Asks a task for its stack: the task's next poll captures it and sends it back, to
+    /// every asker waiting then (a slow-log report asked while the task is not polled does not
+    /// take the previous one's place). Returns `None` if there is no such task.
     pub fn request_stack(&self, number: u64) -> Option<std::sync::mpsc::Receiver<Stack>> {
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         let waker = self.with_slot(number, |shard, slab, key| {
-            // A second request replaces the first, whose asker sees its channel closed.
-            slab.stacks.retain(|(k, _)| *k != key);
+            if slab.stacks.iter().filter(|(k, _)| *k == key).count() >= STACK_ASKERS {
+                // The oldest gives way: its asker sees its channel closed.
+                let at = slab.stacks.iter().position(|(k, _)| *k == key);
+                slab.stacks.remove(at.expect("counted above"));
+            }
             slab.stacks.push((key, tx));
             let entry = slab.get_mut(key).expect("with_slot gives a used slot");
             entry.details.stack_asked = true;
@@ -1138,7 +1158,7 @@ mod tests {
         let number = tasks().parse_id(&handle.id()).unwrap().unwrap();
         let rx = tasks().request_stack(number).unwrap();
         assert_eq!(handle.poll_signal(&waker), Signal::Stack);
-        handle.send_stack(Box::new(|| "frame 0".to_owned()));
+        handle.send_stack(|| Box::new(|| "frame 0".to_owned()));
         assert_eq!(rx.recv().unwrap()(), "frame 0");
         assert_eq!(handle.poll_signal(&waker), Signal::None);
     }
@@ -1154,16 +1174,39 @@ mod tests {
     }
 
     #[test]
-    fn a_second_stack_request_replaces_the_first() {
+    fn every_asker_waiting_gets_the_stack() {
         let waker = Waker::from(Arc::new(Flag(AtomicBool::new(false))));
         let mut handle = TaskHandle::register(background("twice"), TaskRoute::None, &waker);
         let number = tasks().parse_id(&handle.id()).unwrap().unwrap();
+        // Asked twice before the task's next poll (a report, then the next one).
         let first = tasks().request_stack(number).unwrap();
         let second = tasks().request_stack(number).unwrap();
-        assert!(first.recv().is_err(), "the first asker is told no");
         assert_eq!(handle.poll_signal(&waker), Signal::Stack);
-        handle.send_stack(Box::new(|| "frame 1".to_owned()));
+        handle.send_stack(|| Box::new(|| "frame 1".to_owned()));
+        assert_eq!(first.recv().unwrap()(), "frame 1");
         assert_eq!(second.recv().unwrap()(), "frame 1");
+        // Asked again: the next capture.
+        let third = tasks().request_stack(number).unwrap();
+        assert_eq!(handle.poll_signal(&waker), Signal::Stack);
+        handle.send_stack(|| Box::new(|| "frame 2".to_owned()));
+        assert_eq!(third.recv().unwrap()(), "frame 2");
+        assert_eq!(handle.poll_signal(&waker), Signal::None);
+    }
+
+    #[test]
+    fn past_8_askers_the_oldest_gives_way() {
+        let waker = Waker::from(Arc::new(Flag(AtomicBool::new(false))));
+        let mut handle = TaskHandle::register(background("many"), TaskRoute::None, &waker);
+        let number = tasks().parse_id(&handle.id()).unwrap().unwrap();
+        let askers: Vec<_> = (0..STACK_ASKERS + 1)
+            .map(|_| tasks().request_stack(number).unwrap())
+            .collect();
+        assert!(askers[0].recv().is_err(), "the oldest is told no");
+        assert_eq!(handle.poll_signal(&waker), Signal::Stack);
+        handle.send_stack(|| Box::new(|| "frame".to_owned()));
+        for asker in &askers[1..] {
+            assert_eq!(asker.recv().unwrap()(), "frame");
+        }
     }
 
     #[test]
