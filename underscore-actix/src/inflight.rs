@@ -137,6 +137,41 @@ impl Timed {
     pub(crate) fn abandon(self) {
         self.worker.abandon_poll(self.poll);
     }
+
+    /// The poll ended: counted for its worker, its route's statistics (`None`: its route is
+    /// not known) and its task; a blocking poll (past `blocking.threshold`) is logged, once per
+    /// task, with its route's id (`route`).
+    fn finish(
+        self,
+        stats: Option<&RouteStats>,
+        route: impl FnOnce() -> String,
+        handle: Option<&TaskHandle>,
+    ) {
+        let nanos = self.worker.end_poll(self.poll);
+        let threshold = underscore_core::workers::blocking_threshold();
+        let limit = threshold.as_nanos().min(u128::from(u64::MAX)) as u64;
+        let blocking = nanos > limit;
+        if let Some(stats) = stats {
+            stats.record_poll(nanos, blocking);
+        }
+        let first = match handle {
+            Some(handle) => handle.record_poll(nanos, limit),
+            None => blocking,
+        };
+        if first {
+            let took = std::time::Duration::from_nanos(nanos);
+            tracing::warn!(
+                target: "underscore::blocking",
+                route = %route(),
+                task = handle.map_or_else(|| "-".to_owned(), TaskHandle::id),
+                worker = self.worker.index,
+                took = %underscore_core::time_value::human(took),
+                threshold = %underscore_core::time_value::human(threshold),
+                "blocking poll: the request's future held its worker past blocking.threshold \
+                 (every request on that worker waited)"
+            );
+        }
+    }
 }
 
 /// What `Observe` takes of every request before routing, in case no `Track` claims it.
@@ -494,28 +529,11 @@ impl Tracked {
     #[cold]
     #[inline(never)]
     pub(crate) fn end_poll(&mut self, timed: Timed) {
-        let nanos = timed.worker.end_poll(timed.poll);
-        let threshold = underscore_core::workers::blocking_threshold();
-        let limit = threshold.as_nanos().min(u128::from(u64::MAX)) as u64;
-        let blocking = nanos > limit;
-        self.route.state.stats.record_poll(nanos, blocking);
-        let first = match self.handle() {
-            Some(handle) => handle.record_poll(nanos, limit),
-            None => blocking,
-        };
-        if first {
-            let took = std::time::Duration::from_nanos(nanos);
-            tracing::warn!(
-                target: "underscore::blocking",
-                route = %route_id(self.route),
-                task = self.handle().map_or_else(|| "-".to_owned(), TaskHandle::id),
-                worker = timed.worker.index,
-                took = %underscore_core::time_value::human(took),
-                threshold = %underscore_core::time_value::human(threshold),
-                "blocking poll: the request's future held its worker past blocking.threshold \
-                 (every request on that worker waited)"
-            );
-        }
+        timed.finish(
+            Some(&self.route.state.stats),
+            || route_id(self.route),
+            self.handle(),
+        );
     }
 
     /// The app answered with `status`: records the latency, and the outcome for later.
@@ -863,30 +881,11 @@ impl InFlight {
     #[cold]
     #[inline(never)]
     pub(crate) fn end_poll(&self, timed: Timed, route: Option<&'static DynamicRoute>) {
-        let nanos = timed.worker.end_poll(timed.poll);
-        let threshold = underscore_core::workers::blocking_threshold();
-        let limit = threshold.as_nanos().min(u128::from(u64::MAX)) as u64;
-        let blocking = nanos > limit;
-        if let Some(route) = route {
-            route.stats.record_poll(nanos, blocking);
-        }
-        let first = match self.handle() {
-            Some(handle) => handle.record_poll(nanos, limit),
-            None => blocking,
-        };
-        if first {
-            let took = std::time::Duration::from_nanos(nanos);
-            tracing::warn!(
-                target: "underscore::blocking",
-                route = route.map_or("-", |r| r.id.as_str()),
-                task = self.handle().map_or_else(|| "-".to_owned(), TaskHandle::id),
-                worker = timed.worker.index,
-                took = %underscore_core::time_value::human(took),
-                threshold = %underscore_core::time_value::human(threshold),
-                "blocking poll: the request's future held its worker past blocking.threshold \
-                 (every request on that worker waited)"
-            );
-        }
+        timed.finish(
+            route.map(|r| &r.stats),
+            || route.map_or_else(|| "-".to_owned(), |r| r.id.clone()),
+            self.handle(),
+        );
     }
 
     /// The plain route this request's path matches, as actix's `match_pattern` would say
