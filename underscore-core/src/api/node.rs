@@ -3,21 +3,15 @@
 
 use serde_json::{Map, Value};
 
-use super::settings::{audit_value, Params};
+use super::settings::{audit_value, shape, Params};
 use crate::params::Query;
 use crate::render::Rendered;
 use crate::settings::keys::NodeKeys;
-use crate::settings::{nest, Flat, StoreState, Tier, Update, OPERATOR};
+use crate::settings::{Flat, StoreState, Tier, Update, OPERATOR};
 use crate::{ApiError, Registry};
 
 fn body(state: &StoreState, params: &Params) -> Result<Rendered, ApiError> {
-    let shape = |flat: &Flat| -> Value {
-        if params.flat {
-            Value::Object(flat.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-        } else {
-            nest(flat)
-        }
-    };
+    let shape = |flat: &Flat| shape(flat, params.flat);
     let node = &state.node;
     let mut out = Map::new();
     out.insert(Tier::Persistent.name().to_owned(), shape(&node.persistent));

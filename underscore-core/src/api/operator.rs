@@ -5,10 +5,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Map, Value};
 
+use super::settings::shape;
 use crate::params::Query;
 use crate::render::{DocParams, Rendered};
-use crate::settings::logging::shape;
-use crate::settings::nest;
+use crate::settings::logging;
 use crate::{ApiError, Registry};
 
 pub(crate) fn get(reg: &Registry, mut query: Query, path: &str) -> Result<Rendered, ApiError> {
@@ -33,20 +33,7 @@ pub(crate) fn get(reg: &Registry, mut query: Query, path: &str) -> Result<Render
         .tiers
         .operator
         .iter()
-        .map(|entry| {
-            let settings = if flat {
-                Value::Object(
-                    entry
-                        .settings
-                        .iter()
-                        .map(|(k, v)| (k.clone(), v.clone()))
-                        .collect(),
-                )
-            } else {
-                nest(&entry.settings)
-            };
-            (entry.ids.clone(), settings)
-        })
+        .map(|entry| (entry.ids.clone(), shape(&entry.settings, flat)))
         .collect();
     let last_error = operator.last_error.as_ref().map(
         |(reason, at)| json!({"reason": reason, "at": rfc3339(*at), "at_in_millis": millis(*at)}),
@@ -59,12 +46,8 @@ pub(crate) fn get(reg: &Registry, mut query: Query, path: &str) -> Result<Render
         "applied_at_in_millis": operator.applied_at.map(millis),
         "last_error": last_error,
         "routes": routes,
-        "logging": shape(&state.logging.operator, flat),
-        "node": if flat {
-            Value::Object(state.node.operator.clone().into_iter().collect())
-        } else {
-            nest(&state.node.operator)
-        },
+        "logging": logging::shape(&state.logging.operator, flat),
+        "node": shape(&state.node.operator, flat),
     });
     drop(state);
     doc.render(body)

@@ -46,14 +46,17 @@ fn select(reg: &Registry, state: &StoreState, expr: Option<&str>) -> Result<Vec<
     super::select(known_ids(reg, state), expr, "route", Clone::clone)
 }
 
+/// Settings as a document: nested objects, or flat dotted keys (`flat_settings`).
+pub(super) fn shape(flat: &Flat, flat_keys: bool) -> Value {
+    if flat_keys {
+        Value::Object(flat.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+    } else {
+        nest(flat)
+    }
+}
+
 fn body(state: &StoreState, ids: &[String], params: &Params) -> Result<Rendered, ApiError> {
-    let shape = |flat: &Flat| -> Value {
-        if params.flat {
-            Value::Object(flat.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-        } else {
-            nest(flat)
-        }
-    };
+    let shape = |flat: &Flat| shape(flat, params.flat);
     let empty = Flat::new();
     let out: Map<String, Value> = ids
         .iter()
