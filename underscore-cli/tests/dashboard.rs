@@ -139,25 +139,24 @@ impl Drop for Proc {
 struct Quickstart {
     proc: Proc,
     addr: String,
+    socket: PathBuf,
 }
 
 impl Quickstart {
     fn start(socket: &Path) -> Self {
-        let child = Command::new(built().join("examples").join("quickstart"))
-            .env("QUICKSTART_ADDR", "127.0.0.1:0")
-            .env("UNDERSCORE_SOCKET", socket)
-            .env("UNDERSCORE_SETTINGS", socket.with_extension("json"))
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let (proc, first) = first_line(child, false);
-        let addr = first
-            .strip_prefix("app listening on http://")
-            .unwrap_or_else(|| panic!("unexpected first line: {first}"))
-            .to_owned();
-        Self { proc, addr }
+        let (proc, addr) = spawn_announcing(
+            Command::new(built().join("examples").join("quickstart"))
+                .env("QUICKSTART_ADDR", "127.0.0.1:0")
+                .env("UNDERSCORE_SOCKET", socket)
+                .env("UNDERSCORE_SETTINGS", socket.with_extension("json"))
+                .env("RUST_LOG", "warn"),
+            "app listening on http://",
+        );
+        Self {
+            proc,
+            addr,
+            socket: socket.to_owned(),
+        }
     }
 
     fn url(&self, path: &str) -> String {
@@ -165,17 +164,28 @@ impl Quickstart {
     }
 }
 
-/// The first line a child prints on stdout, and the process (stdout kept open).
-fn first_line(mut child: Child, group: bool) -> (Proc, String) {
+/// Spawns `cmd` (stdout piped, stderr dropped) and reads the first line it prints, which must
+/// start with `prefix`: the process (its stdout kept open) and the rest of that line.
+fn spawn_announcing(cmd: &mut Command, prefix: &str) -> (Proc, String) {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let mut out = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     out.read_line(&mut line).unwrap();
+    let rest = line
+        .trim_end()
+        .strip_prefix(prefix)
+        .unwrap_or_else(|| panic!("unexpected first line: {line}"))
+        .to_owned();
     let proc = Proc {
         child,
-        group,
+        group: false,
         _out: Some(out),
     };
-    (proc, line.trim_end().to_owned())
+    (proc, rest)
 }
 
 /// `underscore --socket ... ui --listen 127.0.0.1:0`, and the URL it printed.
@@ -184,36 +194,23 @@ fn start_ui(sockets: &[&Path]) -> (Proc, String) {
     for s in sockets {
         cmd.arg("--socket").arg(s);
     }
-    let child = cmd
-        .args(["ui", "--listen", "127.0.0.1:0"])
-        .env_remove("UNDERSCORE_UI_TOKEN")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let (proc, first) = first_line(child, false);
-    let url = first
-        .strip_prefix("dashboard on ")
-        .unwrap_or_else(|| panic!("unexpected first line: {first}"))
-        .to_owned();
-    (proc, url)
+    cmd.args(["ui", "--listen", "127.0.0.1:0"])
+        .env_remove("UNDERSCORE_UI_TOKEN");
+    spawn_announcing(&mut cmd, "dashboard on ")
+}
+
+/// `curl` to `url` printing only the status code, giving up after `secs` seconds.
+fn curl_status(url: &str, secs: u32) -> Command {
+    let mut curl = Command::new("curl");
+    curl.args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time"])
+        .arg(secs.to_string())
+        .arg(url);
+    curl
 }
 
 /// `curl` to the app: the status code.
 fn status(url: &str) -> u16 {
-    let out = Command::new("curl")
-        .args([
-            "-s",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "--max-time",
-            "10",
-            url,
-        ])
-        .output()
-        .expect("curl runs");
+    let out = curl_status(url, 10).output().expect("curl runs");
     String::from_utf8_lossy(&out.stdout).parse().unwrap_or(0)
 }
 
@@ -230,17 +227,7 @@ fn admin(socket: &Path, path: &str) -> Value {
 
 /// A slow request (`/slow?ms=60000`) in flight from curl; `wait` gives its status.
 fn slow_request(q: &Quickstart) -> Child {
-    Command::new("curl")
-        .args([
-            "-s",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "--max-time",
-            "60",
-        ])
-        .arg(q.url("/slow?ms=60000"))
+    curl_status(&q.url("/slow?ms=60000"), 60)
         .stdout(Stdio::piped())
         .spawn()
         .unwrap()
@@ -367,6 +354,17 @@ async fn wait_for(c: &Client, what: &str, expr: &str) {
     }
 }
 
+/// Waits until `css` matches `n` elements.
+async fn wait_count(c: &Client, css: &str, n: usize) {
+    let expr = format!("document.querySelectorAll('{css}').length === {n}");
+    wait_for(c, &format!("{n} of {css}"), &expr).await;
+}
+
+/// Waits until `css` matches an element.
+async fn wait_present(c: &Client, css: &str) {
+    wait_for(c, css, &format!("!!document.querySelector('{css}')")).await;
+}
+
 /// Waits until the page has refreshed once more after now.
 async fn next_round(c: &Client) {
     let now = eval(c, "Number(document.body.dataset.round)").await;
@@ -396,6 +394,16 @@ async fn click(c: &Client, css: &str) {
         .click()
         .await
         .unwrap_or_else(|e| panic!("click {css}: {e}"));
+}
+
+/// Sends `keys` to the element `css`.
+async fn type_keys(c: &Client, css: &str, keys: &str) {
+    c.find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"))
+        .send_keys(keys)
+        .await
+        .unwrap_or_else(|e| panic!("keys to {css}: {e}"));
 }
 
 /// Types `text` into the confirmation dialog's field `name`, replacing what it held.
@@ -438,29 +446,73 @@ async fn confirm(c: &Client, says: &[&str]) -> String {
     text(c, "#message").await
 }
 
+/// Shows the first task's stack, and waits until it is there.
+async fn show_a_stack(c: &Client) {
+    click(c, "#tasks tr[data-task] button[data-action=\"stack\"]").await;
+    wait_for(
+        c,
+        "the stack",
+        "document.getElementById('stack').textContent.includes(' at ')",
+    )
+    .await;
+}
+
 fn route_button(route: &str, action: &str) -> String {
     format!("tr[data-route=\"{route}\"] button[data-action=\"{action}\"]")
+}
+
+// ---- the set-up the browser tests share ----------------------------------------------------
+
+/// What a browser test runs against: its turn (taken first), a quickstart for each name (on
+/// `NAME.sock` in a temp dir: the dashboard names a node after its socket), and `underscore ui`
+/// over them. Dropped in that order backwards: the UI, the quickstarts, the dir, the turn.
+struct Scene {
+    /// The dashboard's address, as `underscore ui` printed it.
+    url: String,
+    _ui: Proc,
+    apps: Vec<Quickstart>,
+    _dir: tempfile::TempDir,
+    _turn: tokio::sync::MutexGuard<'static, ()>,
+}
+
+impl Scene {
+    async fn start(names: &[&str]) -> Self {
+        let turn = TURN.lock().await;
+        let dir = tempfile::tempdir().unwrap();
+        let apps: Vec<Quickstart> = names
+            .iter()
+            .map(|name| Quickstart::start(&dir.path().join(format!("{name}.sock"))))
+            .collect();
+        let sockets: Vec<&Path> = apps.iter().map(|q| q.socket.as_path()).collect();
+        let (ui, url) = start_ui(&sockets);
+        Self {
+            url,
+            _ui: ui,
+            apps,
+            _dir: dir,
+            _turn: turn,
+        }
+    }
+}
+
+/// Chromium (its driver ends with the returned [`Browser`]) with the dashboard at `url` open
+/// and ready.
+async fn browse(url: &str) -> (Browser, Client) {
+    let browser = Browser::start();
+    let c = browser.session().await;
+    open(&c, url).await;
+    (browser, c)
 }
 
 // ---- the tests -----------------------------------------------------------------------------
 
 #[tokio::test(flavor = "current_thread")]
 async fn routes_appear_and_a_preempt_set_from_the_page_answers_503_until_resumed() {
-    let _turn = TURN.lock().await;
-    let dir = tempfile::tempdir().unwrap();
-    let socket = dir.path().join("app.sock");
-    let q = Quickstart::start(&socket);
-    let (_ui, url) = start_ui(&[&socket]);
-    let browser = Browser::start();
-    let c = browser.session().await;
-    open(&c, &url).await;
+    let s = Scene::start(&["app"]).await;
+    let q = &s.apps[0];
+    let (_browser, c) = browse(&s.url).await;
     for route in ["index", "hello", "slow", "echo"] {
-        wait_for(
-            &c,
-            route,
-            &format!("!!document.querySelector('tr[data-route=\"{route}\"]')"),
-        )
-        .await;
+        wait_present(&c, &format!("tr[data-route=\"{route}\"]")).await;
     }
     assert_eq!(
         eval(
@@ -477,11 +529,7 @@ async fn routes_appear_and_a_preempt_set_from_the_page_answers_503_until_resumed
     fill(&c, "retry_after", "30").await;
     let outcome = confirm(&c, &["503", "[hello]", "node app", "Retry-After: 30"]).await;
     assert!(outcome.contains("app: preempt hello: done"), "{outcome}");
-    let out = Command::new("curl")
-        .args(["-s", "-i", "--max-time", "10", &q.url("/hello/you")])
-        .output()
-        .unwrap();
-    let head = String::from_utf8_lossy(&out.stdout);
+    let head = curl_i(&[&q.url("/hello/you")]);
     assert!(
         head.starts_with("HTTP/1.1 503 Down for maintenance"),
         "{head}"
@@ -510,12 +558,7 @@ async fn routes_appear_and_a_preempt_set_from_the_page_answers_503_until_resumed
     assert_eq!(status(&q.url("/hello/you")), 200);
 
     // Log levels: the form sets a target's transient level on the node.
-    c.find(Locator::Css("#logger-target"))
-        .await
-        .unwrap()
-        .send_keys("quickstart")
-        .await
-        .unwrap();
+    type_keys(&c, "#logger-target", "quickstart").await;
     eval(
         &c,
         "document.getElementById('logger-level').value = 'debug'",
@@ -525,64 +568,27 @@ async fn routes_appear_and_a_preempt_set_from_the_page_answers_503_until_resumed
     let outcome = confirm(&c, &["[quickstart]", "debug", "node app"]).await;
     assert!(outcome.contains("done"), "{outcome}");
     assert_eq!(
-        admin(&socket, "/_logging/settings")["transient"],
+        admin(&q.socket, "/_logging/settings")["transient"],
         json!({"logger": {"quickstart": "debug"}})
     );
-    wait_for(
-        &c,
-        "the new level",
-        "!!document.querySelector('#loggers tr[data-logger=\"quickstart\"]')",
-    )
-    .await;
+    wait_present(&c, "#loggers tr[data-logger=\"quickstart\"]").await;
 
     // Keyboard: `/` goes to the filter, which narrows the table.
-    c.find(Locator::Css("body"))
-        .await
-        .unwrap()
-        .send_keys("/")
-        .await
-        .unwrap();
+    type_keys(&c, "body", "/").await;
     assert_eq!(eval(&c, "document.activeElement.id").await, "filter");
-    c.find(Locator::Css("#filter"))
-        .await
-        .unwrap()
-        .send_keys("hel")
-        .await
-        .unwrap();
-    wait_for(
-        &c,
-        "the filter",
-        "document.querySelectorAll('#routes tbody tr').length === 1",
-    )
-    .await;
+    type_keys(&c, "#filter", "hel").await;
+    wait_count(&c, "#routes tbody tr", 1).await;
     c.close().await.unwrap();
 }
 
 #[tokio::test(flavor = "current_thread")]
 async fn stack_cancel_and_interrupt_from_the_page_end_slow_requests() {
-    let _turn = TURN.lock().await;
-    let dir = tempfile::tempdir().unwrap();
-    let socket = dir.path().join("app.sock");
-    let q = Quickstart::start(&socket);
-    let (_ui, url) = start_ui(&[&socket]);
-    let mut slow: Vec<Child> = (0..3).map(|_| slow_request(&q)).collect();
-    let browser = Browser::start();
-    let c = browser.session().await;
-    open(&c, &url).await;
-    wait_for(
-        &c,
-        "three tasks",
-        "document.querySelectorAll('#tasks tr[data-task]').length === 3",
-    )
-    .await;
+    let s = Scene::start(&["app"]).await;
+    let mut slow: Vec<Child> = (0..3).map(|_| slow_request(&s.apps[0])).collect();
+    let (_browser, c) = browse(&s.url).await;
+    wait_count(&c, "#tasks tr[data-task]", 3).await;
 
-    click(&c, "#tasks tr[data-task] button[data-action=\"stack\"]").await;
-    wait_for(
-        &c,
-        "the stack",
-        "document.getElementById('stack').textContent.includes(' at ')",
-    )
-    .await;
+    show_a_stack(&c).await;
     let stack = text(&c, "#stack").await;
     assert!(
         stack.contains("quickstart::slow"),
@@ -632,26 +638,14 @@ async fn stack_cancel_and_interrupt_from_the_page_end_slow_requests() {
         };
         assert_eq!(code, 503);
     }
-    wait_for(
-        &c,
-        "no task left",
-        "document.querySelectorAll('#tasks tr[data-task]').length === 0",
-    )
-    .await;
+    wait_count(&c, "#tasks tr[data-task]", 0).await;
     c.close().await.unwrap();
 }
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_node_that_goes_away_turns_stale_and_comes_back() {
-    let _turn = TURN.lock().await;
-    let dir = tempfile::tempdir().unwrap();
-    let (a, b) = (dir.path().join("a.sock"), dir.path().join("b.sock"));
-    let _qa = Quickstart::start(&a);
-    let mut qb = Quickstart::start(&b);
-    let (_ui, url) = start_ui(&[&a, &b]);
-    let browser = Browser::start();
-    let c = browser.session().await;
-    open(&c, &url).await;
+    let mut s = Scene::start(&["a", "b"]).await;
+    let (_browser, c) = browse(&s.url).await;
     let state = |n: &str| format!("document.querySelector('[data-node=\"{n}\"]').dataset.state");
     wait_for(
         &c,
@@ -664,7 +658,7 @@ async fn a_node_that_goes_away_turns_stale_and_comes_back() {
         "false"
     );
 
-    qb.proc.kill();
+    s.apps[1].proc.kill();
     wait_for(&c, "b stale", &format!("{} === 'stale'", state("b"))).await;
     assert_eq!(eval(&c, &state("a")).await, "ok");
     let updated = text(&c, "#updated").await;
@@ -678,7 +672,7 @@ async fn a_node_that_goes_away_turns_stale_and_comes_back() {
         "{card}"
     );
 
-    let _qb = Quickstart::start(&b);
+    let _qb = Quickstart::start(&s.apps[1].socket);
     wait_for(&c, "b back", &format!("{} === 'ok'", state("b"))).await;
     wait_for(
         &c,
@@ -710,40 +704,25 @@ fn serve_page(page: String) -> u16 {
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_page_on_another_origin_changes_nothing_and_the_in_app_page_acts_with_its_token() {
-    let _turn = TURN.lock().await;
-    let dir = tempfile::tempdir().unwrap();
-    let socket = dir.path().join("app.sock");
-    let q = Quickstart::start(&socket);
-    let (_ui, ui_url) = start_ui(&[&socket]);
-    let ui_base = ui_url.trim_end_matches("/_ui").to_owned();
-    let mut slow = slow_request(&q);
+    let s = Scene::start(&["app"]).await;
+    let ui_base = s.url.trim_end_matches("/_ui").to_owned();
+    let mut slow = slow_request(&s.apps[0]);
 
     // The in_app example with a token, and its dashboard.
     let token = "s3cret-token";
-    let child = Command::new(built().join("examples").join("in_app"))
-        .env("IN_APP_ADDR", "127.0.0.1:0")
-        .env("IN_APP_TOKEN", token)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let (_in_app, first) = first_line(child, false);
     // `app and admin APIs on http://127.0.0.1:PORT: curl ...`
-    let app = first
-        .strip_prefix("app and admin APIs on ")
-        .and_then(|s| s.split_once(": "))
-        .map(|(url, _)| url.to_owned())
+    let (_in_app, first) = spawn_announcing(
+        Command::new(built().join("examples").join("in_app"))
+            .env("IN_APP_ADDR", "127.0.0.1:0")
+            .env("IN_APP_TOKEN", token),
+        "app and admin APIs on ",
+    );
+    let (app, _) = first
+        .split_once(": ")
         .unwrap_or_else(|| panic!("unexpected first line: {first}"));
 
-    let browser = Browser::start();
-    let c = browser.session().await;
-    open(&c, &ui_url).await;
-    wait_for(
-        &c,
-        "the slow task",
-        "document.querySelectorAll('#tasks tr[data-task]').length === 1",
-    )
-    .await;
+    let (_browser, c) = browse(&s.url).await;
+    wait_count(&c, "#tasks tr[data-task]", 1).await;
 
     // Another origin tries every state change a page can send without CORS's consent: a
     // form post and no-cors fetches to the CLI's proxy, and (knowing the token, the worst
@@ -781,7 +760,7 @@ async fn a_page_on_another_origin_changes_nothing_and_the_in_app_page_acts_with_
 
     assert_eq!(finished(&mut slow), None, "the slow request must still run");
     let stats = admin(
-        &socket,
+        &s.apps[0].socket,
         "/_cat/routes/slow,hello?format=json&h=id,stats.req.interrupted,preempt",
     );
     assert_eq!(
@@ -804,12 +783,7 @@ async fn a_page_on_another_origin_changes_nothing_and_the_in_app_page_acts_with_
         "",
         "the token leaves the address bar"
     );
-    wait_for(
-        &c,
-        "index",
-        "!!document.querySelector('tr[data-route=\"index\"]')",
-    )
-    .await;
+    wait_present(&c, "tr[data-route=\"index\"]").await;
     click(&c, &route_button("index", "preempt")).await;
     let outcome = confirm(&c, &["[index]"]).await;
     assert!(outcome.contains("done"), "{outcome}");
@@ -868,9 +842,7 @@ async fn first_render_with_1000_routes_and_1000_tasks() {
         std::thread::sleep(Duration::from_millis(100));
     }
     let (_ui, url) = start_ui(&[&socket]);
-    let browser = Browser::start();
-    let c = browser.session().await;
-    open(&c, &url).await;
+    let (_browser, c) = browse(&url).await;
     let first = eval(&c, "Number(document.body.dataset.firstRenderMs)").await;
     let routes = eval(&c, "document.getElementById('routes-count').textContent").await;
     let tasks = eval(&c, "document.getElementById('tasks-count').textContent").await;
@@ -981,18 +953,15 @@ fn ui_guards_the_token_the_loopback_host_and_the_origin() {
 
     // With a token, every request but the page's load needs it; the printed URL carries it
     // in its fragment.
-    let child = Command::new(UNDERSCORE)
-        .arg("--socket")
-        .arg(&socket)
-        .args(["ui", "--listen", "127.0.0.1:0"])
-        .env("UNDERSCORE_UI_TOKEN", "s3cret")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let (_ui, first) = first_line(child, false);
-    let url = first.strip_prefix("dashboard on ").unwrap();
-    assert!(url.ends_with("/_ui#token=s3cret"), "{first}");
+    let (_ui, url) = spawn_announcing(
+        Command::new(UNDERSCORE)
+            .arg("--socket")
+            .arg(&socket)
+            .args(["ui", "--listen", "127.0.0.1:0"])
+            .env("UNDERSCORE_UI_TOKEN", "s3cret"),
+        "dashboard on ",
+    );
+    assert!(url.ends_with("/_ui#token=s3cret"), "{url}");
     let base = url.trim_end_matches("/_ui#token=s3cret");
     assert!(curl_i(&[&format!("{base}/_ui")]).starts_with("HTTP/1.1 200"));
     let denied = curl_i(&[&format!("{base}/n/0/_cat/routes")]);
@@ -1014,12 +983,9 @@ fn ui_guards_the_token_the_loopback_host_and_the_origin() {
 /// checks it.
 #[tokio::test(flavor = "current_thread")]
 async fn screenshot() {
-    let _turn = TURN.lock().await;
-    let dir = tempfile::tempdir().unwrap();
-    let (a, b) = (dir.path().join("app-1.sock"), dir.path().join("app-2.sock"));
-    let qa = Quickstart::start(&a);
-    let qb = Quickstart::start(&b);
-    let _slow: Vec<Proc> = [&qa, &qa, &qb]
+    let s = Scene::start(&["app-1", "app-2"]).await;
+    let (qa, qb) = (&s.apps[0], &s.apps[1]);
+    let _slow: Vec<Proc> = [qa, qa, qb]
         .iter()
         .map(|q| Proc {
             child: slow_request(q),
@@ -1027,26 +993,23 @@ async fn screenshot() {
             _out: None,
         })
         .collect();
-    let (_ui, url) = start_ui(&[&a, &b]);
-    let browser = Browser::start();
-    let c = browser.session().await;
-    open(&c, &url).await;
+    let (_browser, c) = browse(&s.url).await;
     // Some traffic over a few refreshes, a preempted share of /hello and a limit on /slow.
-    for sock in [&a, &b] {
+    for q in [qa, qb] {
         admin_put(
-            sock,
+            &q.socket,
             "/_routes/hello/settings",
             r#"{"transient":{"preempt":{"status":503,"percent":20}}}"#,
         );
     }
     admin_put(
-        &a,
+        &qa.socket,
         "/_routes/slow/settings",
         r#"{"transient":{"limits":{"max_in_flight":8,"timeout":"1m"}}}"#,
     );
     for round in 0..8 {
         for i in 0..(20 + round * 5) {
-            let q = if i % 3 == 0 { &qb } else { &qa };
+            let q = if i % 3 == 0 { qb } else { qa };
             let _ = status(&q.url(&format!("/hello/n{i}")));
             if i % 4 == 0 {
                 let _ = status(&q.url("/"));
@@ -1054,13 +1017,7 @@ async fn screenshot() {
         }
         next_round(&c).await;
     }
-    click(&c, "#tasks tr[data-task] button[data-action=\"stack\"]").await;
-    wait_for(
-        &c,
-        "the stack",
-        "document.getElementById('stack').textContent.includes(' at ')",
-    )
-    .await;
+    show_a_stack(&c).await;
     let badges = text(&c, "tr[data-route=\"hello\"] td.badges").await;
     assert!(badges.contains("preempt 503 20%"), "{badges}");
     if let Some(path) = std::env::var_os("DASHBOARD_SCREENSHOT") {
