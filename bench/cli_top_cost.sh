@@ -12,43 +12,20 @@ cd "$(dirname "$0")/.."
 DURATION=${DURATION:-60}
 INTERVAL=${INTERVAL:-1s}
 
-cargo build --release --quiet -p underscore-bench --bin bench-server
-cargo build --release --quiet -p underscore-cli
-SERVER=target/release/bench-server
-CLI=target/release/underscore
+# shellcheck source=bench/lib/cpu.sh
+source bench/lib/cpu.sh
+start_bench_server
 
-dir=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$dir"
-}
-trap cleanup EXIT
-
-BENCH_ROUTES=1000 "$SERVER" underscore 127.0.0.1:0 >"$dir/server.out" 2>"$dir/server.err" &
-server=$!
-pids+=("$server")
-for _ in $(seq 100); do
-  grep -q '^admin socket ' "$dir/server.out" 2>/dev/null && break
-  sleep 0.1
-done
-sock=$(sed -n 's/^admin socket //p' "$dir/server.out")
-[ -S "$sock" ] || { echo "the bench server did not start" >&2; cat "$dir/server.err" >&2; exit 1; }
-routes=$(curl -s --unix-socket "$sock" 'http://./_cat/routes?h=id' | wc -l)
-
-hz=$(getconf CLK_TCK)
-ticks() { awk '{ print $14 + $15 }' "/proc/$server/stat"; }
 # Let start-up settle before the idle window.
 sleep 2
 
-t0=$(ticks); sleep "$DURATION"; t1=$(ticks)
+t0=$(ticks "$server"); sleep "$DURATION"; t1=$(ticks "$server")
 
 # One more frame than seconds, so top polls through the whole window.
 "$CLI" --socket "$sock" top --frames $((DURATION * 4 + 10)) --interval "$INTERVAL" --size 120x40 >/dev/null &
 pids+=("$!")
 sleep 1 # its first poll (h=*, which learns the columns) is outside the window
-t2=$(ticks); sleep "$DURATION"; t3=$(ticks)
+t2=$(ticks "$server"); sleep "$DURATION"; t3=$(ticks "$server")
 
 awk -v a="$t0" -v b="$t1" -v c="$t2" -v d="$t3" -v hz="$hz" -v s="$DURATION" \
     -v r="$routes" -v i="$INTERVAL" 'BEGIN {

@@ -13,42 +13,14 @@ cd "$(dirname "$0")/.."
 DURATION=${DURATION:-60}
 
 command -v chromium >/dev/null || { echo "chromium is missing: apt-get install -y chromium" >&2; exit 1; }
-cargo build --release --quiet -p underscore-bench --bin bench-server
-cargo build --release --quiet -p underscore-cli
-SERVER=target/release/bench-server
-CLI=target/release/underscore
-
-dir=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$dir"
-}
-trap cleanup EXIT
-
-BENCH_ROUTES=1000 "$SERVER" underscore 127.0.0.1:0 >"$dir/server.out" 2>"$dir/server.err" &
-server=$!
-pids+=("$server")
-for _ in $(seq 100); do
-  grep -q '^admin socket ' "$dir/server.out" 2>/dev/null && break
-  sleep 0.1
-done
-sock=$(sed -n 's/^admin socket //p' "$dir/server.out")
-[ -S "$sock" ] || { echo "the bench server did not start" >&2; cat "$dir/server.err" >&2; exit 1; }
-routes=$(curl -s --unix-socket "$sock" 'http://./_cat/routes?h=id' | wc -l)
+# shellcheck source=bench/lib/cpu.sh
+source bench/lib/cpu.sh
+start_bench_server
 
 "$CLI" --socket "$sock" ui --listen 127.0.0.1:0 >"$dir/ui.out" 2>"$dir/ui.err" &
 ui=$!
 pids+=("$ui")
-for _ in $(seq 100); do
-  grep -q '^dashboard on ' "$dir/ui.out" 2>/dev/null && break
-  sleep 0.1
-done
-url=$(sed -n 's/^dashboard on //p' "$dir/ui.out")
-
-hz=$(getconf CLK_TCK)
-ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+url=$(first_line "$dir/ui.out" 'dashboard on ')
 sleep 2 # start-up settles before the idle window
 
 t0=$(ticks "$server"); sleep "$DURATION"; t1=$(ticks "$server")
