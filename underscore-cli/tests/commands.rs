@@ -1,127 +1,21 @@
 //! Every command of the built `underscore` binary against real quickstart processes: a
 //! temp-dir socket each, the app on `127.0.0.1:0`, the app's answers checked with curl.
 
-use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::{Child, ChildStdout, Command, Output, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+
+use common::{curl_socket, read_stdout, Quickstart};
 
 const UNDERSCORE: &str = env!("CARGO_BIN_EXE_underscore");
 
-/// The quickstart example binary, beside this test's own directory (`target/<profile>/`),
-/// as `tests/tests/quickstart_binary.rs` finds it. `cargo test --workspace` builds it; when it
-/// is missing or older than the server's sources (a `cargo test -p underscore-cli` alone does
-/// not build another package's examples), it is built here first, once, with the cargo that
-/// runs the tests. (Building it every time would not be a no-op: `-p underscore-examples`
-/// unifies fewer features than the whole workspace, so it would rebuild actix-web.)
-fn quickstart_exe() -> &'static Path {
-    static EXE: OnceLock<PathBuf> = OnceLock::new();
-    EXE.get_or_init(|| {
-        let exe = std::env::current_exe().unwrap();
-        let profile_dir = exe.parent().unwrap().parent().unwrap();
-        let path = profile_dir.join("examples").join("quickstart");
-        let built = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-        let sources = [
-            "examples",
-            "underscore-actix",
-            "underscore-core",
-            "underscore-macros",
-            "Cargo.lock",
-        ]
-        .map(|p| newest(&root.join(p)));
-        if built.is_none_or(|built| sources.into_iter().flatten().any(|s| s > built)) {
-            let mut build = Command::new(env!("CARGO"));
-            build
-                .args([
-                    "build",
-                    "--quiet",
-                    "-p",
-                    "underscore-examples",
-                    "--example",
-                    "quickstart",
-                ])
-                .current_dir(root);
-            if profile_dir.file_name().is_some_and(|p| p == "release") {
-                build.arg("--release");
-            }
-            let status = build.status().expect("cargo runs");
-            assert!(status.success(), "building the quickstart failed");
-        }
-        assert!(path.exists(), "{} is missing", path.display());
-        path
-    })
-}
-
-/// The newest modification time of a file or of any file under a directory.
-fn newest(path: &Path) -> Option<std::time::SystemTime> {
-    let meta = std::fs::metadata(path).ok()?;
-    if !meta.is_dir() {
-        return meta.modified().ok();
-    }
-    std::fs::read_dir(path)
-        .ok()?
-        .flatten()
-        .filter_map(|entry| newest(&entry.path()))
-        .max()
-}
-
-/// A quickstart process; killed on drop.
-struct Quickstart {
-    child: Child,
-    addr: String,
-    socket: PathBuf,
-}
-
 impl Quickstart {
-    fn start(socket: &Path) -> Self {
-        Self::start_with(socket, &[])
-    }
-
-    /// [`Quickstart::start`], with more environment variables.
-    fn start_with(socket: &Path, env: &[(&str, &Path)]) -> Self {
-        let mut child = Command::new(quickstart_exe())
-            .envs(env.iter().copied())
-            .env("QUICKSTART_ADDR", "127.0.0.1:0")
-            .env("UNDERSCORE_SOCKET", socket)
-            .env(
-                "UNDERSCORE_SETTINGS",
-                socket.with_extension("settings.json"),
-            )
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let first = lines
-            .next()
-            .expect("quickstart printed its address")
-            .unwrap();
-        let addr = first
-            .strip_prefix("app listening on http://")
-            .unwrap_or_else(|| panic!("unexpected first line: {first}"))
-            .to_owned();
-        // The socket is bound before the address is printed.
-        assert!(socket.exists());
-        Self {
-            child,
-            addr,
-            socket: socket.to_owned(),
-        }
-    }
-
     /// A request to the app with curl: status line, headers and body, as curl -i prints them.
     fn get(&self, path: &str) -> String {
-        curl(&format!("http://{}{path}", self.addr))
-    }
-}
-
-impl Drop for Quickstart {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        curl(&self.url(path))
     }
 }
 
@@ -135,25 +29,17 @@ fn curl(url: &str) -> String {
 
 /// A request to the admin socket with curl, the body only.
 fn admin(socket: &Path, path: &str) -> String {
-    let out = Command::new("curl")
-        .args(["-sS", "--max-time", "10", "--unix-socket"])
-        .arg(socket)
-        .arg(format!("http://.{path}"))
-        .output()
-        .expect("curl runs");
-    String::from_utf8(out.stdout).unwrap()
+    String::from_utf8(curl_socket(socket, path, &[]).stdout).unwrap()
 }
 
 /// A `PUT` of a JSON body to the admin socket with curl; the answer's body.
 fn admin_put(socket: &Path, path: &str, body: &str) -> String {
-    let out = Command::new("curl")
-        .args(["-sS", "--max-time", "10", "-X", "PUT", "-H"])
-        .arg("content-type: application/json")
-        .args(["--data-binary", body, "--unix-socket"])
-        .arg(socket)
-        .arg(format!("http://.{path}"))
-        .output()
-        .expect("curl runs");
+    let json = ["-X", "PUT", "-H", "content-type: application/json"];
+    let out = curl_socket(
+        socket,
+        path,
+        &[&json[..], &["--data-binary", body]].concat(),
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -170,13 +56,7 @@ fn slow_request(qs: &Quickstart) -> Child {
 }
 
 fn finish(mut child: Child) -> String {
-    let mut out = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
+    let out = read_stdout(&mut child);
     child.wait().unwrap();
     out.replace("\r\n", "\n")
 }
@@ -1033,7 +913,7 @@ fn health_fail_ok_and_drain_take_a_node_out_of_rotation_and_stop_it() {
     let answer = finish(slow);
     assert!(answer.starts_with("HTTP/1.1 200 OK\n"), "{answer}");
     assert!(answer.contains("\nconnection: close\n"), "{answer}");
-    assert!(qs.child.wait().unwrap().success());
+    assert!(qs.proc.child.wait().unwrap().success());
     // Nothing left to ask.
     fails(&["--socket", s.to_str().unwrap(), "health"], 3);
 }

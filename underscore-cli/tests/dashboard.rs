@@ -9,6 +9,8 @@
 //! `data-ready` and `data-round` attributes rather than on sleeps, and check every action's
 //! effect with a real HTTP client (curl) against the app.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
@@ -17,6 +19,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use common::{
+    build_if_stale, curl_socket, profile_dir, read_stdout, spawn_announcing, Proc, Quickstart,
+};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
 
@@ -28,164 +33,33 @@ static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 // ---- binaries ------------------------------------------------------------------------------
 
-/// `target/<profile>/`.
-fn profile_dir() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.parent().unwrap().parent().unwrap().to_owned()
-}
-
-/// Builds what the tests run beside the CLI, once, with the cargo that runs the tests (a
-/// `cargo test -p underscore-cli` alone builds no other package's binaries): the quickstart
-/// and in_app examples, and the bench server (1,000 routes, for the first-render figure).
-/// Each is built only when missing or older than the sources (as `commands.rs` does): a
-/// `cargo test --workspace` has built the examples already, with the workspace's features.
+/// `target/<profile>/`, with what the tests run beside the CLI built there, once: the
+/// quickstart and in_app examples, and the bench server (1,000 routes, for the first-render
+/// figure), each only when missing or stale.
 fn built() -> &'static PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let dir = profile_dir();
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-        let sources = [
-            "examples",
-            "bench",
-            "underscore-actix",
-            "underscore-core",
-            "underscore-macros",
-            "Cargo.lock",
-        ]
-        .map(|p| newest(&root.join(p)));
-        let stale = |exe: &Path| {
-            let built = std::fs::metadata(exe).and_then(|m| m.modified()).ok();
-            built.is_none_or(|built| sources.iter().flatten().any(|s| *s > built))
-        };
         let examples = dir.join("examples");
-        let builds: [(&[&str], [PathBuf; 2]); 2] = [
-            (
-                &[
-                    "-p",
-                    "underscore-examples",
-                    "--example",
-                    "quickstart",
-                    "--example",
-                    "in_app",
-                ],
-                [examples.join("quickstart"), examples.join("in_app")],
-            ),
-            (
-                &["-p", "underscore-bench", "--bin", "bench-server"],
-                [dir.join("bench-server"), dir.join("bench-server")],
-            ),
-        ];
-        for (args, exes) in builds {
-            if !exes.iter().any(|exe| stale(exe)) {
-                continue;
-            }
-            let mut build = Command::new(env!("CARGO"));
-            build
-                .args(["build", "--quiet"])
-                .args(args)
-                .current_dir(root);
-            if dir.file_name().is_some_and(|p| p == "release") {
-                build.arg("--release");
-            }
-            let status = build.status().expect("cargo runs");
-            assert!(status.success(), "building {args:?} failed");
-        }
+        build_if_stale(
+            &[
+                "-p",
+                "underscore-examples",
+                "--example",
+                "quickstart",
+                "--example",
+                "in_app",
+            ],
+            &[examples.join("quickstart"), examples.join("in_app")],
+            &[],
+        );
+        build_if_stale(
+            &["-p", "underscore-bench", "--bin", "bench-server"],
+            &[dir.join("bench-server")],
+            &["bench"],
+        );
         dir
     })
-}
-
-/// The newest modification time of a file or of any file under a directory.
-fn newest(path: &Path) -> Option<std::time::SystemTime> {
-    let meta = std::fs::metadata(path).ok()?;
-    if !meta.is_dir() {
-        return meta.modified().ok();
-    }
-    std::fs::read_dir(path)
-        .ok()?
-        .flatten()
-        .filter_map(|entry| newest(&entry.path()))
-        .max()
-}
-
-/// A child process killed (with its process group) on drop.
-struct Proc {
-    child: Child,
-    group: bool,
-    /// Its stdout, past the first line: kept open, so that later lines do not meet a closed
-    /// pipe (`println!` panics on one).
-    _out: Option<BufReader<std::process::ChildStdout>>,
-}
-
-impl Proc {
-    fn kill(&mut self) {
-        if self.group {
-            // chromedriver's Chromium processes are in its group: end them all.
-            let _ = Command::new("kill")
-                .args(["-KILL", "--", &format!("-{}", self.child.id())])
-                .status();
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// A quickstart on `127.0.0.1:0` with its admin socket at `socket`.
-struct Quickstart {
-    proc: Proc,
-    addr: String,
-    socket: PathBuf,
-}
-
-impl Quickstart {
-    fn start(socket: &Path) -> Self {
-        let (proc, addr) = spawn_announcing(
-            Command::new(built().join("examples").join("quickstart"))
-                .env("QUICKSTART_ADDR", "127.0.0.1:0")
-                .env("UNDERSCORE_SOCKET", socket)
-                .env("UNDERSCORE_SETTINGS", socket.with_extension("json"))
-                .env("RUST_LOG", "warn"),
-            "app listening on http://",
-        );
-        Self {
-            proc,
-            addr,
-            socket: socket.to_owned(),
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-}
-
-/// Spawns `cmd` (stdout piped, stderr dropped) and reads the first line it prints, which must
-/// start with `prefix`: the process (its stdout kept open) and the rest of that line.
-fn spawn_announcing(cmd: &mut Command, prefix: &str) -> (Proc, String) {
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    let rest = line
-        .trim_end()
-        .strip_prefix(prefix)
-        .unwrap_or_else(|| panic!("unexpected first line: {line}"))
-        .to_owned();
-    let proc = Proc {
-        child,
-        group: false,
-        _out: Some(out),
-    };
-    (proc, rest)
 }
 
 /// `underscore --socket ... ui --listen 127.0.0.1:0`, and the URL it printed.
@@ -216,12 +90,7 @@ fn status(url: &str) -> u16 {
 
 /// `curl --unix-socket` to an admin API: the JSON body.
 fn admin(socket: &Path, path: &str) -> Value {
-    let out = Command::new("curl")
-        .args(["-s", "--max-time", "10", "--unix-socket"])
-        .arg(socket)
-        .arg(format!("http://.{path}"))
-        .output()
-        .expect("curl runs");
+    let out = curl_socket(socket, path, &[]);
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{path}: {e}: {out:?}"))
 }
 
@@ -235,14 +104,7 @@ fn slow_request(q: &Quickstart) -> Child {
 
 fn finished(child: &mut Child) -> Option<u16> {
     child.try_wait().unwrap()?;
-    let mut out = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
-    Some(out.parse().unwrap_or(0))
+    Some(read_stdout(child).parse().unwrap_or(0))
 }
 
 // ---- the browser ---------------------------------------------------------------------------
@@ -302,7 +164,7 @@ impl Browser {
         let driver = Proc {
             child,
             group: true,
-            _out: None,
+            out: None,
         };
         let start = Instant::now();
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -658,7 +520,7 @@ async fn a_node_that_goes_away_turns_stale_and_comes_back() {
         "false"
     );
 
-    s.apps[1].proc.kill();
+    s.apps[1].kill();
     wait_for(&c, "b stale", &format!("{} === 'stale'", state("b"))).await;
     assert_eq!(eval(&c, &state("a")).await, "ok");
     let updated = text(&c, "#updated").await;
@@ -823,7 +685,7 @@ async fn first_render_with_1000_routes_and_1000_tasks() {
     let _server = Proc {
         child,
         group: false,
-        _out: None,
+        out: None,
     };
     let held: Vec<TcpStream> = (0..1000)
         .map(|_| {
@@ -990,7 +852,7 @@ async fn screenshot() {
         .map(|q| Proc {
             child: slow_request(q),
             group: false,
-            _out: None,
+            out: None,
         })
         .collect();
     let (_browser, c) = browse(&s.url).await;
@@ -1030,12 +892,6 @@ async fn screenshot() {
 }
 
 fn admin_put(socket: &Path, path: &str, body: &str) {
-    let out = Command::new("curl")
-        .args(["-s", "-f", "-X", "PUT", "--unix-socket"])
-        .arg(socket)
-        .arg(format!("http://.{path}"))
-        .args(["-d", body])
-        .output()
-        .unwrap();
+    let out = curl_socket(socket, path, &["-f", "-X", "PUT", "-d", body]);
     assert!(out.status.success(), "{path}: {out:?}");
 }
