@@ -7,11 +7,12 @@ use actix_web::{web, App, HttpServer};
 use underscore_actix::admin::InApp;
 use underscore_actix::AdminSocket;
 
-#[test]
-fn in_app_guards_require_the_token_and_refuse_browser_state_changes() {
-    let server = common::run_server(None, || {
-        let server = HttpServer::new(|| {
-            let admin = InApp::new().bearer_token("t0ken").loopback_only();
+/// One worker on `127.0.0.1:0`: an app whose `/` answers `app`, and the admin APIs mounted
+/// in it as `admin` (called in each worker) says.
+fn serve_in_app(admin: fn() -> InApp) -> common::Running {
+    common::run_server(None, move || {
+        let server = HttpServer::new(move || {
+            let admin = admin();
             App::new()
                 .route("/", web::get().to(|| async { "app" }))
                 .configure(|cfg| admin.configure(cfg))
@@ -20,7 +21,12 @@ fn in_app_guards_require_the_token_and_refuse_browser_state_changes() {
         .disable_signals()
         .bind("127.0.0.1:0")?;
         Ok((server.addrs()[0], server.run()))
-    });
+    })
+}
+
+#[test]
+fn in_app_guards_require_the_token_and_refuse_browser_state_changes() {
+    let server = serve_in_app(|| InApp::new().bearer_token("t0ken").loopback_only());
     let addr = server.addr;
 
     let no_token = common::raw(
@@ -76,18 +82,7 @@ fn in_app_guards_require_the_token_and_refuse_browser_state_changes() {
 
 #[test]
 fn the_in_app_dashboard_acts_from_its_own_origin_with_the_token_only() {
-    let server = common::run_server(None, || {
-        let server = HttpServer::new(|| {
-            let admin = InApp::new().bearer_token("t0ken").dashboard();
-            App::new()
-                .route("/", web::get().to(|| async { "app" }))
-                .configure(|cfg| admin.configure(cfg))
-        })
-        .workers(1)
-        .disable_signals()
-        .bind("127.0.0.1:0")?;
-        Ok((server.addrs()[0], server.run()))
-    });
+    let server = serve_in_app(|| InApp::new().bearer_token("t0ken").dashboard());
     let addr = server.addr;
     let host = addr.to_string();
     let post = |origin: &str, token: &str| {
@@ -153,16 +148,7 @@ fn the_in_app_dashboard_acts_from_its_own_origin_with_the_token_only() {
 
 #[test]
 fn the_dashboard_is_mounted_only_when_asked() {
-    let server = common::run_server(None, || {
-        let server = HttpServer::new(|| {
-            let admin = InApp::new().bearer_token("t0ken");
-            App::new().configure(|cfg| admin.configure(cfg))
-        })
-        .workers(1)
-        .disable_signals()
-        .bind("127.0.0.1:0")?;
-        Ok((server.addrs()[0], server.run()))
-    });
+    let server = serve_in_app(|| InApp::new().bearer_token("t0ken"));
     let page = common::raw(
         server.addr,
         "GET /_ui HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
