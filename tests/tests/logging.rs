@@ -3,68 +3,21 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
-use std::sync::{Arc, Mutex};
+use std::process::Command;
 use std::time::Duration;
 
 use actix_web::{get, web, Responder};
-use common::{curl_unix, wait_until, Reply, TestServer};
+use common::{curl_unix, wait_until, Quickstart, Reply, TestServer};
 use serde_json::json;
-
-/// A running quickstart, with every line it writes to stderr collected as it comes.
-struct Quickstart {
-    child: Child,
-    addr: String,
-    socket: PathBuf,
-    stderr: Arc<Mutex<Vec<String>>>,
-}
-
-fn start(socket: &Path, settings: &Path) -> Quickstart {
-    let (mut child, addr, _) = common::spawn_quickstart(socket, settings);
-    let stderr = Arc::new(Mutex::new(Vec::new()));
-    let lines = stderr.clone();
-    let pipe = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(pipe).lines() {
-            let Ok(line) = line else { break };
-            lines.lock().unwrap().push(line);
-        }
-    });
-    Quickstart {
-        child,
-        addr,
-        socket: socket.to_owned(),
-        stderr,
-    }
-}
 
 impl Quickstart {
     fn hello(&self, name: &str) {
-        let res = common::http("GET", &format!("http://{}/hello/{name}", self.addr), None);
+        let res = self.app(&format!("/hello/{name}"));
         assert_eq!(res.body, format!("Hello {name}!\n"));
-    }
-
-    fn admin(&self, method: &str, path: &str, body: Option<&str>) -> Reply {
-        curl_unix(&self.socket, method, path, body)
     }
 
     fn put(&self, body: &str) -> Reply {
         self.admin("PUT", "/_logging/settings", Some(body))
-    }
-
-    fn log(&self) -> String {
-        self.stderr.lock().unwrap().join("\n")
-    }
-
-    fn count(&self, needle: &str) -> usize {
-        self.stderr
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|l| l.contains(needle))
-            .count()
     }
 
     /// Waits until every line written so far is read: a PUT that changes nothing writes an
@@ -76,24 +29,16 @@ impl Quickstart {
         wait_until("the audit line of a no-op PUT", || self.count(marker) > n);
     }
 
-    fn stop(mut self) {
+    /// Stops it as an operator would (SIGINT), and waits for it to exit.
+    fn stop(&mut self) {
         common::signal(&self.child, "-INT");
         common::wait(&mut self.child, Duration::from_secs(15));
     }
 }
 
-impl Drop for Quickstart {
-    fn drop(&mut self) {
-        // A test that failed midway: do not leave the process behind.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn a_level_raised_at_runtime_shows_debug_lines_on_every_worker_until_reset() {
-    let dir = tempfile::tempdir().unwrap();
-    let qs = start(&dir.path().join("u.sock"), &dir.path().join("s.json"));
+    let mut qs = Quickstart::start(&[]);
     qs.hello("before");
     qs.settle();
     assert!(!qs.log().contains("greeting before"), "{}", qs.log());
@@ -112,14 +57,7 @@ fn a_level_raised_at_runtime_shows_debug_lines_on_every_worker_until_reset() {
         (0..6).all(|i| qs.count(&format!("DEBUG quickstart: greeting w{i}")) == 1)
     });
     // The audit line: who, from which peer (uid and pid on the socket), old and new.
-    let audit = qs
-        .stderr
-        .lock()
-        .unwrap()
-        .iter()
-        .find(|l| l.contains("underscore::audit: log level changed"))
-        .cloned()
-        .unwrap();
+    let audit = qs.line("underscore::audit: log level changed").unwrap();
     assert!(
         audit.contains("caller=\"uid=")
             && audit.contains(" pid=")
@@ -160,8 +98,7 @@ fn a_level_raised_at_runtime_shows_debug_lines_on_every_worker_until_reset() {
 
 #[test]
 fn bad_levels_and_targets_are_a_400_naming_the_key_and_change_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let qs = start(&dir.path().join("u.sock"), &dir.path().join("s.json"));
+    let mut qs = Quickstart::start(&[]);
     assert_eq!(
         qs.put(r#"{"persistent":{"logger.kept":"warn"}}"#).status,
         200
@@ -171,7 +108,7 @@ fn bad_levels_and_targets_are_a_400_naming_the_key_and_change_nothing() {
             qs.admin("GET", "/_logging/settings?include_defaults", None)
                 .body,
             qs.admin("GET", "/_cat/loggers?h=*", None).body,
-            std::fs::read_to_string(dir.path().join("s.json")).unwrap(),
+            std::fs::read_to_string(&qs.settings).unwrap(),
         )
     };
     let before = state();
@@ -228,9 +165,7 @@ fn bad_levels_and_targets_are_a_400_naming_the_key_and_change_nothing() {
 
 #[test]
 fn persistent_levels_survive_a_restart_and_apply_from_the_start() {
-    let dir = tempfile::tempdir().unwrap();
-    let (socket, settings) = (dir.path().join("u.sock"), dir.path().join("s.json"));
-    let qs = start(&socket, &settings);
+    let mut qs = Quickstart::start(&[]);
     let res = qs
         .put(r#"{"persistent":{"logger.quickstart":"debug"},"transient":{"logger._root":"warn"}}"#);
     assert_eq!(res.status, 200, "{}", res.body);
@@ -242,12 +177,12 @@ fn persistent_levels_survive_a_restart_and_apply_from_the_start() {
     assert_eq!(res.status, 200);
     qs.stop();
     let file: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&settings).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(&qs.settings).unwrap()).unwrap();
     assert_eq!(file["logging"], json!({"logger.quickstart": "debug"}));
     assert_eq!(file["routes"]["index"], json!({"preempt.status": 503}));
 
     // Persistent kept, transient lost; debug lines from the first request, with no PUT.
-    let qs = start(&socket, &settings);
+    qs.restart();
     assert_eq!(
         qs.admin("GET", "/_logging/settings?flat_settings", None)
             .json(),
@@ -261,11 +196,11 @@ fn persistent_levels_survive_a_restart_and_apply_from_the_start() {
 
     // A file written by hand, before the first start.
     std::fs::write(
-        &settings,
+        &qs.settings,
         r#"{"format":"underscore-settings/1","routes":{},"logging":{"logger.quickstart":"TRACE"}}"#,
     )
     .unwrap();
-    let qs = start(&socket, &settings);
+    qs.restart();
     qs.hello("by-hand");
     wait_until("a debug line from a hand-written file", || {
         qs.count("greeting by-hand") == 1

@@ -490,6 +490,12 @@ impl Quickstart {
     pub fn log(&self) -> String {
         self.stderr.lock().unwrap().join("\n")
     }
+
+    /// The first log line so far that contains `needle`.
+    pub fn line(&self, needle: &str) -> Option<String> {
+        let lines = self.stderr.lock().unwrap();
+        lines.iter().find(|l| l.contains(needle)).cloned()
+    }
 }
 
 impl Drop for Quickstart {
