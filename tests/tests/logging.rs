@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
 use actix_web::{get, web, Responder};
@@ -221,14 +220,7 @@ fn a_corrupt_logging_section_stops_start_up_and_is_left_untouched() {
     let settings = dir.path().join("s.json");
     let corrupt = r#"{"format":"underscore-settings/1","routes":{},"logging":{"logger.x":"loud"}}"#;
     std::fs::write(&settings, corrupt).unwrap();
-    let out = Command::new(common::quickstart_exe())
-        .env("QUICKSTART_ADDR", "127.0.0.1:0")
-        .env("UNDERSCORE_SOCKET", dir.path().join("u.sock"))
-        .env("UNDERSCORE_SETTINGS", &settings)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let (_, stderr) = common::quickstart_start_fails(&dir.path().join("u.sock"), &settings, &[]);
     assert!(
         stderr.contains(&settings.display().to_string())
             && stderr.contains("corrupt")

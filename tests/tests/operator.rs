@@ -488,18 +488,13 @@ fn all_reaches_a_plain_route_seen_after_the_file_was_applied() {
 #[test]
 fn a_directory_that_does_not_exist_stops_the_start_with_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(common::quickstart_exe())
-        .env("QUICKSTART_ADDR", "127.0.0.1:0")
-        .env("UNDERSCORE_SOCKET", dir.path().join("admin.sock"))
-        .env("UNDERSCORE_SETTINGS", dir.path().join("persistent.json"))
-        .env(
-            "UNDERSCORE_OPERATOR_SETTINGS",
-            dir.path().join("missing").join("settings.json"),
-        )
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let operator = dir.path().join("missing").join("settings.json");
+    let (status, stderr) = common::quickstart_start_fails(
+        &dir.path().join("admin.sock"),
+        &dir.path().join("persistent.json"),
+        &[("UNDERSCORE_OPERATOR_SETTINGS", operator.as_os_str())],
+    );
+    assert_eq!(status.code(), Some(1));
     assert!(
         stderr.contains(&format!(
             "error: cannot watch the operator settings file {}: its directory {} does not exist",

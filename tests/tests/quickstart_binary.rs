@@ -185,14 +185,7 @@ fn a_corrupt_settings_file_stops_start_up_and_is_left_untouched() {
     let corrupt =
         "{\"format\": \"underscore-settings/1\", \"routes\": {\"hello\": {\"preempt.status\": 42";
     std::fs::write(&settings, corrupt).unwrap();
-    let out = Command::new(common::quickstart_exe())
-        .env("QUICKSTART_ADDR", "127.0.0.1:0")
-        .env("UNDERSCORE_SOCKET", &socket)
-        .env("UNDERSCORE_SETTINGS", &settings)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let (_, stderr) = common::quickstart_start_fails(&socket, &settings, &[]);
     assert!(
         stderr.contains(&settings.display().to_string()) && stderr.contains("corrupt"),
         "{stderr}"

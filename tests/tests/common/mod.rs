@@ -325,6 +325,27 @@ pub fn spawn_quickstart_with(
     (child, addr, after)
 }
 
+/// Runs the quickstart binary on `127.0.0.1:0` with this admin socket, settings file and more
+/// environment variables, for a start that must fail: how it exited, and its stderr.
+pub fn quickstart_start_fails(
+    socket: &Path,
+    settings: &Path,
+    env: &[(&str, &std::ffi::OsStr)],
+) -> (std::process::ExitStatus, String) {
+    let out = Command::new(quickstart_exe())
+        .envs(env.iter().copied())
+        .env("QUICKSTART_ADDR", "127.0.0.1:0")
+        .env("UNDERSCORE_SOCKET", socket)
+        .env("UNDERSCORE_SETTINGS", settings)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "the quickstart started");
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// Sends `sig` (`-INT`, `-KILL`, ...) to `child` with `kill`, as an operator would.
 pub fn signal(child: &std::process::Child, sig: &str) {
     let status = Command::new("kill")
