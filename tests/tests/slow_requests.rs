@@ -100,32 +100,6 @@ fn nap_routes(cfg: &mut web::ServiceConfig) {
     cfg.service(nap);
 }
 
-/// Every event on `underscore::slowlog` this process emitted: `LEVEL field=value ...`.
-static EVENTS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
-
-struct Capture;
-
-impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Capture {
-    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
-        struct Fields(String);
-        impl tracing::field::Visit for Fields {
-            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-                self.0.push_str(&format!(" {}={value:?}", field.name()));
-            }
-        }
-        if event.metadata().target() == "underscore::slowlog" {
-            let mut fields = Fields(event.metadata().level().to_string());
-            event.record(&mut fields);
-            EVENTS.lock().unwrap().push(fields.0);
-        }
-    }
-}
-
-fn capture_events() {
-    use tracing_subscriber::prelude::*;
-    let _ = tracing_subscriber::registry().with(Capture).try_init();
-}
-
 fn slowlog(srv: &TestServer, query: &str) -> Vec<Value> {
     let json = srv.admin("GET", &format!("/_slowlog?{query}")).json();
     json["entries"].as_array().unwrap().clone()
@@ -137,7 +111,7 @@ fn put_settings(srv: &TestServer, body: &str) -> common::Reply {
 
 #[test]
 fn slow_requests_are_logged_at_the_highest_level_crossed_and_while_they_run() {
-    capture_events();
+    common::capture_events("underscore::slowlog");
     let srv = TestServer::start(nap_routes);
     // Off by default: nothing is logged, however slow.
     assert_eq!(srv.http("GET", "/nap?ms=120").status, 200);
@@ -241,7 +215,7 @@ fn slow_requests_are_logged_at_the_highest_level_crossed_and_while_they_run() {
     assert_eq!(lines[5], ["warn", "nap", "200", "GET", "/nap", "slow-1"]);
 
     // One tracing event per entry, at its level, with what the entry holds.
-    let events = EVENTS.lock().unwrap().clone();
+    let events = common::captured_events();
     let mine = |needle: &str| events.iter().filter(|e| e.contains(needle)).count();
     assert_eq!(mine("opaque_id=\"r-info\""), 1, "{events:#?}");
     assert!(events.iter().any(|e| e.starts_with("INFO")

@@ -41,27 +41,6 @@ fn routes(cfg: &mut web::ServiceConfig) {
         .route("/plain-block", web::get().to(plain_block));
 }
 
-/// Blocking-poll events logged, as `route task` pairs.
-static EVENTS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
-
-struct Capture;
-
-impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Capture {
-    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
-        struct Fields(String);
-        impl tracing::field::Visit for Fields {
-            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-                self.0.push_str(&format!(" {}={value:?}", field.name()));
-            }
-        }
-        if event.metadata().target() == "underscore::blocking" {
-            let mut fields = Fields(String::new());
-            event.record(&mut fields);
-            EVENTS.lock().unwrap().push(fields.0);
-        }
-    }
-}
-
 fn workers(srv: &TestServer) -> Vec<Value> {
     srv.admin("GET", "/_cat/workers?format=json&h=*")
         .json()
@@ -72,8 +51,7 @@ fn workers(srv: &TestServer) -> Vec<Value> {
 
 #[test]
 fn a_blocked_worker_is_shown_while_it_blocks_and_counted_after() {
-    use tracing_subscriber::prelude::*;
-    let _ = tracing_subscriber::registry().with(Capture).try_init();
+    common::capture_events("underscore::blocking");
     underscore_actix::Underscore::builder()
         .poll_timing(true)
         .blocking_threshold(Duration::from_millis(50))
@@ -156,7 +134,7 @@ fn a_blocked_worker_is_shown_while_it_blocks_and_counted_after() {
         });
     }
     // Logged once per request, with its route.
-    let events = EVENTS.lock().unwrap().clone();
+    let events = common::captured_events();
     assert_eq!(
         events.iter().filter(|e| e.contains("route=block")).count(),
         2,
@@ -185,7 +163,7 @@ fn a_blocked_worker_is_shown_while_it_blocks_and_counted_after() {
     let plain = &stats["routes"]["plain-block"];
     assert_eq!(plain["blocking_polls"], 1, "{stats}");
     assert!(plain["busy_ms"].as_f64().unwrap() >= 600.0, "{stats}");
-    let events = EVENTS.lock().unwrap().clone();
+    let events = common::captured_events();
     assert_eq!(
         events
             .iter()

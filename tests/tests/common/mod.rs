@@ -346,6 +346,43 @@ pub fn quickstart_start_fails(
     )
 }
 
+/// The events [`capture_events`] captured.
+static EVENTS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// A tracing layer that keeps the events on one target in [`EVENTS`].
+struct Capture(&'static str);
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Capture {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        struct Fields(String);
+        impl tracing::field::Visit for Fields {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                self.0.push_str(&format!(" {}={value:?}", field.name()));
+            }
+        }
+        if event.metadata().target() == self.0 {
+            let mut fields = Fields(event.metadata().level().to_string());
+            event.record(&mut fields);
+            EVENTS.lock().unwrap().push(fields.0);
+        }
+    }
+}
+
+/// From now on, keeps every event this process emits on the tracing target `target`, for
+/// [`captured_events`]: the test binary's global subscriber (the first call installs it; a
+/// test binary captures one target).
+pub fn capture_events(target: &'static str) {
+    use tracing_subscriber::prelude::*;
+    let _ = tracing_subscriber::registry()
+        .with(Capture(target))
+        .try_init();
+}
+
+/// The events captured so far, as `LEVEL field=value ...`.
+pub fn captured_events() -> Vec<String> {
+    EVENTS.lock().unwrap().clone()
+}
+
 /// Sends `sig` (`-INT`, `-KILL`, ...) to `child` with `kill`, as an operator would.
 pub fn signal(child: &std::process::Child, sig: &str) {
     let status = Command::new("kill")
