@@ -21,6 +21,19 @@ fn block(qs: &Quickstart, ms: u64) -> std::thread::JoinHandle<String> {
     std::thread::spawn(move || common::http("GET", &url, None).body)
 }
 
+/// The `_cat/workers` row of the worker polling a `GET /block?ms=..` sent now, read while it
+/// blocks; once the request is answered.
+fn row_while_blocking(qs: &Quickstart, ms: u64) -> Value {
+    let client = block(qs, ms);
+    let mut row = None;
+    wait_until("a worker polling block", || {
+        row = workers(qs).into_iter().find(|w| w["polling"] == "block");
+        row.is_some()
+    });
+    client.join().unwrap();
+    row.unwrap()
+}
+
 fn block_stats(qs: &Quickstart) -> Value {
     qs.get("/_routes/block/stats")["routes"]["block"].clone()
 }
@@ -58,16 +71,8 @@ fn poll_timing_and_the_blocking_threshold_change_at_runtime_and_persist() {
         res.json()["transient"],
         json!({"poll_timing": {"enabled": true}})
     );
-    let client = block(&qs, 1000);
-    wait_until("a worker polling block", || {
-        workers(&qs).iter().any(|w| w["polling"] == "block")
-    });
-    let row = workers(&qs)
-        .into_iter()
-        .find(|w| w["polling"] == "block")
-        .unwrap();
+    let row = row_while_blocking(&qs, 1000);
     assert_eq!(row["blocked"], true, "past the default 10 ms: {row}");
-    client.join().unwrap();
     assert_eq!(block_stats(&qs)["blocking_polls"], 1);
 
     // A threshold of an hour, persistent: the same request is no blocking poll any more.
@@ -84,16 +89,8 @@ fn poll_timing_and_the_blocking_threshold_change_at_runtime_and_persist() {
     let file: Value =
         serde_json::from_str(&std::fs::read_to_string(&qs.settings).unwrap()).unwrap();
     assert_eq!(file["node"], json!({"blocking.threshold": "1h"}), "{file}");
-    let client = block(&qs, 500);
-    wait_until("a worker polling block", || {
-        workers(&qs).iter().any(|w| w["polling"] == "block")
-    });
-    let row = workers(&qs)
-        .into_iter()
-        .find(|w| w["polling"] == "block")
-        .unwrap();
+    let row = row_while_blocking(&qs, 500);
     assert_eq!(row["blocked"], false, "{row}");
-    client.join().unwrap();
     let stats = block_stats(&qs);
     assert_eq!(stats["blocking_polls"], 1, "{stats}");
     assert!(stats["busy_ms"].as_f64().unwrap() >= 1500.0, "{stats}");

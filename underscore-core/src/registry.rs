@@ -321,7 +321,9 @@ impl Registry {
                         "route setting changed"
                     );
                 }
-                for (key, old, new) in &applied.levels {
+                let levels = applied.levels.iter().map(|c| (c, "log level changed"));
+                let node = applied.node.iter().map(|c| (c, "node setting changed"));
+                for ((key, old, new), what) in levels.chain(node) {
                     tracing::info!(
                         target: "underscore::audit",
                         caller = "operator file",
@@ -329,18 +331,7 @@ impl Registry {
                         setting = %key,
                         old = %value(old),
                         new = %value(new),
-                        "log level changed"
-                    );
-                }
-                for (key, old, new) in &applied.node {
-                    tracing::info!(
-                        target: "underscore::audit",
-                        caller = "operator file",
-                        tier = OPERATOR,
-                        setting = %key,
-                        old = %value(old),
-                        new = %value(new),
-                        "node setting changed"
+                        "{what}"
                     );
                 }
                 self.apply_node_settings(&state);

@@ -2,7 +2,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::settings::{audit_value, Params};
+use super::settings::{audit_keys, Params};
 use crate::cat::{self, CatParams, Cell, Column};
 use crate::params::Query;
 use crate::render::Rendered;
@@ -61,20 +61,12 @@ pub(crate) fn put(
     state.logging.installed()?;
     let update = Update::parse_with(payload, &LoggerKeys)?;
     let changed = state.apply_levels(&update)?;
-    for c in &changed {
-        tracing::info!(
-            target: "underscore::audit",
-            caller,
-            tier = c.tier.name(),
-            setting = %c.key,
-            old = %audit_value(&c.old),
-            new = %audit_value(&c.new),
-            "log level changed"
-        );
-    }
-    if changed.is_empty() {
-        tracing::info!(target: "underscore::audit", caller, "log levels PUT changed nothing");
-    }
+    audit_keys(
+        caller,
+        &changed,
+        "log level changed",
+        "log levels PUT changed nothing",
+    );
     body(&state, &params)
 }
 

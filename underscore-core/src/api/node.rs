@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value};
 
-use super::settings::{audit_value, shape, Params};
+use super::settings::{audit_keys, shape, Params};
 use crate::params::Query;
 use crate::render::Rendered;
 use crate::settings::keys::NodeKeys;
@@ -45,19 +45,11 @@ pub(crate) fn put(
     let mut state = reg.settings().lock();
     let changed = state.apply_node(&update)?;
     reg.apply_node_settings(&state);
-    for c in &changed {
-        tracing::info!(
-            target: "underscore::audit",
-            caller,
-            tier = c.tier.name(),
-            setting = %c.key,
-            old = %audit_value(&c.old),
-            new = %audit_value(&c.new),
-            "node setting changed"
-        );
-    }
-    if changed.is_empty() {
-        tracing::info!(target: "underscore::audit", caller, "node settings PUT changed nothing");
-    }
+    audit_keys(
+        caller,
+        &changed,
+        "node setting changed",
+        "node settings PUT changed nothing",
+    );
     body(&state, &params)
 }

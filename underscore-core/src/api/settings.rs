@@ -5,6 +5,7 @@ use serde_json::{Map, Value};
 use crate::params::Query;
 use crate::render::DocParams;
 use crate::render::Rendered;
+use crate::settings::tiers::KeyChanged;
 use crate::settings::{defaults, nest, Flat, StoreState, Tier, Update, OPERATOR};
 use crate::{ApiError, Registry};
 
@@ -122,6 +123,25 @@ pub(crate) fn put(
         tracing::info!(target: "underscore::audit", caller, routes = ?ids, "route settings PUT changed nothing");
     }
     body(&state, &ids, &params)
+}
+
+/// Audits each change of a node-wide set of keys (log levels, node settings) a PUT by `caller`
+/// made, as `what` (`"log level changed"`), or that it changed nothing, as `nothing`.
+pub(super) fn audit_keys(caller: &str, changed: &[KeyChanged], what: &str, nothing: &str) {
+    for c in changed {
+        tracing::info!(
+            target: "underscore::audit",
+            caller,
+            tier = c.tier.name(),
+            setting = %c.key,
+            old = %audit_value(&c.old),
+            new = %audit_value(&c.new),
+            "{what}"
+        );
+    }
+    if changed.is_empty() {
+        tracing::info!(target: "underscore::audit", caller, "{nothing}");
+    }
 }
 
 /// A setting's value as the audit log shows it: its JSON, `null` when unset.
