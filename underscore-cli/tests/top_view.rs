@@ -33,6 +33,7 @@ fn task(id: &str, route: &str, path: &str, secs: f64, cancelled: bool) -> TaskIn
         path: Some(path.to_owned()),
         running_nanos: (secs * 1e9) as u64,
         cancelled,
+        ..TaskInfo::default()
     }
 }
 
@@ -225,6 +226,75 @@ fn a_storm_shows_the_longest_tasks_and_the_routes_with_most_80x24() {
         "{frame}"
     );
     insta::assert_snapshot!(frame);
+}
+
+#[test]
+fn tasks_show_their_polls_and_correlation_id_when_the_server_gives_them_120x40() {
+    use underscore_cli::top::model::TaskPolls;
+    let mut m = one_node();
+    let plain = one_node();
+    let blocked = TaskInfo {
+        opaque_id: Some("checkout-7f3a".into()),
+        polls: Some(TaskPolls {
+            count: 3,
+            busy_nanos: 1_520_000_000,
+            longest_nanos: 1_500_000_000,
+        }),
+        ..task("vm:1025", "block", "/block?ms=1500", 1.6, false)
+    };
+    let untimed = task("vm:1024", "slow", "/slow?ms=30000", 4.2, false);
+    m.apply(vec![Snapshot {
+        node: "underscore".into(),
+        at: Instant::now() + Duration::from_secs(2),
+        data: Ok(NodeData {
+            routes: app_routes(true),
+            tasks: vec![untimed, blocked],
+            ..NodeData::default()
+        }),
+    }]);
+    let shown = text(&m, 120, 40);
+    let header = shown
+        .lines()
+        .find(|l| l.contains("TASK") && l.contains("RUNNING"))
+        .unwrap();
+    let words: Vec<&str> = header.split_whitespace().collect();
+    assert_eq!(
+        words,
+        [
+            "TASK",
+            "ACTION",
+            "RUNNING",
+            "STATE",
+            "BUSY",
+            "LONGEST",
+            "POLLS",
+            "OPAQUE_ID",
+            "REQUEST"
+        ],
+        "{shown}"
+    );
+    let row = |id: &str| -> Vec<String> {
+        let line = shown.lines().find(|l| l.contains(id)).unwrap();
+        line.split_whitespace().map(str::to_owned).collect()
+    };
+    assert_eq!(
+        row("vm:1025")[4..8],
+        ["1.5s", "1.5s", "3", "checkout-7f3a"],
+        "{shown}"
+    );
+    assert_eq!(row("vm:1024")[4..8], ["-", "-", "-", "-"], "{shown}");
+    // Without poll figures or correlation ids (poll timing off), the columns are not shown.
+    let quiet = text(&plain, 120, 40);
+    assert!(
+        !quiet.contains("BUSY") && !quiet.contains("OPAQUE_ID"),
+        "{quiet}"
+    );
+    // On a narrow terminal they go first, before the request.
+    let narrow = text(&m, 80, 24);
+    assert!(
+        !narrow.contains("POLLS") && narrow.contains("REQUEST"),
+        "{narrow}"
+    );
 }
 
 #[test]

@@ -110,6 +110,33 @@ pub struct TaskInfo {
     pub running_nanos: u64,
     /// Whether a cancel was asked.
     pub cancelled: bool,
+    /// The request's correlation id (`opaque_id`), if it has one.
+    pub opaque_id: Option<String>,
+    /// Its polls so far, with poll timing on (`polls` of `_tasks`).
+    pub polls: Option<TaskPolls>,
+}
+
+/// A task's polls so far, as `_tasks` gives them with poll timing on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TaskPolls {
+    /// How many.
+    pub count: u64,
+    /// Time spent in them, in nanoseconds.
+    pub busy_nanos: u64,
+    /// The longest, in nanoseconds.
+    pub longest_nanos: u64,
+}
+
+impl TaskPolls {
+    /// Reads a task's `polls` object.
+    fn from_value(polls: &Value) -> Option<Self> {
+        let n = |k: &str| polls.get(k).and_then(Value::as_u64);
+        Some(Self {
+            count: n("count")?,
+            busy_nanos: n("busy_in_nanos")?,
+            longest_nanos: n("longest_in_nanos")?,
+        })
+    }
 }
 
 impl TaskInfo {
@@ -138,6 +165,8 @@ impl TaskInfo {
                         .and_then(Value::as_u64)
                         .unwrap_or(0),
                     cancelled: t.get("cancelled").and_then(Value::as_bool).unwrap_or(false),
+                    opaque_id: s("opaque_id"),
+                    polls: t.get("polls").and_then(TaskPolls::from_value),
                 })
             })
             .collect()
@@ -1055,5 +1084,29 @@ mod tests {
         assert_eq!(r.timeout.as_deref(), Some("2s"));
         assert_eq!(r.shed, None);
         assert!(RouteStats::from_row(json!({"total": 1}).as_object().unwrap()).is_none());
+    }
+
+    #[test]
+    fn tasks_read_their_polls_and_correlation_id_when_given() {
+        // As `_tasks?detailed&group_by=none` answers with poll timing on, then without.
+        let tasks = TaskInfo::from_tasks(&json!({"tasks": [
+            {"node": "vm", "id": 7, "action": "http:block", "running_time_in_nanos": 9,
+             "opaque_id": "abc", "polls": {"count": 2, "busy_in_nanos": 30, "longest_in_nanos": 20,
+             "blocking": 1}},
+            {"node": "vm", "id": 8, "action": "http:slow", "opaque_id": null}
+        ]}));
+        assert_eq!(tasks[0].opaque_id.as_deref(), Some("abc"));
+        assert_eq!(
+            tasks[0].polls,
+            Some(TaskPolls {
+                count: 2,
+                busy_nanos: 30,
+                longest_nanos: 20
+            })
+        );
+        assert_eq!(
+            (tasks[1].opaque_id.as_deref(), tasks[1].polls),
+            (None, None)
+        );
     }
 }

@@ -13,7 +13,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Cell, Clear, Paragraph, Row, Table, TableState, Wrap};
 use ratatui::Frame;
 
-use super::model::{Model, NodeState, Pane, Prompt, RouteLine, TaskLine};
+use super::model::{Model, NodeState, Pane, Prompt, RouteLine, TaskLine, TaskPolls};
 
 /// Formats a duration in milliseconds: `850µs`, `12.3ms`, `30.7s`; `-` when unknown.
 pub fn fmt_ms(ms: Option<f64>) -> String {
@@ -43,6 +43,15 @@ pub fn fmt_running(nanos: u64) -> String {
         1..=59 => format!("{}.{}s", s, (ms % 1000) / 100),
         60..=3599 => format!("{}m{:02}s", s / 60, s % 60),
         _ => format!("{}h{:02}m", s / 3600, (s / 60) % 60),
+    }
+}
+
+/// Formats a poll's time, short: `840us`, `12ms`, `1.5s` (`fmt_running` past a second).
+pub fn fmt_poll(nanos: u64) -> String {
+    match nanos {
+        0..=999_999 => format!("{}us", nanos / 1_000),
+        1_000_000..=999_999_999 => format!("{}ms", nanos / 1_000_000),
+        _ => fmt_running(nanos),
     }
 }
 
@@ -192,6 +201,30 @@ fn task_columns(m: &Model) -> Vec<Col<TaskLine>> {
         }
         .to_owned()
     }));
+    // With poll timing on (a task has poll figures): the time its polls took, its longest
+    // poll (a blocking one stands out) and how many; dropped first on a narrow terminal.
+    if m.tasks.iter().any(|t| t.task.polls.is_some()) {
+        cols.push(col("BUSY", 6, true, 4, |t: &TaskLine| {
+            polls_cell(t, |p| fmt_poll(p.busy_nanos))
+        }));
+        cols.push(col("LONGEST", 7, true, 4, |t: &TaskLine| {
+            polls_cell(t, |p| fmt_poll(p.longest_nanos))
+        }));
+        cols.push(col("POLLS", 5, true, 5, |t: &TaskLine| {
+            polls_cell(t, |p| p.count.to_string())
+        }));
+    }
+    if m.tasks.iter().any(|t| t.task.opaque_id.is_some()) {
+        let w = width_of(
+            m.tasks.iter().filter_map(|t| t.task.opaque_id.as_deref()),
+            "OPAQUE_ID",
+            9,
+            20,
+        );
+        cols.push(col("OPAQUE_ID", w, false, 4, |t: &TaskLine| {
+            t.task.opaque_id.clone().unwrap_or_else(|| "-".to_owned())
+        }));
+    }
     cols.push(Col {
         fill: true,
         ..col("REQUEST", 12, false, 3, |t: &TaskLine| {
@@ -203,6 +236,12 @@ fn task_columns(m: &Model) -> Vec<Col<TaskLine>> {
         })
     });
     cols
+}
+
+/// A task's poll figure; `-` for a task whose polls are not timed (it started before poll
+/// timing was turned on).
+fn polls_cell(t: &TaskLine, figure: fn(&TaskPolls) -> String) -> String {
+    t.task.polls.as_ref().map_or_else(|| "-".to_owned(), figure)
 }
 
 /// The rows of `items` in the columns `cols`, each in `style(item)`; the selected row is
