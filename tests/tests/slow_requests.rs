@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use actix_web::{get, web, Responder};
 use common::TestServer;
-use serde_json::Value;
+use serde_json::{json, Value};
 use underscore_actix::underscore_route;
 
 /// Waits until interrupted.
@@ -246,4 +246,82 @@ fn slow_requests_are_logged_at_the_highest_level_crossed_and_while_they_run() {
     assert_eq!(res.status, 200, "{}", res.body);
     assert_eq!(srv.http("GET", "/nap?ms=150").status, 200);
     assert_eq!(slowlog(&srv, "route=nap").len(), 5);
+}
+
+/// `nap` on a plain actix-web route (no `#[underscore_route]`).
+async fn plain_nap(query: web::Query<std::collections::HashMap<String, String>>) -> impl Responder {
+    let ms: u64 = query.get("ms").map_or(0, |ms| ms.parse().unwrap());
+    napping(ms).await;
+    format!("plain napped {ms}")
+}
+
+fn plain_routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/plain-nap", web::get().to(plain_nap));
+}
+
+#[test]
+fn a_plain_route_has_its_slow_log_too() {
+    let srv = TestServer::start(plain_routes);
+    // A plain route is known from its first answer on.
+    assert_eq!(srv.http("GET", "/plain-nap?ms=0").body, "plain napped 0");
+    let res = common::curl_unix(
+        &srv.socket,
+        "PUT",
+        "/_routes/plain-nap/settings",
+        Some(
+            r#"{"transient": {"slowlog": {"threshold": {"warn": "300ms", "info": "100ms"},
+                "stack_interval": "200ms", "stack_repeat": 2}}}"#,
+        ),
+    );
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert_eq!(
+        srv.http("GET", "/plain-nap?ms=150").body,
+        "plain napped 150"
+    );
+    assert_eq!(
+        srv.http("GET", "/plain-nap?ms=800").body,
+        "plain napped 800"
+    );
+    // Two reports while it ran (at 300 and 500 ms), each with its stack, then its end.
+    let waited = std::time::Instant::now();
+    let settled = |entries: &[Value]| {
+        entries.len() == 4
+            && entries
+                .iter()
+                .all(|e| e["running"] == false || e["stack"].is_string())
+    };
+    let mut all = slowlog(&srv, "route=plain-nap");
+    while !settled(&all) {
+        assert!(waited.elapsed() < Duration::from_secs(10), "{all:#?}");
+        std::thread::sleep(Duration::from_millis(10));
+        all = slowlog(&srv, "route=plain-nap");
+    }
+    assert_eq!(
+        (
+            &all[0]["level"],
+            &all[0]["status"],
+            &all[0]["method"],
+            &all[0]["path"]
+        ),
+        (
+            &json!("info"),
+            &json!(200),
+            &json!("GET"),
+            &json!("/plain-nap")
+        ),
+        "{all:#?}"
+    );
+    for (n, report) in all[1..3].iter().enumerate() {
+        assert_eq!(report["running"], true, "{all:#?}");
+        assert_eq!(report["report"], n as u64 + 1, "{all:#?}");
+        assert!(
+            report["stack"].as_str().unwrap().contains("napping"),
+            "{all:#?}"
+        );
+    }
+    assert_eq!(
+        (&all[3]["level"], &all[3]["status"], &all[3]["task"]),
+        (&json!("warn"), &json!(200), &all[1]["task"]),
+        "{all:#?}"
+    );
 }

@@ -888,6 +888,59 @@ impl InFlight {
         );
     }
 
+    /// The plain request was answered with `status` by `route`: logs it in the slow log if it
+    /// crossed one of the route's thresholds (one load when the route has none).
+    #[inline]
+    pub(crate) fn judge_slow(&self, route: &'static DynamicRoute, status: StatusCode) {
+        let slow = route.settings.slow_nanos();
+        if slow != u64::MAX {
+            self.log_slow(route, status, slow);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn log_slow(&self, route: &'static DynamicRoute, status: StatusCode, slow: u64) {
+        let nanos = self.start.elapsed_nanos();
+        if nanos < slow {
+            return;
+        }
+        let Some(thresholds) = route.settings.slowlog() else {
+            return;
+        };
+        let took = std::time::Duration::from_nanos(nanos);
+        let Some(level) = thresholds.level_of(took) else {
+            return;
+        };
+        let (method, path) = match &self.source {
+            Some(Source::Plain(details)) => {
+                (details.method.to_string(), details.target.path().to_owned())
+            }
+            Some(Source::Kind(kind)) => match &**kind {
+                TaskKind::Request { method, uri, .. } => {
+                    (method.to_string(), uri.path().to_owned())
+                }
+                TaskKind::Background { .. } | TaskKind::Underscore { .. } => return,
+            },
+            None => return,
+        };
+        underscore_core::slowlog::record(underscore_core::slowlog::Entry {
+            seq: 0,
+            time_millis: 0,
+            level,
+            route: route.id.clone(),
+            task: self.handle().map(TaskHandle::id),
+            method,
+            path,
+            status: Some(status.as_u16()),
+            took,
+            // Not read for a plain request (see `InFlight::before_routing`).
+            opaque_id: None,
+            report: None,
+            stack: None,
+        });
+    }
+
     /// The plain route this request's path matches, as actix's `match_pattern` would say
     /// before routing.
     pub(crate) fn resolve_plain(&self) -> Option<&'static DynamicRoute> {

@@ -342,25 +342,29 @@ where
             Poll::Ready(out) => out,
         };
         let (routes, mut inflight) = plain.take().expect("checked above");
-        let (stats, status) = match &out {
+        let (stats, status, route) = match &out {
             Ok(res) => match classify(&routes, res) {
                 // A `Track` behind a deferring middleware counted it.
                 Served::Claimed => return Poll::Ready(out),
                 Served::Route(route) => {
                     inflight.set_route(route);
-                    (&route.stats, res.status())
+                    (&route.stats, res.status(), Some(route))
                 }
-                Served::Bucket(stats) => (stats, res.status()),
+                Served::Bucket(stats) => (stats, res.status(), None),
             },
             // actix turns the error into a response; which route failed is known only by its
             // path.
-            Err(err) => (
-                inflight.stats_by_path(),
-                err.as_response_error().status_code(),
-            ),
+            Err(err) => {
+                let route = inflight.resolve_plain();
+                let stats = route.map_or(registry().unmatched(), |r| &r.stats);
+                (stats, err.as_response_error().status_code(), route)
+            }
         };
         inflight.count_on(stats);
         inflight.responded(status);
+        if let Some(route) = route {
+            inflight.judge_slow(route, status);
+        }
         // A plain request ends with its response head: `Observe` cannot change the app's body
         // type to follow the body, as `Track` does.
         Poll::Ready(out)

@@ -350,7 +350,16 @@ fn watch() {
                 TaskRoute::Plain(Some(route)) | TaskRoute::Admitted(route) => {
                     (&route.settings, Some(route.id.as_str()))
                 }
-                TaskRoute::Plain(None) | TaskRoute::None => continue,
+                // A plain request in flight: the route its path matches, as `_tasks` says.
+                TaskRoute::Plain(None) => {
+                    let Some(route) = brief.unrouted.as_deref().and_then(|(method, uri)| {
+                        crate::registry().resolve_plain(method.as_str(), uri.path())
+                    }) else {
+                        continue;
+                    };
+                    (&route.settings, Some(route.id.as_str()))
+                }
+                TaskRoute::None => continue,
             };
             let key = std::ptr::from_ref(settings) as usize;
             let route = routes.entry(key).or_insert_with(|| {
