@@ -88,6 +88,14 @@ pub enum Cell {
 }
 
 impl Cell {
+    /// A duration as Elasticsearch writes it for humans (`1.2s`), sorting by its length.
+    pub fn duration(d: std::time::Duration) -> Self {
+        Cell::Human {
+            text: crate::time_value::human(d),
+            key: d.as_secs_f64(),
+        }
+    }
+
     fn text(&self) -> String {
         match self {
             Cell::Null => "-".to_owned(),

@@ -1,6 +1,6 @@
 //! `GET /_slowlog` and `GET /_cat/slowlog`: the last entries of the slow-request log.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
 
@@ -200,7 +200,7 @@ pub(crate) fn cat(reg: &Registry, mut query: Query, path: &str) -> Result<Render
                 Cell::Str(hms(e.time_millis)),
                 Cell::Str(e.level.as_str().to_owned()),
                 Cell::Str(e.route.clone()),
-                duration_cell(e.took),
+                Cell::duration(e.took),
                 Cell::Int(e.took.as_nanos().min(i64::MAX as u128) as i64),
                 Cell::Str(
                     e.status
@@ -215,11 +215,4 @@ pub(crate) fn cat(reg: &Registry, mut query: Query, path: &str) -> Result<Render
         })
         .collect();
     cat::render(COLUMNS, rows, &params)
-}
-
-fn duration_cell(d: Duration) -> Cell {
-    Cell::Human {
-        text: human(d),
-        key: d.as_secs_f64(),
-    }
 }

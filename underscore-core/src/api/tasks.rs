@@ -1,6 +1,5 @@
 //! `_tasks`, `_cat/tasks` and `POST /_routes/{ids}/interrupt`.
 
-use crate::time_value::human;
 use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -945,14 +944,6 @@ fn hms(info: &TaskInfo) -> String {
     )
 }
 
-/// A human time cell that sorts by its duration.
-fn duration_cell(d: Duration) -> Cell {
-    Cell::Human {
-        text: human(d),
-        key: d.as_secs_f64(),
-    }
-}
-
 /// Cell `column` (an index of [`TASK_COLUMNS`]) of `v`'s row.
 fn cell(v: &View, column: usize) -> Cell {
     let text = |s: Option<String>| s.map_or(Cell::Null, Cell::Str);
@@ -966,7 +957,7 @@ fn cell(v: &View, column: usize) -> Cell {
         "peer" => text(v.peer()),
         "start_time" => Cell::Int(v.info.start_millis() as i64),
         "timestamp" => Cell::Str(hms(&v.info)),
-        "running_time" => duration_cell(v.info.running_time),
+        "running_time" => Cell::duration(v.info.running_time),
         "running_time_ns" => Cell::Int(v.info.running_time.as_nanos() as i64),
         "cancelled" => Cell::Bool(v.info.cancelled),
         "worker" => Cell::Int(v.info.worker as i64),
@@ -976,11 +967,11 @@ fn cell(v: &View, column: usize) -> Cell {
             .info
             .polls
             .map_or(Cell::Null, |p| Cell::Int(p.polls as i64)),
-        "busy" => v.info.polls.map_or(Cell::Null, |p| duration_cell(p.busy)),
+        "busy" => v.info.polls.map_or(Cell::Null, |p| Cell::duration(p.busy)),
         "longest_poll" => v
             .info
             .polls
-            .map_or(Cell::Null, |p| duration_cell(p.longest)),
+            .map_or(Cell::Null, |p| Cell::duration(p.longest)),
         "blocking_polls" => v
             .info
             .polls
@@ -1071,7 +1062,7 @@ pub(crate) fn cat_summary(
                 Cell::Str(id.to_string()),
                 Cell::Int(line.tasks as i64),
                 Cell::Int(line.cancelled as i64),
-                duration_cell(line.oldest),
+                Cell::duration(line.oldest),
                 Cell::Int(line.oldest.as_nanos() as i64),
             ]
         })
@@ -1123,6 +1114,7 @@ pub(crate) fn by_route(reg: &Registry) -> HashMap<String, RouteTasks> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::time_value::human;
     use std::time::SystemTime;
 
     fn view(number: u64, running_ms: u64, start_ms: u64) -> View {

@@ -1,11 +1,8 @@
 //! `GET /_cat/workers`: one row per app worker (Elasticsearch's `_cat/thread_pool`).
 
-use std::time::Duration;
-
 use crate::cat::{self, CatParams, Cell, Column, Rendered};
 use crate::params::Query;
 use crate::tasks::tasks;
-use crate::time_value::human;
 use crate::workers;
 use crate::{ApiError, Registry};
 
@@ -82,7 +79,7 @@ pub(crate) fn cat(reg: &Registry, query: Query, path: &str) -> Result<Rendered, 
                 ratio(b1),
                 ratio(b5),
                 ratio(b15),
-                duration_cell(w.longest_poll()),
+                Cell::duration(w.longest_poll()),
                 Cell::Int(w.polls() as i64),
                 Cell::Int(w.blocking_polls() as i64),
                 polling.map_or(Cell::Null, |(route, _, _)| {
@@ -93,17 +90,10 @@ pub(crate) fn cat(reg: &Registry, query: Query, path: &str) -> Result<Rendered, 
                     .map_or(Cell::Null, |(_, task, _)| {
                         Cell::Str(format!("{}:{task}", tasks().node()))
                     }),
-                polling.map_or(Cell::Null, |(_, _, d)| duration_cell(d)),
+                polling.map_or(Cell::Null, |(_, _, d)| Cell::duration(d)),
                 Cell::Bool(polling.is_some_and(|(_, _, d)| d > threshold)),
             ]
         })
         .collect();
     cat::render(COLUMNS, rows, &params)
-}
-
-fn duration_cell(d: Duration) -> Cell {
-    Cell::Human {
-        text: human(d),
-        key: d.as_secs_f64(),
-    }
 }
