@@ -21,17 +21,21 @@ fn block(qs: &Quickstart, ms: u64) -> std::thread::JoinHandle<String> {
     std::thread::spawn(move || common::http("GET", &url, None).body)
 }
 
-/// The `_cat/workers` row of the worker polling a `GET /block?ms=..` sent now, read while it
-/// blocks; once the request is answered.
+/// The `_cat/workers` row of the worker polling a `GET /block?ms=..` sent now (`ms` at least
+/// 500), read 100 ms into its poll (past the default threshold, well before its end); once the
+/// request is answered.
 fn row_while_blocking(qs: &Quickstart, ms: u64) -> Value {
     let client = block(qs, ms);
-    let mut row = None;
     wait_until("a worker polling block", || {
-        row = workers(qs).into_iter().find(|w| w["polling"] == "block");
-        row.is_some()
+        workers(qs).iter().any(|w| w["polling"] == "block")
     });
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let row = workers(qs)
+        .into_iter()
+        .find(|w| w["polling"] == "block")
+        .expect("still blocking");
     client.join().unwrap();
-    row.unwrap()
+    row
 }
 
 fn block_stats(qs: &Quickstart) -> Value {
