@@ -35,10 +35,32 @@ async fn plain_block(
     format!("plain blocked {ms}")
 }
 
+/// `block`, reached only through a middleware that awaits before calling on: its `Track`
+/// claims the request inside a poll `Observe` is timing.
+#[underscore_route]
+#[get("/block")]
+async fn deferred_block() -> impl Responder {
+    std::thread::sleep(Duration::from_millis(300));
+    "deferred blocked"
+}
+
+async fn defer(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    actix_web::rt::task::yield_now().await;
+    next.call(req).await
+}
+
 fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(block)
         .service(idle)
-        .route("/plain-block", web::get().to(plain_block));
+        .route("/plain-block", web::get().to(plain_block))
+        .service(
+            web::scope("/deferred")
+                .wrap(actix_web::middleware::from_fn(defer))
+                .service(deferred_block),
+        );
 }
 
 fn workers(srv: &TestServer) -> Vec<Value> {
@@ -172,5 +194,26 @@ fn a_blocked_worker_is_shown_while_it_blocks_and_counted_after() {
         1,
         "{events:#?}"
     );
+
+    // An annotated route behind a deferring middleware: `Observe` times the poll in which the
+    // `Track` claims the request, and the `Track` times its own inside it. Counted once, on
+    // the route, and the worker is not left showing a poll.
+    let worker_polls: u64 = workers(&srv)
+        .iter()
+        .map(|w| w["blocking_polls"].as_u64().unwrap())
+        .sum();
+    assert_eq!(srv.http("GET", "/deferred/block").body, "deferred blocked");
+    let stats = srv.admin("GET", "/_routes/deferred_block/stats").json();
+    assert_eq!(
+        stats["routes"]["deferred_block"]["blocking_polls"], 1,
+        "{stats}"
+    );
+    let rows = workers(&srv);
+    assert!(rows.iter().all(|w| w["polling"].is_null()), "{rows:#?}");
+    let after: u64 = rows
+        .iter()
+        .map(|w| w["blocking_polls"].as_u64().unwrap())
+        .sum();
+    assert_eq!(after, worker_polls + 1, "{rows:#?}");
     drop(waiting);
 }
